@@ -1,0 +1,24 @@
+"""ASGI entry point: Django for HTTP, the rooms consumer for WebSockets."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lunchsite.settings")
+# Set up Django (apps, settings) before importing anything that touches models.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.sessions import SessionMiddlewareStack  # noqa: E402
+
+from rooms.routing import websocket_urlpatterns  # noqa: E402
+from rooms.security import allowed_hosts_or_terminal  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": allowed_hosts_or_terminal(
+            SessionMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

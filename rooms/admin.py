@@ -1,0 +1,124 @@
+"""Staff views of rooms: status, counts, decision, items and participants, and closing."""
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import services
+from .models import Item, Participant, Room
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return list(Room.Status.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> QuerySet[Room]:
+        now = timezone.now()
+        match self.value():
+            case Room.Status.ACTIVE:
+                return queryset.active(now)
+            case Room.Status.EXPIRED:
+                return queryset.expired(now)
+            case Room.Status.CLOSED:
+                return queryset.closed()
+        return queryset
+
+
+class ItemInline(admin.TabularInline):
+    model = Item
+    fields = ["name", "added_by", "added_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Room | None = None) -> bool:
+        return False
+
+
+class ParticipantInline(admin.TabularInline):
+    model = Participant
+    fields = ["name", "joined_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Room | None = None) -> bool:
+        return False
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "status_label",
+        "participant_count",
+        "item_count",
+        "decision_item",
+        "created_at",
+        "expires_at",
+    ]
+    list_filter = [StatusFilter]
+    search_fields = ["id", "items__name"]
+    readonly_fields = [
+        "id",
+        "status_label",
+        "created_at",
+        "expires_at",
+        "closed_at",
+        "version",
+        "decision_item",
+        "decision_by",
+        "decided_at",
+    ]
+    fields = readonly_fields
+    inlines = [ItemInline, ParticipantInline]
+    actions = ["close_rooms"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Room]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_participants=Count("participants", distinct=True),
+                n_items=Count("items", distinct=True),
+            )
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, _ = super().get_search_results(request, queryset, search_term)
+        # Searching across items joins rows; distinct keeps one line per room.
+        return queryset.distinct(), False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # rooms are made by people on the site, not by staff
+
+    @admin.display(description=_("status"))
+    def status_label(self, room: Room) -> str:
+        return room.status.label
+
+    @admin.display(description=_("participants"), ordering="n_participants")
+    def participant_count(self, room: Room) -> int:
+        return room.n_participants
+
+    @admin.display(description=_("items"), ordering="n_items")
+    def item_count(self, room: Room) -> int:
+        return room.n_items
+
+    @admin.action(description=_("Close the selected rooms (connected people are told)"))
+    def close_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        rooms = list(queryset.filter(Q(closed_at__isnull=True)))
+        for room in rooms:
+            services.room_close(room=room)
+        count = len(rooms)
+        self.message_user(
+            request,
+            ngettext("Closed %d room.", "Closed %d rooms.", count) % count,
+            messages.SUCCESS,
+        )

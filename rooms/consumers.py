@@ -1,0 +1,181 @@
+"""The room's WebSocket endpoint: frames in, services called, events out."""
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError
+
+from . import protocol, selectors, services
+from .errors import CLOSE_CODES, ClientError
+from .models import Room
+from .ratelimit import SlidingWindow
+
+log = logging.getLogger(__name__)
+
+# A locked SQLite file or a restarting PostgreSQL: try again a few times before giving up.
+_DB_ATTEMPTS = 3
+_DB_RETRY_DELAY = 0.2
+
+
+async def _call(service, **kwargs):
+    """Run a service off the event loop; transient database failures become `server_busy`."""
+    for attempt in range(1, _DB_ATTEMPTS + 1):
+        try:
+            return await database_sync_to_async(service)(**kwargs)
+        except ClientError:
+            raise
+        except IntegrityError:
+            raise
+        except DatabaseError as exc:
+            log.warning("database error service=%s attempt=%s: %s", service.__name__, attempt, exc)
+            if attempt == _DB_ATTEMPTS:
+                raise ClientError("server_busy") from exc
+            await asyncio.sleep(_DB_RETRY_DELAY * attempt)
+
+
+class RoomConsumer(AsyncWebsocketConsumer):
+    """One participant's connection to one room."""
+
+    # --- Connection lifecycle ------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Accept, then join the room or refuse with an error event and a close code."""
+        self.room_id: str = self.scope["url_route"]["kwargs"]["room_id"]
+        self.participant_id: int | None = None
+        self.group: str | None = None
+        self.version = -1
+        self.expires_at = 0.0
+        self.limiter = SlidingWindow(settings.ROOM_ACTIONS_PER_10S, 10)
+        self.keepalive: asyncio.Task | None = None
+        await self.accept()
+        try:
+            room = await _call(selectors.room_get_open, room_id=self.room_id)
+            self.group = room.group_name
+            # Join the group first: a change committed while we join is not missed (the
+            # version check drops the copy we already have).
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            participant, state = await _call(
+                services.participant_join,
+                room_id=self.room_id,
+                channel_name=self.channel_name,
+                session_key=self._session_key(),
+                name=self._requested_name(),
+            )
+        except ClientError as error:
+            await self._refuse(error)
+            return
+        self.participant_id = participant.pk
+        welcome = {"type": "welcome", "you": {"id": participant.pk, "name": participant.name}}
+        await self.send(text_data=protocol.encode(welcome))
+        await self._send_state(state)
+        self.keepalive = asyncio.create_task(self._keep_alive())
+
+    async def disconnect(self, code: int) -> None:
+        """Leave the group and tell the room this connection is gone."""
+        if self.keepalive is not None:
+            self.keepalive.cancel()
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.participant_id is not None:
+            self.participant_id = None
+            try:
+                await _call(services.participant_leave, channel_name=self.channel_name)
+            except ClientError:
+                log.warning("leave not recorded room=%s; the presence sweep will", self.room_id)
+
+    # --- Frames from the client ----------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Parse one frame into a command and run it; a refusal goes back as an error event."""
+        if self.participant_id is None:
+            return
+        try:
+            command = self._parse(text_data, bytes_data)
+            await _call(
+                services.command_run,
+                room_id=self.room_id,
+                participant_id=self.participant_id,
+                command=command,
+            )
+        except ClientError as error:
+            if error.code in CLOSE_CODES:
+                await self._refuse(error)
+            else:
+                await self.send(text_data=protocol.encode(protocol.error_event(error)))
+
+    def _parse(self, text_data: str | None, bytes_data: bytes | None) -> protocol.Command:
+        if text_data is None:
+            raise ClientError("bad_message", "Send text frames, not binary.")
+        if len(text_data.encode("utf-8", "surrogatepass")) > settings.ROOM_MAX_FRAME_BYTES:
+            raise ClientError("message_too_large")
+        if not self.limiter.allow():
+            raise ClientError("rate_limited")
+        return protocol.parse_frame(text_data)
+
+    # --- Events from the room's group ----------------------------------------------
+
+    async def room_event(self, message: dict) -> None:
+        """Relay a room event unless this connection already has a newer state."""
+        if message["version"] <= self.version:
+            return
+        if message["is_state"]:
+            self.version = message["version"]
+            self.expires_at = message["expires_at"]
+        await self.send(text_data=message["text"])
+
+    async def room_closed(self, message: dict) -> None:
+        """Staff closed the room: say so and hang up."""
+        await self._refuse(ClientError("room_expired"))
+
+    # --- Helpers -------------------------------------------------------------------
+
+    async def _send_state(self, state: dict) -> None:
+        if state["version"] > self.version:
+            self.version = state["version"]
+            self.expires_at = _timestamp(state["room"]["expires_at"])
+            await self.send(text_data=protocol.encode(state))
+
+    async def _refuse(self, error: ClientError) -> None:
+        await self.send(text_data=protocol.encode(protocol.error_event(error)))
+        await self.close(code=CLOSE_CODES.get(error.code, 1011))
+
+    async def _keep_alive(self) -> None:
+        """Heartbeat presence, and hang up with `room_expired` the moment the room expires."""
+        try:
+            while True:
+                until_expiry = self.expires_at - time.time()
+                await asyncio.sleep(
+                    max(0.05, min(settings.ROOM_HEARTBEAT_SECONDS, until_expiry + 0.05))
+                )
+                try:
+                    status = await _call(
+                        services.presence_refresh,
+                        room_id=self.room_id,
+                        participant_id=self.participant_id,
+                        channel_name=self.channel_name,
+                    )
+                except ClientError:
+                    continue  # database busy: the next beat tries again
+                if status != Room.Status.ACTIVE:
+                    await self._refuse(ClientError("room_expired"))
+                    return
+        except asyncio.CancelledError:
+            pass
+
+    def _session_key(self) -> str:
+        session = self.scope.get("session")
+        return (session.session_key or "") if session is not None else ""
+
+    def _requested_name(self) -> str:
+        query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
+        return query.get("name", [""])[0]
+
+
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()

@@ -1,0 +1,167 @@
+"""The room's data: rooms, the people in them, their menu ideas and their votes.
+
+Constraints in the database, not only in code, keep the rules true when many clients
+(and many processes) write at the same moment.
+"""
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+def new_room_id() -> str:
+    """96 random bits, URL-safe: a room's link is its only key."""
+    return secrets.token_urlsafe(12)
+
+
+def default_expiry() -> "timezone.datetime":
+    return timezone.now() + timedelta(seconds=settings.ROOM_TTL_SECONDS)
+
+
+class RoomQuerySet(models.QuerySet):
+    def active(self, now=None) -> "RoomQuerySet":
+        now = now or timezone.now()
+        return self.filter(closed_at__isnull=True, expires_at__gt=now)
+
+    def expired(self, now=None) -> "RoomQuerySet":
+        now = now or timezone.now()
+        return self.filter(closed_at__isnull=True, expires_at__lte=now)
+
+    def closed(self) -> "RoomQuerySet":
+        return self.filter(closed_at__isnull=False)
+
+
+class Room(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        EXPIRED = "expired", _("expired")
+        CLOSED = "closed", _("closed")
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_room_id, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(default=default_expiry, db_index=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # Strictly increases with every accepted change; clients keep the highest they saw.
+    version = models.PositiveBigIntegerField(default=0)
+    decision_item = models.CharField(max_length=200, blank=True)
+    decision_by = models.CharField(max_length=100, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RoomQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def group_name(self) -> str:
+        # Built from the primary key (URL-safe base64: letters, digits, - and _), never
+        # from user text, so it is always a valid channel-layer group name.
+        return f"room.{self.pk}"
+
+    def status_at(self, now=None) -> "Room.Status":
+        now = now or timezone.now()
+        if self.closed_at is not None:
+            return self.Status.CLOSED
+        if self.expires_at <= now:
+            return self.Status.EXPIRED
+        return self.Status.ACTIVE
+
+    @property
+    def status(self) -> "Room.Status":
+        return self.status_at()
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Participant(models.Model):
+    """A person in a room: one per browser session, or one per terminal connection."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="participants")
+    # Set for browsers (their Django session); empty for clients without a session cookie.
+    session_key = models.CharField(max_length=40, blank=True)
+    name = models.CharField(max_length=100)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["joined_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["room", "session_key"],
+                condition=~Q(session_key=""),
+                name="one_participant_per_session_per_room",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Connection(models.Model):
+    """One open WebSocket of a participant; a participant is online while one is fresh."""
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="connections"
+    )
+    channel_name = models.CharField(max_length=200, unique=True)
+    connected_at = models.DateTimeField(default=timezone.now)
+    # Refreshed by the connection's heartbeat; a stale one belongs to a dead worker.
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.channel_name
+
+
+class Item(models.Model):
+    """A menu idea."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="items")
+    name = models.CharField(max_length=200)
+    # The comparison form (NFC, whitespace folded, case-folded): one item per key per room.
+    key = models.CharField(max_length=400)
+    added_by = models.ForeignKey(
+        Participant, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]  # insertion order
+        constraints = [
+            models.UniqueConstraint(fields=["room", "key"], name="one_item_per_key_per_room")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Mark(models.Model):
+    """A participant's vote for, or veto of, an item."""
+
+    class Kind(models.TextChoices):
+        VOTE = "vote", _("vote")
+        VETO = "veto", _("veto")
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="marks")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="marks")
+    kind = models.CharField(max_length=4, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "participant", "kind"], name="one_mark_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of item {self.item_id} by participant {self.participant_id}"

@@ -1,0 +1,74 @@
+"""Reads: a room's state as the protocol shows it, and who is online."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .errors import ClientError
+from .models import Mark, Participant, Room
+from .protocol import ItemState, StateEvent
+
+
+def presence_cutoff(now: datetime | None = None) -> datetime:
+    """Connections not seen since this moment belong to a dead worker."""
+    now = now or timezone.now()
+    return now - timedelta(seconds=settings.ROOM_PRESENCE_TIMEOUT_SECONDS)
+
+
+def participants_online(*, room: Room) -> QuerySet[Participant]:
+    return Participant.objects.filter(
+        room=room, connections__last_seen__gte=presence_cutoff()
+    ).distinct()
+
+
+def room_get(*, room_id: str) -> Room:
+    """The room with this id, whatever its status, or ClientError(room_not_found)."""
+    try:
+        return Room.objects.get(pk=room_id)
+    except Room.DoesNotExist:
+        raise ClientError("room_not_found") from None
+
+
+def room_get_open(*, room_id: str) -> Room:
+    """The room if it is still active, else ClientError(room_not_found / room_expired)."""
+    room = room_get(room_id=room_id)
+    if not room.is_open:
+        raise ClientError("room_expired")
+    return room
+
+
+def room_state(*, room: Room) -> StateEvent:
+    """The full `state` event of a room, as every client sees it."""
+    items: dict[int, ItemState] = {}
+    for item in room.items.select_related("added_by"):
+        items[item.pk] = {
+            "name": item.name,
+            "added_by": item.added_by.name if item.added_by else None,
+            "votes": 0,
+            "voters": [],
+            "vetoed_by": [],
+        }
+    marks = Mark.objects.filter(item__room=room).values_list("item_id", "kind", "participant__name")
+    for item_id, kind, name in marks:
+        entry = items[item_id]
+        if kind == Mark.Kind.VOTE:
+            entry["voters"].append(name)
+            entry["votes"] += 1
+        else:
+            entry["vetoed_by"].append(name)
+    decision = None
+    if room.decided_at is not None:
+        decision = {
+            "item": room.decision_item,
+            "by": room.decision_by,
+            "at": room.decided_at.isoformat(),
+        }
+    return {
+        "type": "state",
+        "version": room.version,
+        "room": {"id": room.pk, "expires_at": room.expires_at.isoformat(), "decision": decision},
+        "items": list(items.values()),
+        "participants": [{"id": p.pk, "name": p.name} for p in participants_online(room=room)],
+    }

@@ -1,0 +1,170 @@
+"""HTTP: the pages, the small JSON API and the health check."""
+
+import asyncio
+import json
+import logging
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST, require_safe
+
+from . import selectors, services
+from .errors import ClientError
+from .models import Room
+from .ratelimit import fixed_window_hit
+
+log = logging.getLogger(__name__)
+
+# Rooms this browser opened, newest first, kept in its session for the home page.
+RECENT_ROOMS_SESSION_KEY = "recent_rooms"
+RECENT_ROOMS_KEPT = 10
+
+
+def _client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def _creation_wait(request: HttpRequest) -> int:
+    """Seconds this client must wait before creating another room (0: go ahead)."""
+    return fixed_window_hit(
+        f"create:{_client_address(request)}", limit=settings.ROOM_CREATE_PER_MINUTE, window=60
+    )
+
+
+def _room_urls(request: HttpRequest, room: Room) -> dict[str, str]:
+    url = request.build_absolute_uri(reverse("room", args=[room.pk]))
+    ws_url = "ws" + url.removeprefix("http").replace("/rooms/", "/ws/rooms/", 1)
+    return {"url": url, "ws_url": ws_url}
+
+
+def _remember_room(request: HttpRequest, room: Room) -> None:
+    recent = [r for r in request.session.get(RECENT_ROOMS_SESSION_KEY, []) if r != room.pk]
+    request.session[RECENT_ROOMS_SESSION_KEY] = [room.pk, *recent][:RECENT_ROOMS_KEPT]
+
+
+# --- Pages -----------------------------------------------------------------------
+
+
+@require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    recent_ids = request.session.get(RECENT_ROOMS_SESSION_KEY, [])
+    alive = {room.pk: room for room in Room.objects.active().filter(pk__in=recent_ids)}
+    recent = [alive[room_id] for room_id in recent_ids if room_id in alive]
+    return render(request, "rooms/home.html", {"recent_rooms": recent})
+
+
+@require_POST
+def room_create_form(request: HttpRequest) -> HttpResponse:
+    wait = _creation_wait(request)
+    if wait:
+        response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
+        response["Retry-After"] = str(wait)
+        return response
+    room = services.room_create()
+    # 303 See Other: the browser follows with a GET, and a reload does not create another room.
+    response = HttpResponse(status=303)
+    response["Location"] = reverse("room", args=[room.pk])
+    return response
+
+
+@require_safe
+def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
+    try:
+        room = selectors.room_get_open(room_id=room_id)
+    except ClientError as error:
+        status = 404 if error.code == "room_not_found" else 410
+        return render(request, "rooms/room_gone.html", {"code": error.code}, status=status)
+    # The session cookie is the participant's identity across tabs and reconnects, so
+    # make sure there is one before the page opens its WebSocket.
+    _remember_room(request, room)
+    urls = _room_urls(request, room)
+    context = {
+        "room": room,
+        "room_url": urls["url"],
+        "client_config": {
+            "roomId": room.pk,
+            "wsPath": reverse("room", args=[room.pk]).replace("/rooms/", "/ws/rooms/", 1),
+            "roomUrl": urls["url"],
+            "maxParticipants": settings.ROOM_MAX_PARTICIPANTS,
+            "maxItemLength": settings.ROOM_ITEM_MAX_LENGTH,
+            "maxNameLength": settings.ROOM_NAME_MAX_LENGTH,
+        },
+    }
+    return render(request, "rooms/room.html", context)
+
+
+# --- JSON API --------------------------------------------------------------------
+
+
+@csrf_exempt  # for API clients, who hold no CSRF cookie; rate-limited per address instead
+@require_POST
+def api_room_create(request: HttpRequest) -> JsonResponse:
+    if request.body.strip():
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JsonResponse({"error": "bad_message"}, status=400)
+    wait = _creation_wait(request)
+    if wait:
+        response = JsonResponse({"error": "rate_limited", "retry_after": wait}, status=429)
+        response["Retry-After"] = str(wait)
+        return response
+    room = services.room_create()
+    return JsonResponse(
+        {"id": room.pk, **_room_urls(request, room), "expires_at": room.expires_at.isoformat()},
+        status=201,
+    )
+
+
+@require_safe
+def api_room_state(request: HttpRequest, room_id: str) -> JsonResponse:
+    try:
+        room = selectors.room_get_open(room_id=room_id)
+    except ClientError as error:
+        status = 404 if error.code == "room_not_found" else 410
+        return JsonResponse({"error": error.code}, status=status)
+    state = dict(selectors.room_state(room=room))
+    del state["type"]
+    return JsonResponse(state)
+
+
+# --- Health ----------------------------------------------------------------------
+
+
+def _database_answers() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+async def _channel_layer_answers() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel("healthz.")
+    await layer.send(channel, {"type": "healthz.ping"})
+    await layer.receive(channel)
+
+
+async def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database and the channel layer both answer within a few seconds."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(sync_to_async(_database_answers)(), timeout=3)
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure is the answer, not a crash
+        checks["database"] = f"error: {type(exc).__name__}: {exc}"[:200]
+    try:
+        await asyncio.wait_for(_channel_layer_answers(), timeout=3)
+        checks["channel_layer"] = "ok"
+    except Exception as exc:
+        checks["channel_layer"] = f"error: {type(exc).__name__}: {exc}"[:200]
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
+    )
