@@ -1,0 +1,36 @@
+# Shared by scripts/run.sh and scripts/test.sh: install what is missing, idempotently.
+
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# apt-get install the Debian packages whose command is missing (root only).
+ensure_debian_packages() {
+  local missing=()
+  while [ $# -gt 0 ]; do
+    local cmd="$1" pkg="$2"; shift 2
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    log "missing Debian packages: ${missing[*]} (install them, or run as root to let this script)"
+    return 1
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Create the virtualenv and install a requirements file, skipping the work when unchanged.
+ensure_venv() {
+  local requirements="$1" stamp
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$(basename "$requirements")"
+  if [ ! -f "$stamp" ]; then
+    log "installing Python packages from $requirements"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+    touch "$stamp"
+  fi
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what the tests need, start what must run, and run the whole suite twice:
+# on SQLite, then on PostgreSQL. Extra arguments go to pytest (e.g. -k websocat).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_debian_packages redis-server redis-server chromium chromium
+ensure_venv requirements-dev.txt
+export PATH="$PWD/$VENV/bin:$PATH"  # websocat, daphne
+
+# PostgreSQL: DATABASE_URL if given, else the machine's server on 5432, else one of our own.
+PG_URL="${TEST_DATABASE_URL:-}"
+if [ -z "$PG_URL" ]; then
+  if "$VENV/bin/python" scripts/pg_local.py probe postgres://postgres@127.0.0.1:5432/test; then
+    PG_URL=postgres://postgres@127.0.0.1:5432/test
+  else
+    PG_URL="$("$VENV/bin/python" scripts/pg_local.py start)"
+  fi
+fi
+
+status=0
+log "test suite on SQLite"
+env -u DATABASE_URL -u REDIS_URL "$VENV/bin/pytest" "$@" || status=$?
+log "test suite on PostgreSQL ($PG_URL)"
+env -u REDIS_URL DATABASE_URL="$PG_URL" "$VENV/bin/pytest" -m "not browser" "$@" || status=$?
+exit "$status"

@@ -1,0 +1,97 @@
+"""Fixtures shared by every test: real Redis, real daphne processes, fresh databases."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import (
+    DaphneServer,
+    RedisServer,
+    database_url_for_test,
+    drop_database,
+    migrate,
+    server_env,
+)
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the test session's own (never the machine's shared one)."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_redis() -> Iterator[RedisServer]:
+    """A redis-server for one test, which it may stop and restart."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def channel_layer_redis(settings, redis_server: RedisServer) -> str:
+    """Point the channel layer (and cache) of in-process tests at the real Redis."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [redis_server.url]},
+        }
+    }
+    return redis_server.url
+
+
+@pytest.fixture
+def channel_layer_memory(settings) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def e2e_database(tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for daphne processes (PostgreSQL when DATABASE_URL says so)."""
+    url = database_url_for_test(tmp_path)
+    migrate(server_env(url))
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def daphne_factory(e2e_database: str, tmp_path: Path) -> Iterator[Callable[..., DaphneServer]]:
+    """Start daphne processes on the test's database; every one is stopped afterwards.
+
+    Keyword arguments become environment variables (ROOM_TTL_SECONDS=2, REDIS_URL=...).
+    """
+    servers: list[DaphneServer] = []
+
+    def start(
+        *, redis_url: str | None = None, port: int | None = None, **env: object
+    ) -> DaphneServer:
+        log_path = tmp_path / f"daphne-{len(servers)}.log"
+        server = DaphneServer(server_env(e2e_database, redis_url, **env), log_path)
+        if port is not None:
+            server.port = port
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+    ARTIFACTS.mkdir(exist_ok=True)
+    for server in servers:
+        if server.log_path.exists():
+            (
+                ARTIFACTS / f"{os.getpid()}-{server.log_path.parent.name}-{server.log_path.name}"
+            ).write_text(server.log())
+
+
+@pytest.fixture
+def daphne_url(daphne_factory) -> str:
+    """One daphne process with the in-memory channel layer."""
+    return daphne_factory().http_url

@@ -1,0 +1,117 @@
+"""A protocol client for end-to-end tests: HTTP for the API, `websockets` for rooms."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import websockets
+
+
+def http_json(method: str, url: str, body: bytes | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, method=method, data=body)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def create_room(base_url: str) -> dict:
+    status, body = http_json("POST", f"{base_url}/api/rooms/")
+    assert status == 201, (status, body)
+    return body
+
+
+def room_state(base_url: str, room_id: str) -> dict:
+    status, body = http_json("GET", f"{base_url}/api/rooms/{room_id}/")
+    assert status == 200, (status, body)
+    return body
+
+
+class RoomClient:
+    """One WebSocket participant; remembers every event and the newest state it saw."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.ws_url = ws_url
+        self.ws = None
+        self.events: list[dict] = []
+        self.state: dict | None = None
+        self.you: dict | None = None
+        self.versions: list[int] = []
+        self.close_code: int | None = None
+        self._new_event = asyncio.Event()
+        self._reader: asyncio.Task | None = None
+
+    async def connect(self, *, origin: str | None = None, welcome: bool = True) -> RoomClient:
+        headers = {"Origin": origin} if origin else None
+        self.ws = await websockets.connect(
+            self.ws_url, additional_headers=headers, open_timeout=10, max_size=2**21
+        )
+        self._reader = asyncio.create_task(self._read())
+        if welcome:
+            await self.wait_for(lambda e: e["type"] == "state", timeout=10)
+        return self
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                event = json.loads(frame)
+                self.events.append(event)
+                if event.get("type") == "welcome":
+                    self.you = event["you"]
+                if event.get("type") == "state":
+                    self.versions.append(event["version"])
+                    if self.state is None or event["version"] > self.state["version"]:
+                        self.state = event
+                self._new_event.set()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.close_code = self.ws.close_code
+            self._new_event.set()
+
+    async def send(self, frame: str | dict) -> None:
+        await self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def wait_for(self, predicate: Callable[[dict], bool], *, timeout: float = 10.0) -> dict:
+        """The first event (seen so far or arriving later) that satisfies `predicate`."""
+        seen = 0
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events[seen:]:
+                    if predicate(event):
+                        return event
+                seen = len(self.events)
+                if self.close_code is not None and self._reader.done():
+                    raise ConnectionError(f"closed with {self.close_code} before the event came")
+                self._new_event.clear()
+                await self._new_event.wait()
+
+    async def wait_state(self, predicate: Callable[[dict], bool], *, timeout: float = 10.0) -> dict:
+        """Wait until the newest state satisfies `predicate`."""
+        async with asyncio.timeout(timeout):
+            while not (self.state is not None and predicate(self.state)):
+                if self.close_code is not None and self._reader.done():
+                    raise ConnectionError(f"closed with {self.close_code}")
+                self._new_event.clear()
+                await self._new_event.wait()
+        return self.state
+
+    async def wait_closed(self, timeout: float = 10.0) -> int | None:
+        async with asyncio.timeout(timeout):
+            await self._reader
+        return self.close_code
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def item_names(state: dict) -> list[str]:
+    return [item["name"] for item in state["items"]]
