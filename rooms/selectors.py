@@ -1,5 +1,6 @@
 """Reads: a room's state as the protocol shows it, and who is online."""
 
+import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -9,6 +10,8 @@ from django.utils import timezone
 from .errors import ClientError
 from .models import Mark, Participant, Room
 from .protocol import ItemState, StateEvent
+
+ROOM_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def presence_cutoff(now: datetime | None = None) -> datetime:
@@ -25,6 +28,10 @@ def participants_online(*, room: Room) -> QuerySet[Participant]:
 
 def room_get(*, room_id: str) -> Room:
     """The room with this id, whatever its status, or ClientError(room_not_found)."""
+    if not ROOM_ID_SHAPE.fullmatch(room_id):
+        # Never hand the database text it may choke on (PostgreSQL refuses NUL); a
+        # malformed id answers exactly like an unknown one.
+        raise ClientError("room_not_found")
     try:
         return Room.objects.get(pk=room_id)
     except Room.DoesNotExist:

@@ -72,6 +72,8 @@ def _commit_change(room: Room, *, activity: bool = True, before: tuple[dict, ...
 
 def _lock_open_room(room_id: str) -> Room:
     """The room, locked for this transaction, if it is still open."""
+    if not selectors.ROOM_ID_SHAPE.fullmatch(room_id):
+        raise ClientError("room_not_found")
     try:
         room = Room.objects.select_for_update().get(pk=room_id)
     except Room.DoesNotExist:

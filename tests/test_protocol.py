@@ -1,0 +1,75 @@
+"""Frames to commands: the JSON form and the text shorthand mean the same thing."""
+
+import json
+
+import pytest
+
+from rooms.errors import ClientError
+from rooms.protocol import Command, parse_frame
+
+
+@pytest.mark.parametrize(
+    ("json_frame", "shorthand", "expected"),
+    [
+        ({"action": "add", "item": "pizza"}, "add:pizza", Command("add", "pizza")),
+        ({"action": "remove", "item": "pizza"}, "remove:pizza", Command("remove", "pizza")),
+        ({"action": "vote", "item": "pizza"}, "vote:pizza", Command("vote", "pizza")),
+        ({"action": "veto", "item": "pizza"}, "veto:pizza", Command("veto", "pizza")),
+        ({"action": "rename", "name": "minji"}, "name:minji", Command("rename", "minji")),
+        ({"action": "pick"}, "pick", Command("pick", mode="top")),
+        ({"action": "pick", "mode": "weighted"}, "pick:weighted", Command("pick", mode="weighted")),
+        ({"action": "extend"}, "extend", Command("extend")),
+    ],
+)
+def test_json_and_shorthand_parse_alike(
+    json_frame: dict, shorthand: str, expected: Command
+) -> None:
+    """Both forms of each command parse to the same Command."""
+    assert parse_frame(json.dumps(json_frame)) == expected
+    assert parse_frame(shorthand) == expected
+
+
+def test_command_words_are_case_insensitive() -> None:
+    """`ADD:` and `Pick:Weighted` work like their lower-case forms."""
+    assert parse_frame("ADD:Pizza") == Command("add", "Pizza")
+    assert parse_frame("Pick:Weighted") == Command("pick", mode="weighted")
+    assert parse_frame('{"action":"VOTE","item":"x"}') == Command("vote", "x")
+
+
+def test_shorthand_keeps_colons_in_the_argument() -> None:
+    """Only the first colon separates the command word."""
+    assert parse_frame("add:pho: the good one") == Command("add", "pho: the good one")
+
+
+def test_empty_arguments_reach_the_rules() -> None:
+    """`add:` parses; the services then answer empty_item (see test_services)."""
+    assert parse_frame("add:") == Command("add", "")
+    assert parse_frame("name:") == Command("rename", "")
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "",
+        "hello",
+        "eat:pizza",
+        "{not json",
+        "[1, 2]",
+        '"add:pizza"',
+        '{"action": "add", "item": 5}',
+        '{"action": "add", "item": {"x": 1}}',
+        '{"action": "add", "item": ["pizza"]}',
+        '{"action": "add"}',
+        '{"action": "launch"}',
+        '{"action": 3}',
+        '{"action": "pick", "mode": "random"}',
+        "pick:random",
+        "[" * 10_000 + "]" * 10_000,
+        '{"a":' * 10_000 + "1" + "}" * 10_000,
+    ],
+)
+def test_bad_messages(frame: str) -> None:
+    """Anything that is not a command is bad_message, including very deep JSON."""
+    with pytest.raises(ClientError) as caught:
+        parse_frame(frame)
+    assert caught.value.code == "bad_message"

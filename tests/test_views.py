@@ -1,0 +1,143 @@
+"""The HTTP contract: create a room by form or API, read its state, check health."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from rooms import services
+from rooms.models import Room
+
+
+@pytest.fixture(autouse=True)
+def lunch_host(settings) -> None:
+    settings.ALLOWED_HOSTS = ["lunch.example", "testserver"]
+
+
+pytestmark = pytest.mark.django_db
+
+
+def test_form_creates_room_and_redirects_303(client: Client) -> None:
+    """POST /rooms/ answers 303 to the new room's page."""
+    response = client.post("/rooms/")
+    assert response.status_code == 303
+    room = Room.objects.get()
+    assert response["Location"] == f"/rooms/{room.pk}/"
+
+
+def test_form_requires_csrf() -> None:
+    """The create form is CSRF-protected."""
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/rooms/").status_code == 403
+    assert Room.objects.count() == 0
+
+
+def test_api_creates_room_without_csrf() -> None:
+    """POST /api/rooms/ (no token, empty body or {}) answers 201 with absolute URLs."""
+    client = Client(enforce_csrf_checks=True)
+    for body in [b"", b"{}"]:
+        response = client.post(
+            "/api/rooms/", data=body, content_type="application/json", HTTP_HOST="lunch.example"
+        )
+        assert response.status_code == 201
+        data = response.json()
+        assert set(data) == {"id", "url", "ws_url", "expires_at"}
+        assert data["url"] == f"http://lunch.example/rooms/{data['id']}/"
+        assert data["ws_url"] == f"ws://lunch.example/ws/rooms/{data['id']}/"
+        assert timezone.datetime.fromisoformat(data["expires_at"]).tzinfo is not None
+
+
+def test_api_urls_follow_https(settings) -> None:
+    """Behind TLS the URLs are https:// and wss://."""
+    client = Client()
+    response = client.post("/api/rooms/", secure=True, HTTP_HOST="lunch.example")
+    data = response.json()
+    assert data["url"].startswith("https://lunch.example/rooms/")
+    assert data["ws_url"].startswith("wss://lunch.example/ws/rooms/")
+
+
+def test_api_rejects_a_body_that_is_not_an_object(client: Client) -> None:
+    """Anything but an empty body or a JSON object is a 400 bad_message."""
+    response = client.post("/api/rooms/", data=b"[1]", content_type="application/json")
+    assert (response.status_code, response.json()) == (400, {"error": "bad_message"})
+    assert Room.objects.count() == 0
+
+
+def test_room_creation_is_rate_limited(client: Client, settings) -> None:
+    """Past ROOM_CREATE_PER_MINUTE, 429 with Retry-After, by form and by API."""
+    settings.ROOM_CREATE_PER_MINUTE = 2
+    client.post("/api/rooms/", REMOTE_ADDR="10.9.9.9")
+    client.post("/rooms/", REMOTE_ADDR="10.9.9.9")
+    for path in ["/api/rooms/", "/rooms/"]:
+        response = client.post(path, REMOTE_ADDR="10.9.9.9")
+        assert response.status_code == 429
+        assert 1 <= int(response["Retry-After"]) <= 61
+    assert client.post("/api/rooms/", REMOTE_ADDR="10.9.9.10").status_code == 201
+    assert Room.objects.count() == 3
+
+
+def test_api_state(client: Client) -> None:
+    """GET /api/rooms/<id>/ is the state event without its type."""
+    room = services.room_create()
+    data = client.get(f"/api/rooms/{room.pk}/").json()
+    assert "type" not in data
+    assert data["room"]["id"] == room.pk
+    assert data["items"] == [] and data["participants"] == []
+    assert data["version"] == 0
+
+
+def test_api_state_unknown_and_expired(client: Client) -> None:
+    """404 room_not_found for unknown or malformed ids, 410 room_expired for dead rooms."""
+    for room_id in ["nope", "AAAAAAAAAAAAAAAA", "%00"]:
+        response = client.get(f"/api/rooms/{room_id}/")
+        assert (response.status_code, response.json()) == (404, {"error": "room_not_found"})
+    room = services.room_create()
+    Room.objects.filter(pk=room.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = client.get(f"/api/rooms/{room.pk}/")
+    assert (response.status_code, response.json()) == (410, {"error": "room_expired"})
+
+
+def test_room_page_statuses(client: Client) -> None:
+    """The room page is 200 while alive, 404 unknown, 410 expired or closed."""
+    room = services.room_create()
+    assert client.get(f"/rooms/{room.pk}/").status_code == 200
+    assert client.get("/rooms/unknown000000000/").status_code == 404
+    services.room_close(room=room)
+    assert client.get(f"/rooms/{room.pk}/").status_code == 410
+
+
+def test_room_page_gives_the_browser_a_session(client: Client) -> None:
+    """Opening a room sets the session cookie that identifies the participant."""
+    room = services.room_create()
+    response = client.get(f"/rooms/{room.pk}/")
+    assert "sessionid" in response.cookies
+
+
+def test_healthz_ok(client: Client) -> None:
+    """/healthz says ok when the database and the channel layer answer."""
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert json.loads(response.content) == {
+        "status": "ok",
+        "database": "ok",
+        "channel_layer": "ok",
+    }
+
+
+def test_healthz_reports_a_dead_channel_layer(client: Client, settings) -> None:
+    """With Redis unreachable, /healthz answers 503 and names the failing part."""
+    from tests.support.processes import free_port
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]},
+        }
+    }
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    data = json.loads(response.content)
+    assert data["database"] == "ok"
+    assert data["channel_layer"].startswith("error")
