@@ -105,7 +105,8 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
 @csrf_exempt  # for API clients, who hold no CSRF cookie; rate-limited per address instead
 @require_POST
 def api_room_create(request: HttpRequest) -> JsonResponse:
-    if request.body.strip():
+    # The body carries no options yet; a JSON one must at least be an object.
+    if request.content_type == "application/json" and request.body.strip():
         try:
             body = json.loads(request.body)
         except ValueError:
