@@ -83,7 +83,11 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so two processes never deadlock upgrading
     # a read lock; the timeout lets a writer wait for the other instead of failing at once.
-    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    # The timeout is an env var so fault tests can make a locked database fail fast.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.float("SQLITE_BUSY_TIMEOUT_SECONDS", default=20),
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -165,6 +169,9 @@ ROOM_MAX_FRAME_BYTES = 2048
 # worker that died) stops counting toward the participant cap.
 ROOM_HEARTBEAT_SECONDS = env.float("ROOM_HEARTBEAT_SECONDS", default=20)
 ROOM_PRESENCE_TIMEOUT_SECONDS = env.float("ROOM_PRESENCE_TIMEOUT_SECONDS", default=60)
+# Redis pub/sub delivers at most once (a Redis restart drops what was in flight), so each
+# connection compares its version with the database this often and resends a missed state.
+ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=3)
 
 LOGGING = {
     "version": 1,

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # A locked SQLite file or a restarting PostgreSQL: try again a few times before giving up.
 _DB_ATTEMPTS = 3
 _DB_RETRY_DELAY = 0.2
+# A refusal without a close code of its own (server_busy at join). daphne's autobahn lets a
+# server send only 1000 or 3000-4999, so not 1011/1013: 4503 reads as "unavailable, retry".
+_CLOSE_TRY_AGAIN = 4503
 
 
 async def _call(service, **kwargs):
@@ -143,28 +146,40 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def _refuse(self, error: ClientError) -> None:
         await self.send(text_data=protocol.encode(protocol.error_event(error)))
-        await self.close(code=CLOSE_CODES.get(error.code, 1011))
+        await self.close(code=CLOSE_CODES.get(error.code, _CLOSE_TRY_AGAIN))
 
     async def _keep_alive(self) -> None:
-        """Heartbeat presence, and hang up with `room_expired` the moment the room expires."""
+        """Heartbeat presence, resend a missed state, hang up the moment the room expires."""
+        next_beat = time.monotonic() + settings.ROOM_HEARTBEAT_SECONDS
         try:
             while True:
                 until_expiry = self.expires_at - time.time()
+                until_beat = next_beat - time.monotonic()
                 await asyncio.sleep(
-                    max(0.05, min(settings.ROOM_HEARTBEAT_SECONDS, until_expiry + 0.05))
+                    max(0.05, min(settings.ROOM_RESYNC_SECONDS, until_beat, until_expiry + 0.05))
                 )
+                if time.monotonic() >= next_beat or time.time() >= self.expires_at:
+                    next_beat = time.monotonic() + settings.ROOM_HEARTBEAT_SECONDS
+                    try:
+                        status = await _call(
+                            services.presence_refresh,
+                            room_id=self.room_id,
+                            participant_id=self.participant_id,
+                            channel_name=self.channel_name,
+                        )
+                    except ClientError:
+                        continue  # database busy: the next beat tries again
+                    if status != Room.Status.ACTIVE:
+                        await self._refuse(ClientError("room_expired"))
+                        return
                 try:
-                    status = await _call(
-                        services.presence_refresh,
-                        room_id=self.room_id,
-                        participant_id=self.participant_id,
-                        channel_name=self.channel_name,
-                    )
+                    state = await _call(_state_if_newer, room_id=self.room_id, version=self.version)
                 except ClientError:
-                    continue  # database busy: the next beat tries again
-                if status != Room.Status.ACTIVE:
-                    await self._refuse(ClientError("room_expired"))
-                    return
+                    continue
+                if state is not None:
+                    # A broadcast was lost (Redis restarted, pub/sub is at-most-once).
+                    log.info("resync room=%s version=%s", self.room_id, state["version"])
+                    await self._send_state(state)
         except asyncio.CancelledError:
             pass
 
@@ -175,6 +190,15 @@ class RoomConsumer(AsyncWebsocketConsumer):
     def _requested_name(self) -> str:
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         return query.get("name", [""])[0]
+
+
+def _state_if_newer(*, room_id: str, version: int) -> dict | None:
+    """The room's state if its version passed `version` (one cheap read when it has not)."""
+    current = Room.objects.filter(pk=room_id).values_list("version", flat=True).first()
+    if current is None or current <= version:
+        return None
+    room = Room.objects.filter(pk=room_id).first()
+    return selectors.room_state(room=room) if room is not None else None
 
 
 def _timestamp(iso: str) -> float:

@@ -27,6 +27,7 @@ from .protocol import Command, PickMode, encode
 log = logging.getLogger(__name__)
 
 _system_random = secrets.SystemRandom()
+_BROADCAST_ATTEMPTS = 2
 
 
 # --- Broadcasting ----------------------------------------------------------------
@@ -36,10 +37,20 @@ def _group_send(group: str, message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception:  # the change is committed; a layer outage must not turn it into an error
-        log.exception("room broadcast failed group=%s type=%s", group, message.get("type"))
+    # After a Redis restart the first publish meets a dead pooled connection; the retry
+    # gets a fresh one. Clients that still miss it catch up by their connection's resync.
+    for attempt in range(1, _BROADCAST_ATTEMPTS + 1):
+        try:
+            async_to_sync(layer.group_send)(group, message)
+            return
+        except Exception as exc:  # the change is committed; an outage must not undo it
+            log.warning(
+                "room broadcast failed group=%s type=%s attempt=%s: %s",
+                group,
+                message.get("type"),
+                attempt,
+                exc,
+            )
 
 
 def _broadcast_on_commit(room: Room, *events: dict) -> None:

@@ -1,0 +1,364 @@
+"""Faults with real processes: Redis restarted or absent, a worker killed, the database busy.
+
+Each test starts the processes it breaks (never the machine's shared Redis or PostgreSQL)
+and asserts what a user would notice: nothing stored is lost, clients catch up, errors are
+clear codes rather than tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.client import RoomClient, create_room, item_names, room_state
+from tests.support.processes import (
+    DaphneServer,
+    RedisServer,
+    free_port,
+    migrate,
+    server_env,
+    wait_for_port,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+
+
+def room_ws(worker: DaphneServer, room_id: str, name: str = "") -> str:
+    query = f"?name={name}" if name else ""
+    return f"{worker.ws_url}/ws/rooms/{room_id}/{query}"
+
+
+def healthz(worker: DaphneServer) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"{worker.http_url}/healthz", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def errors(client: RoomClient) -> list[str]:
+    return [e["code"] for e in client.events if e["type"] == "error"]
+
+
+def assert_no_client_traceback(clients: list[RoomClient]) -> None:
+    """Nothing a client received mentions Python internals."""
+    for client in clients:
+        for event in client.events:
+            text = json.dumps(event)
+            assert "Traceback" not in text and "Error:" not in text, event
+
+
+async def reconnect(url: str, *, within: float) -> RoomClient:
+    """Reconnect the way a client does: retry (room_full, refused) until admitted."""
+    deadline = time.monotonic() + within
+    while True:
+        client = RoomClient(url)
+        try:
+            await client.connect(welcome=False)
+            event = await client.wait_for(lambda e: e["type"] in {"state", "error"}, timeout=10)
+            if event["type"] == "state":
+                return client
+            await client.close()
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not readmitted within {within}s: {client.events}")
+        await asyncio.sleep(0.25)
+
+
+# --- Redis -----------------------------------------------------------------------
+
+
+async def test_redis_restart_mid_room_keeps_clients_in_sync(
+    daphne_factory: Callable[..., DaphneServer], fresh_redis: RedisServer
+) -> None:
+    """Redis restarted (its state gone): clients on both workers see changes within 5 s."""
+    workers = [daphne_factory(redis_url=fresh_redis.url) for _ in range(2)]
+    room = create_room(workers[0].http_url)
+    clients = [await RoomClient(room_ws(w, room["id"])).connect() for w in workers]
+    try:
+        await clients[0].send("add:before")
+        for client in clients:
+            await client.wait_state(lambda s: "before" in item_names(s))
+
+        fresh_redis.stop()
+        # A change while Redis is down is stored; nobody can be told until it is back.
+        await clients[1].send("add:during")
+        await asyncio.sleep(1.0)
+        fresh_redis.start()
+        back = time.monotonic()
+        # Nobody was told about "during" (its broadcast failed); each connection's resync is.
+        for client in clients:
+            await client.wait_state(lambda s: "during" in item_names(s), timeout=5)
+
+        await clients[0].send("add:after")
+        for client in clients:
+            await client.wait_state(
+                lambda s: {"before", "during", "after"} <= set(item_names(s)), timeout=5
+            )
+        assert time.monotonic() - back < 5
+        # and the live path works both ways again
+        await clients[1].send("add:later")
+        for client in clients:
+            await client.wait_state(lambda s: "later" in item_names(s), timeout=5)
+        final = room_state(workers[1].http_url, room["id"])
+        assert item_names(final) == ["before", "during", "after", "later"]
+        for client in clients:
+            assert client.state["version"] == final["version"]
+        assert_no_client_traceback(clients)
+    finally:
+        for client in clients:
+            await client.close()
+
+
+# --- A worker killed ---------------------------------------------------------------
+
+# Short presence timings so the test takes seconds; the default is checked separately.
+FAST_PRESENCE = {"ROOM_HEARTBEAT_SECONDS": 0.5, "ROOM_PRESENCE_TIMEOUT_SECONDS": 3}
+
+
+def test_default_presence_timeout_frees_ghosts_within_two_minutes(settings) -> None:
+    """With the defaults a dead worker's participants stop counting well within 2 minutes."""
+    # The cap ignores a connection silent for the timeout; the others' next heartbeat then
+    # sweeps it from the participant list everyone sees.
+    assert settings.ROOM_PRESENCE_TIMEOUT_SECONDS > 2 * settings.ROOM_HEARTBEAT_SECONDS
+    assert settings.ROOM_PRESENCE_TIMEOUT_SECONDS + settings.ROOM_HEARTBEAT_SECONDS < 120
+
+
+async def test_killed_worker_leaves_no_ghosts_and_loses_nothing(
+    daphne_factory: Callable[..., DaphneServer], redis_server: RedisServer
+) -> None:
+    """SIGKILL one of two workers: its clients rejoin the survivor; no ghosts fill the room."""
+    doomed, survivor = (daphne_factory(redis_url=redis_server.url, **FAST_PRESENCE) for _ in "ab")
+    room = create_room(survivor.http_url)
+    stay = [await RoomClient(room_ws(survivor, room["id"], f"s{i}")).connect() for i in range(5)]
+    moved = [await RoomClient(room_ws(doomed, room["id"], f"d{i}")).connect() for i in range(5)]
+    clients = stay + moved
+    try:
+        for i, client in enumerate(clients):
+            await client.send(f"add:dish {i}")
+        await stay[0].wait_state(lambda s: len(s["items"]) == 10 and len(s["participants"]) == 10)
+
+        doomed.kill(signal.SIGKILL)
+        killed = time.monotonic()
+        for client in moved:
+            assert await client.wait_closed() not in {1000, None}
+        # The dead worker's connections still count for a moment: the room is full.
+        late = await RoomClient(room_ws(survivor, room["id"])).connect(welcome=False)
+        assert (await late.wait_for(lambda e: e["type"] in {"state", "error"}))["type"] == "error"
+        assert errors(late) == ["room_full"]
+        assert await late.wait_closed() == 4403
+
+        rejoined = await asyncio.gather(
+            *(reconnect(room_ws(survivor, room["id"], f"d{i}"), within=30) for i in range(5))
+        )
+        clients += rejoined
+        took = time.monotonic() - killed
+        assert took < FAST_PRESENCE["ROOM_PRESENCE_TIMEOUT_SECONDS"] + 10
+        # Everyone on the survivor sees exactly the ten live people and all ten dishes.
+        live = {c.you["id"] for c in [*stay, *rejoined]}
+        for client in [*stay, *rejoined]:
+            state = await client.wait_state(
+                lambda s: {p["id"] for p in s["participants"]} == live, timeout=10
+            )
+            assert sorted(item_names(state)) == sorted(f"dish {i}" for i in range(10))
+        api = room_state(survivor.http_url, room["id"])
+        assert {p["id"] for p in api["participants"]} == live
+        assert item_names(api) == item_names(stay[0].state)
+        assert "Traceback" not in survivor.log()
+        assert_no_client_traceback(clients)
+    finally:
+        for client in clients:
+            await client.close()
+
+
+# --- The database busy -------------------------------------------------------------
+
+
+def _sqlite_path(database_url: str) -> Path:
+    return Path(database_url.removeprefix("sqlite:///"))
+
+
+@pytest.mark.skipif(
+    os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="locks the SQLite file; the PostgreSQL run restarts a private PostgreSQL instead",
+)
+async def test_locked_sqlite_gives_server_busy_and_changes_nothing(
+    daphne_factory: Callable[..., DaphneServer], e2e_database: str
+) -> None:
+    """Another process holds the SQLite write lock: `server_busy`, nothing half-applied."""
+    server = daphne_factory(SQLITE_BUSY_TIMEOUT_SECONDS=0.3)
+    room = create_room(server.http_url)
+    client = await RoomClient(room_ws(server, room["id"])).connect()
+    await client.send("add:kept")
+    await client.wait_state(lambda s: item_names(s) == ["kept"])
+    before = room_state(server.http_url, room["id"])
+
+    lock = sqlite3.connect(_sqlite_path(e2e_database), isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        await client.send("add:blocked")
+        event = await client.wait_for(lambda e: e["type"] == "error", timeout=15)
+        assert event["code"] == "server_busy"
+        # A join needs the write lock too: refused with a clear error, not a hang.
+        newcomer = await RoomClient(room_ws(server, room["id"])).connect(welcome=False)
+        refusal = await newcomer.wait_for(lambda e: e["type"] == "error", timeout=15)
+        assert refusal["code"] == "server_busy"
+        assert await newcomer.wait_closed() == 4503
+        assert room_state(server.http_url, room["id"]) == before  # reads still work
+    finally:
+        lock.rollback()
+        lock.close()
+
+    assert client.close_code is None  # the connection stayed open
+    await client.send("add:blocked")
+    state = await client.wait_state(lambda s: item_names(s) == ["kept", "blocked"], timeout=10)
+    assert state == {"type": "state", **room_state(server.http_url, room["id"])}
+    assert_no_client_traceback([client, newcomer])
+    await client.close()
+    assert "Traceback" not in server.log()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
+    """A PostgreSQL cluster of this test's own (never the machine's): url, stop, start."""
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        pytest.skip("runs in the PostgreSQL pass of the suite")
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    bindir = binaries[-1] if binaries else None
+    if bindir is None or not (bindir / "pg_ctl").exists():
+        pytest.skip("PostgreSQL server binaries are not installed")
+    as_owner: list[str] = []
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("runuser is needed to run PostgreSQL as root")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data = Path(tempfile.mkdtemp(prefix="lunchsite-pgfault-"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+
+    def pg_ctl(*args: str) -> None:
+        subprocess.run(
+            [*as_owner, str(bindir / "pg_ctl"), "-D", str(data / "db"), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start() -> None:
+        options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        pg_ctl("-o", options, "-l", str(data / "log"), "-w", "start")
+        wait_for_port(port)
+
+    def stop() -> None:
+        pg_ctl("-m", "fast", "-w", "stop")
+
+    subprocess.run(
+        [
+            *as_owner,
+            str(bindir / "initdb"),
+            "-D",
+            str(data / "db"),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    start()
+    try:
+        yield f"postgres://postgres@127.0.0.1:{port}/postgres", stop, start
+    finally:
+        subprocess.run(
+            [*as_owner, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(data, ignore_errors=True)
+
+
+async def test_postgres_restart_gives_server_busy_then_recovers(
+    private_postgres: tuple[str, Callable[[], None], Callable[[], None]], tmp_path: Path
+) -> None:
+    """PostgreSQL down mid-room: `server_busy`, nothing half-applied; back up, it just works."""
+    url, stop_pg, start_pg = private_postgres
+    env = server_env(url)
+    migrate(env)
+    server = DaphneServer(env, tmp_path / "daphne-pg.log").start()
+    client: RoomClient | None = None
+    try:
+        room = create_room(server.http_url)
+        client = await RoomClient(room_ws(server, room["id"])).connect()
+        await client.send("add:kept")
+        await client.wait_state(lambda s: item_names(s) == ["kept"])
+
+        stop_pg()
+        await client.send("add:retried")
+        event = await client.wait_for(lambda e: e["type"] == "error", timeout=20)
+        assert event["code"] == "server_busy"
+        assert healthz(server)[0] == 503
+        start_pg()
+
+        await client.send("add:retried")
+        state = await client.wait_state(lambda s: "retried" in item_names(s), timeout=20)
+        assert item_names(state) == ["kept", "retried"]
+        assert item_names(room_state(server.http_url, room["id"])) == ["kept", "retried"]
+        assert healthz(server)[0] == 200
+        assert client.close_code is None
+        assert_no_client_traceback([client])
+    finally:
+        if client is not None:
+            await client.close()
+        server.stop()
+    assert "Traceback" not in server.log()
+
+
+# --- Redis down at start-up --------------------------------------------------------
+
+
+async def test_redis_down_at_start_gives_503_then_recovers(
+    e2e_database: str, tmp_path: Path
+) -> None:
+    """REDIS_URL set but Redis down: /healthz 503 naming the channel layer; fine once it is up."""
+    redis = RedisServer()  # not started yet: its port refuses connections
+    server = DaphneServer(server_env(e2e_database, redis.url), tmp_path / "daphne-noredis.log")
+    server.start(wait_healthy=False)
+    client: RoomClient | None = None
+    try:
+        wait_for_port(server.port)
+        status, body = healthz(server)
+        assert status == 503
+        assert body["database"] == "ok"
+        assert body["channel_layer"].startswith("error")
+        assert "connect" in body["channel_layer"].lower()
+
+        redis.start()
+        deadline = time.monotonic() + 15
+        while healthz(server)[0] != 200:
+            assert time.monotonic() < deadline, healthz(server)
+            await asyncio.sleep(0.2)
+        room = create_room(server.http_url)
+        client = await RoomClient(room_ws(server, room["id"])).connect()
+        await client.send("add:soup")
+        await client.wait_state(lambda s: item_names(s) == ["soup"], timeout=5)
+    finally:
+        if client is not None:
+            await client.close()
+        server.stop()
+        redis.stop()
+    assert "Traceback" not in server.log()
