@@ -1,9 +1,11 @@
 """HTTP: the pages, the small JSON API and the health check."""
 
 import asyncio
+import io
 import json
 import logging
 
+import segno
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -11,12 +13,14 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
 from . import selectors, services
 from .errors import ClientError
 from .models import Room
+from .nicknames import nickname_random
 from .ratelimit import fixed_window_hit
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,8 @@ def _remember_room(request: HttpRequest, room: Room) -> None:
 @require_safe
 def home(request: HttpRequest) -> HttpResponse:
     recent_ids = request.session.get(RECENT_ROOMS_SESSION_KEY, [])
-    alive = {room.pk: room for room in Room.objects.active().filter(pk__in=recent_ids)}
+    rooms = Room.objects.active().filter(pk__in=recent_ids).prefetch_related("items")
+    alive = {room.pk: room for room in rooms}
     recent = [alive[room_id] for room_id in recent_ids if room_id in alive]
     return render(request, "rooms/home.html", {"recent_rooms": recent})
 
@@ -87,16 +92,37 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     context = {
         "room": room,
         "room_url": urls["url"],
+        "max_participants": settings.ROOM_MAX_PARTICIPANTS,
         "client_config": {
             "roomId": room.pk,
             "wsPath": reverse("room", args=[room.pk]).replace("/rooms/", "/ws/rooms/", 1),
             "roomUrl": urls["url"],
+            "homeUrl": reverse("home"),
             "maxParticipants": settings.ROOM_MAX_PARTICIPANTS,
             "maxItemLength": settings.ROOM_ITEM_MAX_LENGTH,
             "maxNameLength": settings.ROOM_NAME_MAX_LENGTH,
+            "expiresAt": room.expires_at.isoformat(),
+            # The page's clock may be off (phones are): the client measures its offset from this.
+            "serverNow": timezone.now().isoformat(),
+            "suggestedName": nickname_random(),
         },
     }
     return render(request, "rooms/room.html", context)
+
+
+@require_safe
+def room_qr(request: HttpRequest, room_id: str) -> HttpResponse:
+    """The room's link as a QR code (SVG), so someone at the next desk can scan it."""
+    try:
+        room = selectors.room_get_open(room_id=room_id)
+    except ClientError as error:
+        return HttpResponse(status=404 if error.code == "room_not_found" else 410)
+    qr = segno.make(_room_urls(request, room)["url"], error="m")
+    buffer = io.BytesIO()
+    qr.save(buffer, kind="svg", scale=6, border=2, dark="#3b2418", light="#fffaf3", xmldecl=False)
+    response = HttpResponse(buffer.getvalue(), content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=600"
+    return response
 
 
 # --- JSON API --------------------------------------------------------------------
