@@ -32,6 +32,7 @@
   const clockOffset = Date.parse(config.serverNow) - Date.now();
   let spin = null; // {timer} while the pick animation runs
   let reelTimer = null;
+  let sentName = "";
 
   // --- Messages shown to people --------------------------------------------------
 
@@ -411,8 +412,13 @@
       return;
     }
     $("name-error").textContent = "";
+    input.value = name;
     rememberName(name);
-    if (name !== me.name) send({ action: "rename", name: name });
+    // Enter fires both submit and change: send each new name once.
+    if (name !== me.name && name !== sentName) {
+      sentName = name;
+      send({ action: "rename", name: name });
+    }
   }
 
   // --- Sharing -----------------------------------------------------------------------------
@@ -491,6 +497,10 @@
 
     // Back online or back to the tab: do not wait for the backoff timer.
     window.addEventListener("online", reconnectNow);
+    window.addEventListener("offline", () => {
+      // The socket may take minutes to notice; start over as soon as the network is back.
+      if (socket) socket.close();
+    });
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") reconnectNow();
     });

@@ -50,9 +50,15 @@ def contexts(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
     made: list[BrowserContext] = []
 
     def make(
-        *, locale: str = "en-US", name: str | None = None, viewport: dict | None = None
+        *,
+        locale: str = "en-US",
+        name: str | None = None,
+        viewport: dict | None = None,
+        reduced_motion: str = "no-preference",
     ) -> BrowserContext:
-        context = browser.new_context(locale=locale, viewport=viewport or DESKTOP)
+        context = browser.new_context(
+            locale=locale, viewport=viewport or DESKTOP, reduced_motion=reduced_motion
+        )
         context.set_default_timeout(8_000)
         if name is not None:
             # The nickname a person typed on an earlier visit, as the page remembers it.
@@ -79,6 +85,18 @@ def add_item(page: Page, name: str) -> None:
 
 def item(page: Page, name: str):
     return page.locator("#items > li", has=page.locator(".item-name", has_text=name))
+
+
+def record_reel(page: Page) -> None:
+    """Remember every name the pick reel shows on this page, in order."""
+    page.evaluate(
+        """() => {
+          const reel = document.getElementById('reel-text');
+          window.__reel = [];
+          new MutationObserver(() => window.__reel.push(reel.textContent))
+            .observe(reel, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
 
 
 def test_two_people_see_each_others_changes(
@@ -125,18 +143,21 @@ def test_two_people_see_each_others_changes(
 def test_pick_lands_on_the_same_item_everywhere(
     daphne_factory: Callable[..., DaphneServer], contexts
 ) -> None:
-    """Both pages spin and land on the server's pick, shown in the decision banner."""
+    """Every page spins and lands on the server's pick; reduced motion skips the spin."""
     server = daphne_factory()
     room = create_room(server.http_url)
     mina = open_room(contexts(name="Mina"), room["url"])
     joon = open_room(contexts(name="Joon"), room["url"])
+    calm = open_room(contexts(name="Calm", reduced_motion="reduce"), room["url"])
+    for page in (mina, joon, calm):
+        record_reel(page)
     for name in ("Bibimbap", "Pho", "Tacos"):
         add_item(mina, name)
         expect(item(joon, name)).to_have_count(1)
     item(joon, "Tacos").locator("button.veto").click()
     expect(item(mina, "Tacos")).to_have_class(re.compile(r"\bvetoed\b"))
 
-    joon.get_by_label("Weighted by votes").check()
+    joon.get_by_label("Vote-weighted").check()
     joon.get_by_role("button", name="Pick for us").click()
     for page in (mina, joon):
         expect(page.locator("#reel")).to_be_visible()
@@ -147,6 +168,12 @@ def test_pick_lands_on_the_same_item_everywhere(
     expect(joon.locator("#reel-text")).to_have_text(winner)
     expect(mina.locator("#decision-by")).to_have_text("picked by Joon")
     expect(item(mina, winner)).to_have_class(re.compile(r"\bwinner\b"))
+    expect(calm.locator("#decision-item")).to_have_text(winner)
+    # The same spin on every page (same names in the same order), none with reduced motion.
+    spun = mina.evaluate("window.__reel")
+    assert len(spun) > 5 and spun[-1] == winner, spun
+    assert joon.evaluate("window.__reel") == spun
+    assert calm.evaluate("window.__reel") == [winner]
 
     # Someone joining later sees the decision without a spin.
     late = open_room(contexts(name="Late"), room["url"])
