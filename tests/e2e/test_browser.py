@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    WebSocketRoute,
+    expect,
+    sync_playwright,
+)
 
 from tests.support.client import create_room
 from tests.support.processes import DaphneServer
@@ -105,12 +113,20 @@ def test_two_people_see_each_others_changes(
     """Add, vote, veto and remove in one page show in the other, with names and counts."""
     server = daphne_factory()
     room = create_room(server.http_url)
-    mina = open_room(contexts(name="Mina"), room["url"])
+    mina_context = contexts(name="Mina")
+    mina_context.grant_permissions(["clipboard-read", "clipboard-write"])
+    mina = open_room(mina_context, room["url"])
     joon = open_room(contexts(name="Joon"), room["url"])
     for page in (mina, joon):
         expect(page.locator("#people-count")).to_have_text("2/10")
         expect(page.locator("#participants")).to_contain_text("Mina")
         expect(page.locator("#participants")).to_contain_text("Joon")
+
+    # Sharing: the copy button puts the room's link on the clipboard; the QR code loaded.
+    mina.get_by_role("button", name="Copy link").click()
+    expect(mina.locator("#copy-status")).to_have_text("Link copied.")
+    assert mina.evaluate("navigator.clipboard.readText()") == room["url"]
+    assert mina.locator("#qr").evaluate("img => img.naturalWidth") > 100
 
     add_item(mina, "Kimchi stew")
     expect(item(joon, "Kimchi stew")).to_contain_text("added by Mina")
@@ -146,7 +162,9 @@ def test_pick_lands_on_the_same_item_everywhere(
     """Every page spins and lands on the server's pick; reduced motion skips the spin."""
     server = daphne_factory()
     room = create_room(server.http_url)
-    mina = open_room(contexts(name="Mina"), room["url"])
+    mina_context = contexts(name="Mina")
+    mina_context.grant_permissions(["clipboard-read", "clipboard-write"])
+    mina = open_room(mina_context, room["url"])
     joon = open_room(contexts(name="Joon"), room["url"])
     calm = open_room(contexts(name="Calm", reduced_motion="reduce"), room["url"])
     for page in (mina, joon, calm):
@@ -174,6 +192,13 @@ def test_pick_lands_on_the_same_item_everywhere(
     assert len(spun) > 5 and spun[-1] == winner, spun
     assert joon.evaluate("window.__reel") == spun
     assert calm.evaluate("window.__reel") == [winner]
+
+    # "Share the news": the share sheet where there is one, else the clipboard.
+    mina.get_by_role("button", name="Share the news").click()
+    if not mina.evaluate("'share' in navigator"):
+        expect(mina.locator("#decision-status")).to_contain_text("Copied")
+        shared = mina.evaluate("navigator.clipboard.readText()")
+        assert shared == f"We're eating {winner}! {room['url']}"
 
     # Someone joining later sees the decision without a spin.
     late = open_room(contexts(name="Late"), room["url"])
@@ -392,3 +417,61 @@ def test_screenshots_phone_and_desktop(
     expect(phone.locator("#decision-item")).to_have_text("Kimchi stew")
     phone.screenshot(path=SCREENSHOTS / "room-decided-phone.png", full_page=True)
     assert not violations, violations
+
+
+def fake_state(version: int, *names: str) -> str:
+    """A `state` event as the server sends it, with these items and one participant."""
+    items = [
+        {"name": n, "added_by": "Mina", "votes": 0, "voters": [], "vetoed_by": []} for n in names
+    ]
+    return json.dumps(
+        {
+            "type": "state",
+            "version": version,
+            "room": {"id": "x", "expires_at": "2099-01-01T00:00:00+00:00", "decision": None},
+            "items": items,
+            "participants": [{"id": 1, "name": "Mina"}],
+        }
+    )
+
+
+def test_client_keeps_the_newest_state_and_obeys_close_codes(
+    daphne_factory: Callable[..., DaphneServer], contexts
+) -> None:
+    """Against a scripted server: an older state is ignored, errors become text, 1011
+    reconnects with the nickname, 4404 shows the not-found screen."""
+    server = daphne_factory()
+    room = create_room(server.http_url)
+    page = contexts(name="Mina").new_page()
+    sockets: list[WebSocketRoute] = []
+
+    def accept(ws: WebSocketRoute) -> None:
+        sockets.append(ws)  # not connected to daphne: this test plays the server
+
+    page.route_web_socket(re.compile(r"/ws/rooms/"), accept)
+    page.goto(room["url"])
+    expect(page.locator("#connection")).to_have_attribute("data-status", "online")
+    assert len(sockets) == 1 and sockets[0].url.endswith("?name=Mina")
+    ws = sockets[0]
+    ws.send(json.dumps({"type": "welcome", "you": {"id": 1, "name": "Mina"}}))
+    ws.send(fake_state(5, "Newer"))
+    ws.send(fake_state(3, "Older"))  # late copy of an older state
+    expect(page.locator("#items .item-name")).to_have_text(["Newer"])
+    page.wait_for_timeout(200)
+    expect(page.locator("#items .item-name")).to_have_text(["Newer"])
+    ws.send(fake_state(6, "Newer", "Newest"))
+    expect(page.locator("#items .item-name")).to_have_text(["Newer", "Newest"])
+
+    ws.send(json.dumps({"type": "error", "code": "too_many_items", "message": "x"}))
+    expect(page.locator("#item-error")).to_have_text("The list is full. Remove an idea first.")
+
+    ws.close(code=1011, reason="server error")
+    expect(page.locator("#connection")).to_have_attribute("data-status", "offline")
+    expect(page.locator("#connection")).to_have_attribute("data-status", "online")
+    assert len(sockets) == 2 and sockets[1].url.endswith("?name=Mina")
+    sockets[1].send(json.dumps({"type": "error", "code": "room_not_found", "message": "x"}))
+    sockets[1].close(code=4404, reason="room_not_found")
+    expect(page.locator("#screen-gone")).to_be_visible()
+    expect(page.locator("#room")).to_be_hidden()
+    page.wait_for_timeout(1_500)
+    assert len(sockets) == 2  # a room that does not exist is not retried
