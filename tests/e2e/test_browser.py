@@ -411,6 +411,7 @@ def test_screenshots_phone_and_desktop(
         page.close()
     mina.get_by_role("button", name="Pick for us").click()
     expect(mina.locator("#decision-item")).to_have_text("Kimchi stew")
+    expect(mina.locator("#reel")).to_be_hidden()  # the reel steps aside for the banner
     mina.screenshot(path=SCREENSHOTS / "room-decided-desktop.png", full_page=True)
     phone = contexts(name="Sora", viewport=PHONE).new_page()
     phone.goto(room_url)
