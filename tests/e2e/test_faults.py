@@ -22,7 +22,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.testing import WebsocketCommunicator
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from lunchsite.asgi import application
+from rooms import selectors, services
+from rooms.models import Connection
 from tests.support.client import RoomClient, create_room, item_names, room_state
 from tests.support.processes import (
     DaphneServer,
@@ -82,19 +89,12 @@ async def reconnect(url: str, *, within: float) -> RoomClient:
 # --- Redis -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "backend",
-    ["channels_redis.pubsub.RedisPubSubChannelLayer", "channels_redis.core.RedisChannelLayer"],
-    ids=["pubsub", "core"],
-)
 async def test_redis_restart_mid_room_keeps_clients_in_sync(
-    daphne_factory: Callable[..., DaphneServer], fresh_redis: RedisServer, backend: str
+    daphne_factory: Callable[..., DaphneServer], fresh_redis: RedisServer
 ) -> None:
     """Redis restarted (its state gone): clients on both workers see changes within 5 s."""
-    # pub/sub resubscribes but drops what was in flight; the core layer loses its groups.
-    workers = [
-        daphne_factory(redis_url=fresh_redis.url, CHANNEL_LAYER_BACKEND=backend) for _ in range(2)
-    ]
+    # The pub/sub layer resubscribes by itself but drops what was published meanwhile.
+    workers = [daphne_factory(redis_url=fresh_redis.url) for _ in range(2)]
     room = create_room(workers[0].http_url)
     clients = [await RoomClient(room_ws(w, room["id"])).connect() for w in workers]
     try:
@@ -103,39 +103,27 @@ async def test_redis_restart_mid_room_keeps_clients_in_sync(
             await client.wait_state(lambda s: "before" in item_names(s))
 
         fresh_redis.stop()
-        if backend.endswith("RedisPubSubChannelLayer"):
-            # A change while Redis is down is stored; nobody can be told until it is back.
-            await clients[1].send("add:during")
-            stored = ["before", "during"]
-        else:
-            # The core layer's receive loop fails at once: every connection is closed.
-            for client in clients:
-                assert await client.wait_closed() not in {1000, None}
-            stored = ["before"]
+        # A change while Redis is down is stored; nobody can be told until it is back.
+        await clients[1].send("add:during")
         await asyncio.sleep(1.0)
         fresh_redis.start()
         back = time.monotonic()
-        if not backend.endswith("RedisPubSubChannelLayer"):
-            old = clients
-            clients = [await reconnect(room_ws(w, room["id"]), within=5) for w in workers]
-            clients += old  # closed already; kept for the traceback check
-        live = clients[:2]
-        # Each live connection catches up: by broadcast or, when that was lost, by its resync.
-        for client in live:
-            await client.wait_state(lambda s: item_names(s) == stored, timeout=5)
+        # Nobody was told about "during" (its broadcast failed): each connection's resync is.
+        for client in clients:
+            await client.wait_state(lambda s: item_names(s) == ["before", "during"], timeout=5)
 
-        await live[0].send("add:after")
-        for client in live:
+        await clients[0].send("add:after")
+        for client in clients:
             await client.wait_state(lambda s: "after" in item_names(s), timeout=5)
         assert time.monotonic() - back < 5
         # and the live path works both ways again
-        await live[1].send("add:later")
-        for client in live:
+        await clients[1].send("add:later")
+        for client in clients:
             await client.wait_state(lambda s: "later" in item_names(s), timeout=5)
         final = room_state(workers[1].http_url, room["id"])
-        assert item_names(final) == [*stored, "after", "later"]
-        for client in live:
-            assert client.state["version"] == final["version"]
+        assert item_names(final) == ["before", "during", "after", "later"]
+        for client in clients:
+            assert client.state == {"type": "state", **final}
         assert_no_client_traceback(clients)
     finally:
         for client in clients:
@@ -380,3 +368,37 @@ async def test_redis_down_at_start_gives_503_then_recovers(
         server.stop()
         redis.stop()
     assert "Traceback" not in server.log()
+
+
+class FailingLayer(InMemoryChannelLayer):
+    """An in-memory layer whose receive fails like the core Redis layer's when Redis goes."""
+
+    async def receive(self, channel: str) -> dict:
+        message = await super().receive(channel)
+        if message.get("type") == "test.redis_gone":
+            raise RedisConnectionError("Connection closed by server.")
+        return message
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_channel_layer_failure_leaves_no_ghost(settings) -> None:
+    """The layer failing under a connection: it leaves the room and closes 4503, no ghost."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.FailingLayer"}}
+    settings.ROOM_HEARTBEAT_SECONDS = 0.05
+    settings.ROOM_RESYNC_SECONDS = 0.05
+    room = await sync_to_async(services.room_create)()
+    communicator = WebsocketCommunicator(application, f"/ws/rooms/{room.pk}/")
+    assert (await communicator.connect())[0]
+    assert json.loads(await communicator.receive_from(3))["type"] == "welcome"
+    connections = sync_to_async(lambda: list(Connection.objects.values_list("channel_name")))
+    [(channel,)] = await connections()
+
+    await get_channel_layer().send(channel, {"type": "test.redis_gone"})
+    while (output := await communicator.receive_output(3))["type"] != "websocket.close":
+        pass
+    assert output["code"] == 4503
+    await asyncio.sleep(0.3)  # several heartbeats: a leftover keep-alive would rejoin
+    assert await connections() == []
+    online = sync_to_async(lambda: selectors.participants_online(room=room).count())
+    assert await online() == 0
+    await communicator.wait()
