@@ -79,30 +79,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self._send_state(state)
         self.keepalive = asyncio.create_task(self._keep_alive())
 
-    async def __call__(self, scope, receive, send) -> None:
-        """Serve the connection; if the channel layer fails under it, leave and close 4503."""
-        try:
-            await super().__call__(scope, receive, send)
-        except Exception as exc:
-            # The core Redis layer's receive loop raises when Redis goes away. Without this
-            # the keep-alive task would heartbeat a dead connection for ever: a ghost.
-            if getattr(self, "room_id", None) is None or not _is_layer_outage(exc):
-                raise
-            log.warning("channel layer failed room=%s: %r; closing", self.room_id, exc)
-            await self.disconnect(code=_CLOSE_TRY_AGAIN)
-            await send({"type": "websocket.close", "code": _CLOSE_TRY_AGAIN})
-
     async def disconnect(self, code: int) -> None:
         """Leave the group and tell the room this connection is gone."""
         if self.keepalive is not None:
             self.keepalive.cancel()
-            self.keepalive = None
         if self.group is not None:
-            group, self.group = self.group, None
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception as exc:  # Redis is down: its memberships die with it anyway
-                log.warning("group_discard failed room=%s: %r", self.room_id, exc)
+            await self.channel_layer.group_discard(self.group, self.channel_name)
         if self.participant_id is not None:
             self.participant_id = None
             try:
@@ -191,6 +173,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
                         await self._refuse(ClientError("room_expired"))
                         return
                 try:
+                    current = _room_version_shared(self.room_id)
+                    if current is None:
+                        current = await _call(_room_version, room_id=self.room_id)
+                    if current is None or current <= self.version:
+                        continue
+                    # Behind: usually the broadcast is on its way (a busy server). Only one
+                    # that has not come after a grace period was lost; reading the full
+                    # state for every lagging connection would feed the overload.
+                    await asyncio.sleep(_RESYNC_GRACE_SECONDS)
+                    if current <= self.version:
+                        continue
                     state = await _call(_state_if_newer, room_id=self.room_id, version=self.version)
                 except ClientError:
                     continue
@@ -210,14 +203,40 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return query.get("name", [""])[0]
 
 
-def _is_layer_outage(exc: BaseException) -> bool:
-    """A lost connection to the channel layer's Redis (as opposed to a bug of ours)."""
-    return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith("redis.")
+# The connections of one room in one process share their resync reads for this long, so
+# ten clients of a room cost one version read per window, not ten (and no thread hop).
+_RESYNC_SHARED_SECONDS = 1.0
+_RESYNC_GRACE_SECONDS = 1.0
+_room_versions: dict[str, tuple[float, int]] = {}  # room id -> (monotonic time read, version)
+_room_versions_pruned = 0.0
+
+
+def _room_version_shared(room_id: str) -> int | None:
+    """The room's version if this process read it moments ago, else None."""
+    seen = _room_versions.get(room_id)
+    if seen is not None and time.monotonic() - seen[0] < _RESYNC_SHARED_SECONDS:
+        return seen[1]
+    return None
+
+
+def _room_version(*, room_id: str) -> int | None:
+    """The room's version in the database (None: gone), shared for a moment (see above)."""
+    global _room_versions_pruned
+    current = Room.objects.filter(pk=room_id).values_list("version", flat=True).first()
+    now = time.monotonic()
+    if len(_room_versions) > 1024 and now - _room_versions_pruned > _RESYNC_SHARED_SECONDS:
+        _room_versions_pruned = now
+        for key, (read_at, _) in list(_room_versions.items()):
+            if now - read_at >= _RESYNC_SHARED_SECONDS:
+                _room_versions.pop(key, None)
+    if current is not None:
+        _room_versions[room_id] = (now, current)
+    return current
 
 
 def _state_if_newer(*, room_id: str, version: int) -> dict | None:
     """The room's state if its version passed `version` (one cheap read when it has not)."""
-    current = Room.objects.filter(pk=room_id).values_list("version", flat=True).first()
+    current = _room_version(room_id=room_id)
     if current is None or current <= version:
         return None
     room = Room.objects.filter(pk=room_id).first()
