@@ -79,12 +79,30 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self._send_state(state)
         self.keepalive = asyncio.create_task(self._keep_alive())
 
+    async def __call__(self, scope, receive, send) -> None:
+        """Serve the connection; if the channel layer fails under it, leave and close 4503."""
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:
+            # The core Redis layer's receive loop raises when Redis goes away. Without this
+            # the keep-alive task would heartbeat a dead connection for ever: a ghost.
+            if getattr(self, "room_id", None) is None or not _is_layer_outage(exc):
+                raise
+            log.warning("channel layer failed room=%s: %r; closing", self.room_id, exc)
+            await self.disconnect(code=_CLOSE_TRY_AGAIN)
+            await send({"type": "websocket.close", "code": _CLOSE_TRY_AGAIN})
+
     async def disconnect(self, code: int) -> None:
         """Leave the group and tell the room this connection is gone."""
         if self.keepalive is not None:
             self.keepalive.cancel()
+            self.keepalive = None
         if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            group, self.group = self.group, None
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception as exc:  # Redis is down: its memberships die with it anyway
+                log.warning("group_discard failed room=%s: %r", self.room_id, exc)
         if self.participant_id is not None:
             self.participant_id = None
             try:
@@ -232,6 +250,11 @@ def _room_version(*, room_id: str) -> int | None:
     if current is not None:
         _room_versions[room_id] = (now, current)
     return current
+
+
+def _is_layer_outage(exc: BaseException) -> bool:
+    """A lost connection to the channel layer's Redis (as opposed to a bug of ours)."""
+    return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith("redis.")
 
 
 def _state_if_newer(*, room_id: str, version: int) -> dict | None:
