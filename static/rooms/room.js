@@ -13,6 +13,7 @@
   const RECONNECT_MAX_MS = 8000;
   const WARN_SECONDS = 60;
   const REEL_LINGER_MS = 1500;
+  const CONNECT_TIMEOUT_MS = 10000;
   const CLOSE_SCREENS = { 4403: "full", 4404: "gone", 4410: "expired" };
   const ERROR_SCREENS = { room_full: "full", room_not_found: "gone", room_expired: "expired" };
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
@@ -68,7 +69,10 @@
     setConnection("connecting", gettext("Connecting…"));
     const ws = new WebSocket(url);
     socket = ws;
+    // A handshake that hangs (a dead Wi-Fi) is given up on, which schedules the next try.
+    const openTimer = setTimeout(() => ws.close(), CONNECT_TIMEOUT_MS);
     ws.addEventListener("open", () => {
+      clearTimeout(openTimer);
       if (ws !== socket) return;
       attempts = 0;
       setConnection("online", gettext("Connected"));
@@ -84,6 +88,7 @@
       handleMessage(message);
     });
     ws.addEventListener("close", (event) => {
+      clearTimeout(openTimer);
       if (ws !== socket) return;
       socket = null;
       if (CLOSE_SCREENS[event.code]) {
@@ -174,7 +179,11 @@
     announceChanges(lastState, state);
     lastState = state;
     const self = state.participants.find((person) => person.id === me.id);
-    if (self) me.name = self.name;
+    if (self && self.name !== me.name) {
+      // Renamed here or in another tab of this browser (the same participant).
+      me.name = self.name;
+      if (document.activeElement !== $("name-input")) $("name-input").value = me.name;
+    }
     expiresAt = Date.parse(state.room.expires_at);
     tick();
     renderParticipants(state.participants);
@@ -315,11 +324,13 @@
     reel.classList.remove("landed");
     $("decision").hidden = true;
     $("pick-error").textContent = "";
+    $("pick").disabled = true;
     spin = { timer: null };
     const finish = () => {
       text.textContent = winner;
       reel.classList.add("landed");
       spin = null;
+      $("pick").disabled = false;
       // The banner takes over; the landed reel stays a moment so the eye can follow.
       reelTimer = setTimeout(() => { reel.hidden = true; }, REEL_LINGER_MS);
       const known = lastState && lastState.room.decision;

@@ -37,7 +37,7 @@ PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 XSS = '<img src=x onerror="window.__xss=1">'
 
-expect.set_options(timeout=8_000)
+expect.set_options(timeout=10_000)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,9 @@ def contexts(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
         context = browser.new_context(
             locale=locale, viewport=viewport or DESKTOP, reduced_motion=reduced_motion
         )
-        context.set_default_timeout(8_000)
+        # Short, but with room for a 2-core machine busy with other test processes.
+        context.set_default_timeout(10_000)
+        context.set_default_navigation_timeout(15_000)
         if name is not None:
             # The nickname a person typed on an earlier visit, as the page remembers it.
             context.add_init_script(f"localStorage.setItem('lunchsite.name', {name!r})")
