@@ -48,15 +48,10 @@ def room_get_open(*, room_id: str) -> Room:
 
 def room_state(*, room: Room) -> StateEvent:
     """The full `state` event of a room, as every client sees it."""
+    # Plain rows, not model instances: this runs on every change of every room.
     items: dict[int, ItemState] = {}
-    for item in room.items.select_related("added_by"):
-        items[item.pk] = {
-            "name": item.name,
-            "added_by": item.added_by.name if item.added_by else None,
-            "votes": 0,
-            "voters": [],
-            "vetoed_by": [],
-        }
+    for pk, name, added_by in room.items.values_list("pk", "name", "added_by__name"):
+        items[pk] = {"name": name, "added_by": added_by, "votes": 0, "voters": [], "vetoed_by": []}
     marks = Mark.objects.filter(item__room=room).values_list("item_id", "kind", "participant__name")
     for item_id, kind, name in marks:
         entry = items[item_id]
@@ -77,5 +72,8 @@ def room_state(*, room: Room) -> StateEvent:
         "version": room.version,
         "room": {"id": room.pk, "expires_at": room.expires_at.isoformat(), "decision": decision},
         "items": list(items.values()),
-        "participants": [{"id": p.pk, "name": p.name} for p in participants_online(room=room)],
+        "participants": [
+            {"id": pk, "name": name}
+            for pk, name in participants_online(room=room).values_list("pk", "name")
+        ],
     }
