@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import gettext
 import io
 import json
 import random
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import segno
@@ -196,3 +199,39 @@ def test_nicknames_are_friendly_in_both_languages() -> None:
     assert len(english.split()) == 2 and english.isascii()
     assert len(korean.split()) == 2 and not korean.isascii()
     assert len(english) <= 24 and len(korean) <= 24
+
+
+def _po_translations(path: Path) -> dict[tuple[str, str], str]:
+    """(context, msgid) -> first msgstr of a .po file: just enough of the format for this check."""
+    entries: dict[tuple[str, str], str] = {}
+    for block in path.read_text(encoding="utf-8").split("\n\n"):
+        fields: dict[str, str] = {}
+        current = ""
+        for line in block.splitlines():
+            match = re.match(
+                r'^(msgctxt|msgid|msgid_plural|msgstr(?:\[0\])?|msgstr\[\d+\]) "(.*)"$', line
+            )
+            if match:
+                current = match.group(1)
+                fields[current] = ast.literal_eval(f'"{match.group(2)}"')
+            elif line.startswith('"') and current:
+                fields[current] += ast.literal_eval(line)
+        if fields.get("msgid"):
+            text = fields.get("msgstr", fields.get("msgstr[0]", ""))
+            entries[(fields.get("msgctxt", ""), fields["msgid"])] = text
+    return entries
+
+
+@pytest.mark.parametrize("domain", ["django", "djangojs"])
+def test_committed_korean_catalogues_are_complete_and_compiled(domain: str) -> None:
+    """Every Korean string is translated, and the committed .mo says what the .po says."""
+    folder = Path(__file__).resolve().parent.parent / "locale" / "ko" / "LC_MESSAGES"
+    entries = _po_translations(folder / f"{domain}.po")
+    assert entries
+    untranslated = [msgid for msgid, text in entries.items() if not text]
+    assert not untranslated
+    with (folder / f"{domain}.mo").open("rb") as handle:
+        compiled = gettext.GNUTranslations(handle)
+    for (context, msgid), text in entries.items():
+        found = compiled.pgettext(context, msgid) if context else compiled.gettext(msgid)
+        assert found == text, f"{msgid!r}: run compilemessages (docs/i18n.md)"

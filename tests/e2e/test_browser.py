@@ -157,6 +157,12 @@ def test_two_people_see_each_others_changes(
     expect(mina.locator("#items > li")).to_have_count(0)
     expect(mina.locator("#items-empty")).to_be_visible()
 
+    # Picking from an empty list says why, next to the pick button.
+    mina.get_by_role("button", name="Pick for us").click()
+    expect(mina.locator("#pick-error")).to_have_text(
+        "Nothing to pick from: add an idea or lift a veto."
+    )
+
 
 def test_pick_lands_on_the_same_item_everywhere(
     daphne_factory: Callable[..., DaphneServer], contexts
