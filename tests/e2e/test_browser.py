@@ -409,8 +409,13 @@ def test_screenshots_phone_and_desktop(
         item(page, name).locator("button.vote").click()
     item(friend, "Tonkatsu").locator("button.veto").click()
     expect(item(mina, "Tonkatsu")).to_have_class(re.compile(r"\bvetoed\b"))
-    for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
-        page = contexts(name="Sora", viewport=viewport).new_page()
+    for label, viewport, locale in (
+        ("phone", PHONE, "en-US"),
+        ("desktop", DESKTOP, "en-US"),
+        ("phone-ko", PHONE, "ko-KR"),
+    ):
+        page = contexts(name="Sora", viewport=viewport, locale=locale).new_page()
+        page.on("console", lambda m: violations.append(m.text) if "Content" in m.text else None)
         page.goto(room_url)
         expect(page.locator("#items > li")).to_have_count(4)
         expect(page.locator("#people-count")).to_have_text("3/10")
