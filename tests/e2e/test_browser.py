@@ -109,6 +109,29 @@ def record_reel(page: Page) -> None:
     )
 
 
+def test_from_create_to_decision(daphne_factory: Callable[..., DaphneServer], contexts) -> None:
+    """The whole story on two phones: create, share the link, add, vote, pick: same result."""
+    server = daphne_factory()
+    started = time.monotonic()
+    host = contexts(name="Mina", viewport=PHONE).new_page()
+    host.goto(server.http_url + "/")
+    host.get_by_role("button", name="Create a room").click()
+    expect(host.locator("#connection")).to_have_attribute("data-status", "online")
+    link = host.locator("#share-link").input_value()
+    assert link == host.url
+    guest = open_room(contexts(name="Joon", viewport=PHONE), link)
+    add_item(guest, "Kimchi stew")
+    add_item(host, "Pizza")
+    item(host, "Kimchi stew").locator("button.vote").click()
+    expect(item(guest, "Kimchi stew").locator("button.vote")).to_have_text("👍 1")
+    guest.get_by_role("button", name="Pick for us").click()
+    for page in (host, guest):
+        expect(page.locator("#decision-item")).to_have_text("Kimchi stew")
+    elapsed = time.monotonic() - started
+    print(f"create -> 'we're eating Kimchi stew' on both pages: {elapsed:.1f} s")
+    assert elapsed < 60
+
+
 def test_two_people_see_each_others_changes(
     daphne_factory: Callable[..., DaphneServer], contexts
 ) -> None:
