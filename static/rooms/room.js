@@ -40,7 +40,7 @@
   function errorText(code) {
     switch (code) {
       case "empty_item": return gettext("Type an idea first.");
-      case "item_too_long": return interpolate(gettext("Keep it under %s characters."), [config.maxItemLength]);
+      case "item_too_long": return interpolate(gettext("Use at most %s characters."), [config.maxItemLength]);
       case "duplicate_item": return gettext("That one is already on the list.");
       case "unknown_item": return gettext("That idea is no longer on the list.");
       case "too_many_items": return gettext("The list is full. Remove an idea first.");
