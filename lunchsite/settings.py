@@ -88,6 +88,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": env.float("SQLITE_BUSY_TIMEOUT_SECONDS", default=20),
     }
+elif env.bool("DATABASE_POOL", default=True):
+    # Under ASGI each HTTP request runs in a thread of its own and the consumers share one
+    # database thread, so persistent per-thread connections are unbounded churn; psycopg's
+    # pool (Django 5.1+) bounds a process to DATABASE_POOL_MAX_SIZE connections. The health
+    # check makes the pool replace connections a PostgreSQL restart killed. docs/scaling.md.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=8),
+        # Waiting longer than this for a connection means PostgreSQL is down or saturated:
+        # the consumer retries, then answers server_busy instead of hanging.
+        "timeout": 2,
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
