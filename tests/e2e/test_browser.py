@@ -392,6 +392,8 @@ def test_expiry_warning_extend_and_expired_screen(
     expect(page.locator("#screen-expired")).to_be_visible(timeout=8_000)
     expect(page.locator("#screen-expired h1")).to_have_text("This room has expired.")
     assert page.evaluate("document.activeElement.id") == "screen-expired-title"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "room-expired-desktop.png")
     page.get_by_role("button", name="Start a new room").click()
     expect(page).not_to_have_url(room["url"])
     expect(page.locator("#connection")).to_have_attribute("data-status", "online")
