@@ -19,17 +19,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lunchsite.asgi import application
 from rooms import selectors, services
-from rooms.models import Connection
+from rooms.errors import ClientError
+from rooms.models import Connection, Participant
 from tests.support.client import RoomClient, create_room, item_names, room_state
 from tests.support.processes import (
     DaphneServer,
@@ -141,6 +144,28 @@ def test_default_presence_timeout_frees_ghosts_within_two_minutes(settings) -> N
     # sweeps it from the participant list everyone sees.
     assert settings.ROOM_PRESENCE_TIMEOUT_SECONDS > 2 * settings.ROOM_HEARTBEAT_SECONDS
     assert settings.ROOM_PRESENCE_TIMEOUT_SECONDS + settings.ROOM_HEARTBEAT_SECONDS < 120
+
+
+@pytest.mark.django_db
+def test_with_default_timings_ghosts_stop_counting_after_the_timeout(settings) -> None:
+    """Default settings: connections silent past the timeout no longer fill the room."""
+    room = services.room_create()
+    ghosts = [Participant.objects.create(room=room, name=f"g{i}") for i in range(10)]
+    silent_for = timedelta(seconds=settings.ROOM_PRESENCE_TIMEOUT_SECONDS - 5)
+    for ghost in ghosts:
+        Connection.objects.create(
+            participant=ghost,
+            channel_name=f"dead.{ghost.pk}",
+            last_seen=timezone.now() - silent_for,
+        )
+    with pytest.raises(ClientError) as full:
+        services.participant_join(room_id=room.pk, channel_name="live.1")
+    assert full.value.code == "room_full"  # still within the timeout: they might be alive
+
+    Connection.objects.update(last_seen=timezone.now() - silent_for - timedelta(seconds=10))
+    participant, state = services.participant_join(room_id=room.pk, channel_name="live.1")
+    assert [p["id"] for p in state["participants"]] == [participant.pk]
+    assert not Connection.objects.filter(channel_name__startswith="dead.").exists()
 
 
 async def test_killed_worker_leaves_no_ghosts_and_loses_nothing(

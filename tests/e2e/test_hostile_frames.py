@@ -184,3 +184,25 @@ async def test_burst_of_200_is_answered_and_rate_limited(server, room_and_client
     await other.send(json.dumps({"action": "vote", "item": "pizza"}))
     await other.wait_state(lambda s: s["items"][0]["votes"] == 1)
     await other.close()
+
+
+HOSTILE_NAMES = {
+    "name=%00": "guest-1",
+    "name=%ff%fe": "\ufffd\ufffd",  # undecodable bytes become U+FFFD, visible
+    "name=" + "a" * 4000: "guest-1",
+    "name=%E2%80%AE": "guest-1",  # a lone right-to-left override renders as nothing
+    "name=%3Cb%3E": "<b>",
+    "name&name": "guest-1",
+}
+
+
+async def test_hostile_names_in_the_query_string(server) -> None:
+    """A bad ?name= never refuses the join: the guest name stands, markup is kept as text."""
+    for query, expected in HOSTILE_NAMES.items():
+        room = create_room(server.http_url)
+        client = await RoomClient(f"{room['ws_url']}?{query}").connect()
+        assert client.you["name"] == expected, query[:40]
+        await client.send("add:soup")
+        await client.wait_state(lambda s: item_names(s) == ["soup"])
+        await client.close()
+    assert "Traceback" not in server.log()
