@@ -1,0 +1,1 @@
+"""The load generator and its bare-Channels baseline (see docs/performance.md)."""
