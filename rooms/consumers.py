@@ -131,12 +131,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=protocol.encode(protocol.error_event(error)))
 
     def _parse(self, text_data: str | None, bytes_data: bytes | None) -> protocol.Command:
-        if text_data is None:
-            raise ClientError("bad_message", "Send text frames, not binary.")
-        if len(text_data.encode("utf-8", "surrogatepass")) > settings.ROOM_MAX_FRAME_BYTES:
-            raise ClientError("message_too_large")
+        # Every frame counts toward the limit, or a flood of oversized or binary frames
+        # (up to daphne's 1 MiB each) would cost the server work without ever being limited.
         if not self.limiter.allow():
             raise ClientError("rate_limited")
+        if text_data is None:
+            raise ClientError("bad_message", "Send text frames, not binary.")
+        limit = settings.ROOM_MAX_FRAME_BYTES
+        # A string longer than the limit in characters is too long in bytes: skip encoding it.
+        if len(text_data) > limit or len(text_data.encode("utf-8", "surrogatepass")) > limit:
+            raise ClientError("message_too_large")
         return protocol.parse_frame(text_data)
 
     # --- Events from the room's group ----------------------------------------------

@@ -337,6 +337,27 @@ async def test_actions_past_the_limit_are_rate_limited(settings) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_oversized_and_binary_frames_count_toward_the_limit(settings) -> None:
+    """A flood of frames the server refuses anyway is rate-limited like any other."""
+    settings.ROOM_ACTIONS_PER_10S = 4
+    room = await sync_to_async(services.room_create)()
+    communicator = await joined(room.pk)
+    codes = []
+    for frame in ["x" * 5000, b"\x00" * 5000, "y" * 5000, b"add:z", "z" * 5000, b"\x01"]:
+        await send_raw(communicator, frame)
+        codes.append((await answer(communicator))["code"])
+    assert codes == [
+        "message_too_large",
+        "bad_message",
+        "message_too_large",
+        "bad_message",
+        "rate_limited",
+        "rate_limited",
+    ]
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_deep_nesting_within_the_frame_limit_is_bad_message(settings) -> None:
     """With a frame limit raised to 1 MiB, 10,000-deep JSON is still only bad_message."""
     settings.ROOM_MAX_FRAME_BYTES = 2**20
