@@ -10,10 +10,12 @@ import json
 import logging
 import string
 import unicodedata
+from collections.abc import AsyncIterator
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connection as db_connection
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -22,6 +24,15 @@ from lunchsite.asgi import application
 from rooms import protocol, services, text
 from rooms.errors import CLOSE_CODES, ClientError
 from rooms.models import Participant, Room
+
+
+@pytest.fixture
+async def close_db_thread() -> AsyncIterator[None]:
+    """Close the database connection of sync_to_async's thread, so the test DB can be dropped."""
+    yield
+    # looked up inside the thread: each thread has its own connection
+    await sync_to_async(lambda: db_connection.close())()
+
 
 # The codes a rejected action may get while the connection stays open (the contract's list).
 ACTION_ERRORS = {
@@ -261,6 +272,7 @@ REJECTED: list[tuple[str | bytes, str]] = [
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_db_thread")
 async def test_rejected_frames_get_their_code_and_change_nothing(settings, caplog) -> None:
     """Each hostile frame gets its documented error, the room is untouched, the socket lives."""
     settings.ROOM_ACTIONS_PER_10S = 0
@@ -302,6 +314,7 @@ ACCEPTED_VERBATIM = [
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_db_thread")
 async def test_boundary_and_unusual_items_are_kept_as_written(settings) -> None:
     """Emoji, combining sequences at 60, RTL and markup are stored and returned as data."""
     settings.ROOM_ACTIONS_PER_10S = 0
@@ -319,6 +332,7 @@ async def test_boundary_and_unusual_items_are_kept_as_written(settings) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_db_thread")
 async def test_actions_past_the_limit_are_rate_limited(settings) -> None:
     """Past ROOM_ACTIONS_PER_10S a connection gets rate_limited and stays open, nothing applied."""
     settings.ROOM_ACTIONS_PER_10S = 3
@@ -337,6 +351,7 @@ async def test_actions_past_the_limit_are_rate_limited(settings) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_db_thread")
 async def test_oversized_and_binary_frames_count_toward_the_limit(settings) -> None:
     """A flood of frames the server refuses anyway is rate-limited like any other."""
     settings.ROOM_ACTIONS_PER_10S = 4
@@ -358,6 +373,7 @@ async def test_oversized_and_binary_frames_count_toward_the_limit(settings) -> N
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_db_thread")
 async def test_deep_nesting_within_the_frame_limit_is_bad_message(settings) -> None:
     """With a frame limit raised to 1 MiB, 10,000-deep JSON is still only bad_message."""
     settings.ROOM_MAX_FRAME_BYTES = 2**20
@@ -372,6 +388,7 @@ async def test_deep_nesting_within_the_frame_limit_is_bad_message(settings) -> N
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_db_thread")
 @hypothesis_settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -8,6 +8,7 @@ import re
 import secrets
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,12 +17,22 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.db import connection as db_connection
 from django.test import Client
 from django.utils import timezone
 
 from lunchsite.asgi import application
 from rooms import services
 from rooms.models import Participant, Room, new_room_id
+
+
+@pytest.fixture
+async def close_db_thread() -> AsyncIterator[None]:
+    """Close the database connection of sync_to_async's thread, so the test DB can be dropped."""
+    yield
+    # looked up inside the thread: each thread has its own connection
+    await sync_to_async(lambda: db_connection.close())()
+
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 XSS_ITEM = "<script>alert(1)</script>"
@@ -236,6 +247,7 @@ async def ws_answer(path: str) -> tuple[dict, int | None]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_db_thread")
 async def test_unknown_and_malformed_ids_answer_alike_over_websocket() -> None:
     """Over WebSocket too: room_not_found then 4404, whatever the id looks like."""
     reference = await ws_answer(f"/ws/rooms/{new_room_id()}/")
@@ -248,6 +260,7 @@ async def test_unknown_and_malformed_ids_answer_alike_over_websocket() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_db_thread")
 @pytest.mark.parametrize(
     ("origin", "allowed"),
     [
