@@ -84,10 +84,19 @@ class RoomConsumer(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         except Exception as exc:
+            if not _is_layer_outage(exc):
+                raise
+            if getattr(self, "room_id", None) is None:
+                # Redis is down as the handshake comes in (Channels asks the layer for a
+                # channel first): answer it with server_busy rather than an HTTP 500.
+                log.warning("channel layer unavailable at connect: %r", exc)
+                busy = protocol.encode(protocol.error_event(ClientError("server_busy")))
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.send", "text": busy})
+                await send({"type": "websocket.close", "code": _CLOSE_TRY_AGAIN})
+                return
             # The core Redis layer's receive loop raises when Redis goes away. Without this
             # the keep-alive task would heartbeat a dead connection for ever: a ghost.
-            if getattr(self, "room_id", None) is None or not _is_layer_outage(exc):
-                raise
             log.warning("channel layer failed room=%s: %r; closing", self.room_id, exc)
             await self.disconnect(code=_CLOSE_TRY_AGAIN)
             await send({"type": "websocket.close", "code": _CLOSE_TRY_AGAIN})

@@ -33,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from lunchsite.asgi import application
 from rooms import selectors, services
 from rooms.errors import ClientError
-from rooms.models import Connection, Participant
+from rooms.models import Connection, Participant, new_room_id
 from tests.support.client import RoomClient, create_room, item_names, room_state
 from tests.support.processes import (
     DaphneServer,
@@ -405,6 +405,11 @@ async def test_redis_down_at_start_gives_503_then_recovers(
         assert body["database"] == "ok"
         assert body["channel_layer"].startswith("error")
         assert "connect" in body["channel_layer"].lower()
+        # A WebSocket now: a clear server_busy and 4503 (try again), not an HTTP 500.
+        early = RoomClient(f"{server.ws_url}/ws/rooms/{new_room_id()}/")
+        await early.connect(welcome=False)
+        assert (await early.wait_for(lambda e: e["type"] == "error"))["code"] == "server_busy"
+        assert await early.wait_closed() == 4503
 
         redis.start()
         deadline = time.monotonic() + 15
