@@ -86,19 +86,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except Exception as exc:
             if not _is_layer_outage(exc):
                 raise
+            busy = protocol.encode(protocol.error_event(ClientError("server_busy")))
             if getattr(self, "room_id", None) is None:
                 # Redis is down as the handshake comes in (Channels asks the layer for a
                 # channel first): answer it with server_busy rather than an HTTP 500.
                 log.warning("channel layer unavailable at connect: %r", exc)
-                busy = protocol.encode(protocol.error_event(ClientError("server_busy")))
                 await send({"type": "websocket.accept"})
-                await send({"type": "websocket.send", "text": busy})
-                await send({"type": "websocket.close", "code": _CLOSE_TRY_AGAIN})
-                return
-            # The core Redis layer's receive loop raises when Redis goes away. Without this
-            # the keep-alive task would heartbeat a dead connection for ever: a ghost.
-            log.warning("channel layer failed room=%s: %r; closing", self.room_id, exc)
-            await self.disconnect(code=_CLOSE_TRY_AGAIN)
+            else:
+                # The core Redis layer's receive loop raises when Redis goes away. Without
+                # this the keep-alive task would heartbeat a dead connection for ever.
+                log.warning("channel layer failed room=%s: %r; closing", self.room_id, exc)
+                await self.disconnect(code=_CLOSE_TRY_AGAIN)
+            await send({"type": "websocket.send", "text": busy})
             await send({"type": "websocket.close", "code": _CLOSE_TRY_AGAIN})
 
     async def disconnect(self, code: int) -> None:

@@ -453,8 +453,10 @@ async def test_channel_layer_failure_leaves_no_ghost(settings) -> None:
     [(channel,)] = await connections()
 
     await get_channel_layer().send(channel, {"type": "test.redis_gone"})
+    said = []
     while (output := await communicator.receive_output(3))["type"] != "websocket.close":
-        pass
+        said.append(json.loads(output["text"]))
+    assert said[-1]["type"] == "error" and said[-1]["code"] == "server_busy"
     assert output["code"] == 4503
     await asyncio.sleep(0.3)  # several heartbeats: a leftover keep-alive would rejoin
     assert await connections() == []
