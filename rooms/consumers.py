@@ -3,13 +3,14 @@
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError
+from django.db import DatabaseError, IntegrityError, connection
 
 from . import protocol, selectors, services
 from .errors import CLOSE_CODES, ClientError
@@ -26,11 +27,28 @@ _DB_RETRY_DELAY = 0.2
 _CLOSE_TRY_AGAIN = 4503
 
 
+# Fewer threads than the pool has connections (DATABASE_POOL_MAX_SIZE, 8), so a service
+# never waits for one; the rest serve HTTP requests and the health check.
+_DATABASE_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="database")
+
+
+def _database_thread(service):
+    """Where a service runs: PostgreSQL on the executor's threads, SQLite on channels' one.
+
+    On one thread every query's round trip waits for the one before, and a process's rooms
+    queue behind each other; PostgreSQL runs transactions side by side (each room's row lock
+    still orders that room's changes) from a bounded pool. SQLite has a single writer anyway.
+    """
+    if connection.vendor == "sqlite":
+        return database_sync_to_async(service)
+    return DatabaseSyncToAsync(service, thread_sensitive=False, executor=_DATABASE_EXECUTOR)
+
+
 async def _call(service, **kwargs):
     """Run a service off the event loop; transient database failures become `server_busy`."""
     for attempt in range(1, _DB_ATTEMPTS + 1):
         try:
-            return await database_sync_to_async(service)(**kwargs)
+            return await _database_thread(service)(**kwargs)
         except ClientError:
             raise
         except IntegrityError:
@@ -152,6 +170,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return protocol.parse_frame(text_data)
 
     # --- Events from the room's group ----------------------------------------------
+
+    async def dispatch(self, message: dict) -> None:
+        """Relay room events at once; everything else goes through Channels' dispatch."""
+        # Channels' dispatch first hops to the database thread to close old connections,
+        # for every message. A relay touches no database, and at 1,000 deliveries a second
+        # those hops queued every broadcast behind the services' queries.
+        if message["type"] == "room.event":
+            await self.room_event(message)
+        else:
+            await super().dispatch(message)
 
     async def room_event(self, message: dict) -> None:
         """Relay a room event unless this connection already has a newer state."""
