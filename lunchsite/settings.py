@@ -185,7 +185,8 @@ ROOM_HEARTBEAT_SECONDS = env.float("ROOM_HEARTBEAT_SECONDS", default=20)
 ROOM_PRESENCE_TIMEOUT_SECONDS = env.float("ROOM_PRESENCE_TIMEOUT_SECONDS", default=60)
 # Redis pub/sub delivers at most once (a Redis restart drops what was in flight), so each
 # connection compares its version with the database this often and resends a missed state.
-ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=3)
+# 2 s (+1 s grace in the consumer) keeps a lost change well under the 5 s the issue allows.
+ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=2)
 
 LOGGING = {
     "version": 1,
