@@ -282,6 +282,16 @@ async def test_locked_sqlite_gives_server_busy_and_changes_nothing(
     assert "Traceback" not in server.log()
 
 
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 @pytest.fixture
 def private_postgres() -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
     """A PostgreSQL cluster of this test's own (never the machine's): url, stop, start."""
@@ -293,8 +303,8 @@ def private_postgres() -> Iterator[tuple[str, Callable[[], None], Callable[[], N
         pytest.skip("PostgreSQL server binaries are not installed")
     as_owner: list[str] = []
     if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-        if shutil.which("runuser") is None:
-            pytest.skip("runuser is needed to run PostgreSQL as root")
+        if shutil.which("runuser") is None or not _user_exists("postgres"):
+            pytest.skip("runuser and a postgres user are needed to run PostgreSQL as root")
         as_owner = ["runuser", "-u", "postgres", "--"]
     data = Path(tempfile.mkdtemp(prefix="lunchsite-pgfault-"))
     if os.geteuid() == 0:
