@@ -4,6 +4,7 @@ import asyncio
 import io
 import json
 import logging
+import secrets
 
 import segno
 from asgiref.sync import sync_to_async
@@ -171,11 +172,23 @@ def _database_answers() -> None:
         cursor.execute("SELECT 1")
 
 
+# One health channel per layer per process, reused: a new channel per check would leave a
+# subscription (pub/sub layer) and a queue behind on every poll of the load balancer.
+_health_channels: dict[int, str] = {}
+_health_lock = asyncio.Lock()
+
+
 async def _channel_layer_answers() -> None:
     layer = get_channel_layer()
-    channel = await layer.new_channel("healthz.")
-    await layer.send(channel, {"type": "healthz.ping"})
-    await layer.receive(channel)
+    async with _health_lock:
+        channel = _health_channels.get(id(layer))
+        if channel is None:
+            channel = _health_channels[id(layer)] = await layer.new_channel("healthz.")
+        nonce = secrets.token_hex(8)
+        await layer.send(channel, {"type": "healthz.ping", "nonce": nonce})
+        # A ping from a check that timed out may still be queued: skip to ours.
+        while (await layer.receive(channel)).get("nonce") != nonce:
+            pass
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
