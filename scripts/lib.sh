@@ -6,12 +6,16 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# apt-get install the Debian packages whose command is missing (root only).
+# apt-get install the Debian packages that are missing (root only). Arguments come in
+# pairs: what shows the package is there (a command, or an absolute file path), its name.
 ensure_debian_packages() {
   local missing=()
   while [ $# -gt 0 ]; do
-    local cmd="$1" pkg="$2"; shift 2
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    local check="$1" pkg="$2"; shift 2
+    case "$check" in
+      /*) [ -e "$check" ] || missing+=("$pkg") ;;
+      *) command -v "$check" >/dev/null 2>&1 || missing+=("$pkg") ;;
+    esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ]; then

