@@ -9,6 +9,7 @@ differ; the load generator only checks that each change shows up, not that rooms
 import json
 import os
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
@@ -34,6 +35,11 @@ class _Room:
         self.items: dict[str, dict] = {}
         self.participants: dict[int, str] = {}
         self.next_guest = 1
+
+    def bump(self) -> None:
+        # Microseconds, not a counter: two processes keep two dicts, and a client drops any
+        # state older than the newest it has, so versions must grow across both.
+        self.version = max(self.version + 1, time.time_ns() // 1000)
 
     def state(self) -> dict:
         expires = datetime.now(UTC) + timedelta(seconds=600)
@@ -74,7 +80,7 @@ class _Room:
             else:
                 marks.append(who)
             item["votes"] = len(item["voters"])
-        self.version += 1
+        self.bump()
 
 
 _rooms: dict[str, _Room] = {}
@@ -103,7 +109,7 @@ class BaselineConsumer(AsyncWebsocketConsumer):
         self.name = query.get("name", [""])[0][:24] or f"guest-{self.room.next_guest}"
         self.room.next_guest += 1
         self.room.participants[self.pk] = self.name
-        self.room.version += 1
+        self.room.bump()
         welcome = {"type": "welcome", "you": {"id": self.pk, "name": self.name}}
         await self.send(text_data=encode(welcome))
         await self._broadcast()
@@ -112,7 +118,7 @@ class BaselineConsumer(AsyncWebsocketConsumer):
         """Leave the group and tell the others."""
         await self.channel_layer.group_discard(self.group, self.channel_name)
         if self.room.participants.pop(getattr(self, "pk", None), None) is not None:
-            self.room.version += 1
+            self.room.bump()
             await self._broadcast()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
