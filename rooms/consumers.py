@@ -3,61 +3,22 @@
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from urllib.parse import parse_qs
 
-from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection
 
-from . import protocol, selectors, services
+from . import database, protocol, resync, selectors, services
 from .errors import CLOSE_CODES, ClientError
 from .models import Room
 from .ratelimit import SlidingWindow
 
 log = logging.getLogger(__name__)
 
-# A locked SQLite file or a restarting PostgreSQL: try again a few times before giving up.
-_DB_ATTEMPTS = 3
-_DB_RETRY_DELAY = 0.2
 # A refusal without a close code of its own (server_busy at join). daphne's autobahn lets a
 # server send only 1000 or 3000-4999, so not 1011/1013: 4503 reads as "unavailable, retry".
 _CLOSE_TRY_AGAIN = 4503
-
-
-# Fewer threads than the pool has connections (DATABASE_POOL_MAX_SIZE, 8), so a service
-# never waits for one; the rest serve HTTP requests and the health check.
-_DATABASE_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="database")
-
-
-def _database_thread(service):
-    """Where a service runs: PostgreSQL on the executor's threads, SQLite on channels' one.
-
-    On one thread every query's round trip waits for the one before, and a process's rooms
-    queue behind each other; PostgreSQL runs transactions side by side (each room's row lock
-    still orders that room's changes) from a bounded pool. SQLite has a single writer anyway.
-    """
-    if connection.vendor == "sqlite":
-        return database_sync_to_async(service)
-    return DatabaseSyncToAsync(service, thread_sensitive=False, executor=_DATABASE_EXECUTOR)
-
-
-async def _call(service, **kwargs):
-    """Run a service off the event loop; transient database failures become `server_busy`."""
-    for attempt in range(1, _DB_ATTEMPTS + 1):
-        try:
-            return await _database_thread(service)(**kwargs)
-        except ClientError:
-            raise
-        except IntegrityError:
-            raise
-        except DatabaseError as exc:
-            log.warning("database error service=%s attempt=%s: %s", service.__name__, attempt, exc)
-            if attempt == _DB_ATTEMPTS:
-                raise ClientError("server_busy") from exc
-            await asyncio.sleep(_DB_RETRY_DELAY * attempt)
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -76,12 +37,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.keepalive: asyncio.Task | None = None
         await self.accept()
         try:
-            room = await _call(selectors.room_get_open, room_id=self.room_id)
+            room = await database.call(selectors.room_get_open, room_id=self.room_id)
             self.group = room.group_name
             # Join the group first: a change committed while we join is not missed (the
             # version check drops the copy we already have).
             await self.channel_layer.group_add(self.group, self.channel_name)
-            participant, state = await _call(
+            participant, state = await database.call(
                 services.participant_join,
                 room_id=self.room_id,
                 channel_name=self.channel_name,
@@ -132,7 +93,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if self.participant_id is not None:
             self.participant_id = None
             try:
-                await _call(services.participant_leave, channel_name=self.channel_name)
+                await database.call(services.participant_leave, channel_name=self.channel_name)
             except ClientError:
                 log.warning("leave not recorded room=%s; the presence sweep will", self.room_id)
 
@@ -144,7 +105,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         try:
             command = self._parse(text_data, bytes_data)
-            await _call(
+            await database.call(
                 services.command_run,
                 room_id=self.room_id,
                 participant_id=self.participant_id,
@@ -218,39 +179,49 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 )
                 if time.monotonic() >= next_beat or time.time() >= self.expires_at:
                     next_beat = time.monotonic() + settings.ROOM_HEARTBEAT_SECONDS
-                    try:
-                        status = await _call(
-                            services.presence_refresh,
-                            room_id=self.room_id,
-                            participant_id=self.participant_id,
-                            channel_name=self.channel_name,
-                        )
-                    except ClientError:
-                        continue  # database busy: the next beat tries again
-                    if status != Room.Status.ACTIVE:
-                        await self._refuse(ClientError("room_expired"))
+                    if not await self._heartbeat():
                         return
-                try:
-                    current = _room_version_shared(self.room_id)
-                    if current is None:
-                        current = await _call(_room_version, room_id=self.room_id)
-                    if current is None or current <= self.version:
-                        continue
-                    # Behind: usually the broadcast is on its way (a busy server). Only one
-                    # that has not come after a grace period was lost; reading the full
-                    # state for every lagging connection would feed the overload.
-                    await asyncio.sleep(_RESYNC_GRACE_SECONDS)
-                    if current <= self.version:
-                        continue
-                    state = await _call(_state_if_newer, room_id=self.room_id, version=self.version)
-                except ClientError:
-                    continue
-                if state is not None:
-                    # A broadcast was lost (Redis restarted, pub/sub is at-most-once).
-                    log.info("resync room=%s version=%s", self.room_id, state["version"])
-                    await self._send_state(state)
+                await self._resync_if_behind()
         except asyncio.CancelledError:
             pass
+
+    async def _heartbeat(self) -> bool:
+        """Refresh this connection's presence; False once the room is gone (and we hung up)."""
+        try:
+            status = await database.call(
+                services.presence_refresh,
+                room_id=self.room_id,
+                participant_id=self.participant_id,
+                channel_name=self.channel_name,
+            )
+        except ClientError:
+            return True  # database busy: the next beat tries again
+        if status != Room.Status.ACTIVE:
+            await self._refuse(ClientError("room_expired"))
+            return False
+        return True
+
+    async def _resync_if_behind(self) -> None:
+        """Send the current state if a broadcast never came (pub/sub is at-most-once)."""
+        try:
+            current = resync.version_seen_recently(self.room_id)
+            if current is None:
+                current = await database.call(resync.room_version, room_id=self.room_id)
+            if current is None or current <= self.version:
+                return
+            # Usually the broadcast is on its way (a busy server); reading the full state
+            # for every lagging connection at once would feed the overload.
+            await asyncio.sleep(resync.GRACE_SECONDS)
+            if current <= self.version:
+                return
+            state = await database.call(
+                resync.state_if_newer, room_id=self.room_id, version=self.version
+            )
+        except ClientError:
+            return
+        if state is not None:
+            log.info("resync room=%s version=%s", self.room_id, state["version"])
+            await self._send_state(state)
 
     def _session_key(self) -> str:
         session = self.scope.get("session")
@@ -261,49 +232,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return query.get("name", [""])[0]
 
 
-# The connections of one room in one process share their resync reads for this long, so
-# ten clients of a room cost one version read per window, not ten (and no thread hop).
-_RESYNC_SHARED_SECONDS = 1.0
-_RESYNC_GRACE_SECONDS = 1.0
-_room_versions: dict[str, tuple[float, int]] = {}  # room id -> (monotonic time read, version)
-_room_versions_pruned = 0.0
-
-
-def _room_version_shared(room_id: str) -> int | None:
-    """The room's version if this process read it moments ago, else None."""
-    seen = _room_versions.get(room_id)
-    if seen is not None and time.monotonic() - seen[0] < _RESYNC_SHARED_SECONDS:
-        return seen[1]
-    return None
-
-
-def _room_version(*, room_id: str) -> int | None:
-    """The room's version in the database (None: gone), shared for a moment (see above)."""
-    global _room_versions_pruned
-    current = Room.objects.filter(pk=room_id).values_list("version", flat=True).first()
-    now = time.monotonic()
-    if len(_room_versions) > 1024 and now - _room_versions_pruned > _RESYNC_SHARED_SECONDS:
-        _room_versions_pruned = now
-        for key, (read_at, _) in list(_room_versions.items()):
-            if now - read_at >= _RESYNC_SHARED_SECONDS:
-                _room_versions.pop(key, None)
-    if current is not None:
-        _room_versions[room_id] = (now, current)
-    return current
-
-
 def _is_layer_outage(exc: BaseException) -> bool:
     """A lost connection to the channel layer's Redis (as opposed to a bug of ours)."""
     return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith("redis.")
-
-
-def _state_if_newer(*, room_id: str, version: int) -> dict | None:
-    """The room's state if its version passed `version` (one cheap read when it has not)."""
-    current = _room_version(room_id=room_id)
-    if current is None or current <= version:
-        return None
-    room = Room.objects.filter(pk=room_id).first()
-    return selectors.room_state(room=room) if room is not None else None
 
 
 def _timestamp(iso: str) -> float:

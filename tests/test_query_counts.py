@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from rooms import consumers, selectors, services
+from rooms import resync, selectors, services
 from rooms.models import Mark, Participant, Room
 from rooms.protocol import Command
 
@@ -97,7 +97,7 @@ def test_background_query_counts(room_with_people, django_assert_max_num_queries
         )
     assert status == Room.Status.ACTIVE
     with django_assert_max_num_queries(1):
-        version = consumers._room_version(room_id=room.pk)
+        version = resync.room_version(room_id=room.pk)
     assert version == Room.objects.get(pk=room.pk).version
     fresh = Room.objects.get(pk=room.pk)
     with django_assert_max_num_queries(3):

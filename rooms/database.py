@@ -1,0 +1,49 @@
+"""Running the room services from async code: on which thread, and what a busy database means."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from django.db import DatabaseError, IntegrityError, connection
+
+from .errors import ClientError
+
+log = logging.getLogger(__name__)
+
+# A locked SQLite file or a restarting PostgreSQL: try again a few times before giving up.
+ATTEMPTS = 3
+RETRY_DELAY_SECONDS = 0.2
+
+# Fewer threads than the pool has connections (DATABASE_POOL_MAX_SIZE, 8), so a service
+# never waits for one; the rest serve HTTP requests and the health check.
+_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="database")
+
+
+def _on_database_thread(service: Callable[..., Any]) -> Callable[..., Any]:
+    """Where a service runs: PostgreSQL on the executor's threads, SQLite on channels' one.
+
+    On one thread every query's round trip waits for the one before, and a process's rooms
+    queue behind each other; PostgreSQL runs transactions side by side (each room's row lock
+    still orders that room's changes) from a bounded pool. SQLite has a single writer anyway.
+    """
+    if connection.vendor == "sqlite":
+        return database_sync_to_async(service)
+    return DatabaseSyncToAsync(service, thread_sensitive=False, executor=_EXECUTOR)
+
+
+async def call(service: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run a service off the event loop; transient database failures become `server_busy`."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await _on_database_thread(service)(**kwargs)
+        except (ClientError, IntegrityError):
+            raise
+        except DatabaseError as exc:
+            log.warning("database error service=%s attempt=%s: %s", service.__name__, attempt, exc)
+            if attempt == ATTEMPTS:
+                raise ClientError("server_busy") from exc
+            await asyncio.sleep(RETRY_DELAY_SECONDS * attempt)
+    raise AssertionError("unreachable")
