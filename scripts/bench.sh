@@ -14,14 +14,7 @@ ensure_debian_packages redis-server redis-server
 ensure_venv requirements-dev.txt
 
 # PostgreSQL, as in production: BENCH_DATABASE_URL, else the machine's on 5432, else our own.
-PG_URL="${BENCH_DATABASE_URL:-}"
-if [ -z "$PG_URL" ]; then
-  if "$VENV/bin/python" scripts/pg_local.py probe postgres://postgres@127.0.0.1:5432/test; then
-    PG_URL=postgres://postgres@127.0.0.1:5432/test
-  else
-    PG_URL="$("$VENV/bin/python" scripts/pg_local.py start)"
-  fi
-fi
+PG_URL="${BENCH_DATABASE_URL:-$(postgres_url)}"
 
 log "benchmark (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
 exec "$VENV/bin/python" -m bench.run --database-url "$PG_URL" "$@"

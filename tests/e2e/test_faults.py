@@ -34,7 +34,7 @@ from lunchsite.asgi import application
 from rooms import selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Participant, new_room_id
-from tests.support.client import RoomClient, create_room, item_names, room_state
+from tests.support.client import RoomClient, create_room, item_names, next_answer, room_state
 from tests.support.processes import (
     DaphneServer,
     RedisServer,
@@ -79,16 +79,6 @@ def assert_no_client_traceback(clients: list[RoomClient]) -> None:
         for event in client.events:
             text = json.dumps(event)
             assert "Traceback" not in text and "Error:" not in text, event
-
-
-async def next_answer(client: RoomClient, seen: int, timeout: float = 10) -> dict:
-    """The first state or error after the first `seen` events (equal events are not skipped)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            for event in client.events[seen:]:
-                if event["type"] in {"error", "state"}:
-                    return event
-            await asyncio.sleep(0.02)
 
 
 async def reconnect(url: str, *, within: float) -> RoomClient:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.client import RoomClient, create_room, item_names, room_state
+from tests.support.client import RoomClient, create_room, item_names, next_answer, room_state
 from tests.support.processes import DaphneServer
 
 pytestmark = pytest.mark.e2e
@@ -47,18 +47,6 @@ async def gone(server: DaphneServer, room: dict, client: RoomClient) -> None:
     async with asyncio.timeout(10):
         while client.you in room_state(server.http_url, room["id"])["participants"]:
             await asyncio.sleep(0.05)
-
-
-async def next_answer(client: RoomClient, seen: int, timeout: float = 10) -> dict:
-    """The first state or error after the first `seen` events."""
-    async with asyncio.timeout(timeout):
-        while True:
-            for event in client.events[seen:]:
-                if event["type"] in {"error", "state"}:
-                    return event
-            if client.close_code is not None:
-                raise ConnectionError(f"closed with {client.close_code}")
-            await asyncio.sleep(0.02)
 
 
 async def expect_error(client: RoomClient, frame: str | bytes, code: str, server, room) -> None:

@@ -113,5 +113,17 @@ class RoomClient:
             await asyncio.gather(self._reader, return_exceptions=True)
 
 
+async def next_answer(client: RoomClient, seen: int, timeout: float = 10.0) -> dict:
+    """The first state or error after the first `seen` events (equal events are not skipped)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            for event in client.events[seen:]:
+                if event["type"] in {"error", "state"}:
+                    return event
+            if client.close_code is not None:
+                raise ConnectionError(f"closed with {client.close_code}")
+            await asyncio.sleep(0.02)
+
+
 def item_names(state: dict) -> list[str]:
     return [item["name"] for item in state["items"]]
