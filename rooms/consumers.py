@@ -6,6 +6,7 @@ import time
 from datetime import datetime
 from urllib.parse import parse_qs
 
+from autobahn.exception import Disconnected  # what daphne raises on a closed socket
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -61,7 +62,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send) -> None:
         """Serve the connection; if the channel layer fails under it, leave and close 4503."""
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, _unless_gone(send))
         except Exception as exc:
             if not _is_layer_outage(exc):
                 raise
@@ -230,6 +231,23 @@ class RoomConsumer(AsyncWebsocketConsumer):
     def _requested_name(self) -> str:
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         return query.get("name", [""])[0]
+
+
+def _unless_gone(send):
+    """`send` that drops a message for a client who already left, instead of raising.
+
+    A room event can reach the consumer after its client hung up but before daphne's
+    disconnect message does; daphne then raises autobahn's Disconnected. The disconnect
+    that follows cleans up, so the message is simply not needed any more.
+    """
+
+    async def send_unless_gone(message: dict) -> None:
+        try:
+            await send(message)
+        except Disconnected:
+            log.debug("dropped %s for a client that already left", message.get("type"))
+
+    return send_unless_gone
 
 
 def _is_layer_outage(exc: BaseException) -> bool:

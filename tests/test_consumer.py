@@ -191,3 +191,19 @@ async def test_rate_limit(layer: str, settings) -> None:
     await alice.send_to(text_data="add:one too many")
     assert (await receive(alice))["code"] == "rate_limited"
     await alice.disconnect()
+
+
+async def test_a_message_for_a_client_that_left_is_dropped_quietly() -> None:
+    """daphne raising Disconnected for a late room event does not crash the consumer."""
+    from autobahn.exception import Disconnected
+
+    from rooms.consumers import _unless_gone
+
+    sent: list[dict] = []
+
+    async def closed_socket(message: dict) -> None:
+        sent.append(message)
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    await _unless_gone(closed_socket)({"type": "websocket.send", "text": "{}"})
+    assert sent == [{"type": "websocket.send", "text": "{}"}]

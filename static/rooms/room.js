@@ -211,69 +211,75 @@
 
   function renderItems(state) {
     const list = $("items");
-    // Re-rendering replaces the buttons: keep keyboard focus on the same control.
-    const focused = document.activeElement;
-    const focusKey = focused && list.contains(focused) ? focused.dataset.focusKey : null;
     const most = Math.max(1, state.participants.length, ...state.items.map((item) => item.votes));
     const decided = state.room.decision && !spin ? state.room.decision.item : null;
-    list.replaceChildren(...state.items.map((item) => itemRow(item, most, decided)));
+    // Rows are kept and updated in place, keyed by name: a tap that lands while another
+    // person's change arrives still hits the same button (and keyboard focus stays put).
+    const existing = new Map(Array.from(list.children, (row) => [row.dataset.name, row]));
+    const rows = state.items.map((item) => {
+      const row = existing.get(item.name) || itemRow(item.name);
+      existing.delete(item.name);
+      updateRow(row, item, most, decided);
+      return row;
+    });
+    existing.forEach((row) => row.remove());
+    rows.forEach((row, index) => {
+      if (list.children[index] !== row) list.insertBefore(row, list.children[index] || null);
+    });
     $("items-empty").hidden = state.items.length > 0;
     $("items-count").textContent = state.items.length ? String(state.items.length) : "";
-    if (focusKey) {
-      const again = list.querySelector('[data-focus-key="' + CSS.escape(focusKey) + '"]');
-      (again || $("item-input")).focus();
-    }
   }
 
-  function itemRow(item, most, decided) {
+  function itemRow(itemName) {
     const row = document.createElement("li");
     row.className = "item";
-    row.dataset.name = item.name;
-    const vetoed = item.vetoed_by.length > 0;
-    if (vetoed) row.classList.add("vetoed");
-    if (decided === item.name) row.classList.add("winner");
-
-    const name = element("span", "item-name", item.name);
-    const meta = element("span", "item-meta", item.added_by ? interpolate(gettext("added by %s"), [item.added_by]) : "");
+    row.dataset.name = itemName;
     const head = element("div", "item-head");
-    head.append(name, meta);
-
+    head.append(element("span", "item-name", itemName), element("span", "item-meta"));
     const bar = element("div", "bar");
     bar.setAttribute("aria-hidden", "true");
-    const fill = element("span", "bar-fill");
-    // CSSOM, not a style attribute: allowed by our Content-Security-Policy.
-    fill.style.width = Math.round((100 * item.votes) / most) + "%";
-    bar.append(fill);
-
-    const marks = element("div", "item-marks");
-    if (item.voters.length) {
-      marks.append(element("span", "voters", "👍 " + item.voters.join(", ")));
-    }
-    if (vetoed) {
-      marks.append(element("span", "vetoes", "✋ " + interpolate(gettext("vetoed by %s"), [item.vetoed_by.join(", ")])));
-    }
-
-    const mineVote = item.voters.includes(me.name);
-    const mineVeto = item.vetoed_by.includes(me.name);
-    const vote = actionButton("vote", item.name, "👍 " + String(item.votes),
-      interpolate(ngettext("Vote for %s (%s vote)", "Vote for %s (%s votes)", item.votes), [item.name, item.votes]), mineVote);
-    const veto = actionButton("veto", item.name, "✋", interpolate(gettext("Veto %s"), [item.name]), mineVeto);
-    const remove = actionButton("remove", item.name, "✕", interpolate(gettext("Remove %s"), [item.name]), null);
+    bar.append(element("span", "bar-fill"));
     const actions = element("div", "item-actions");
-    actions.append(vote, veto, remove);
-
-    row.append(head, actions, bar, marks);
+    actions.append(actionButton("vote", itemName), actionButton("veto", itemName), actionButton("remove", itemName));
+    row.append(head, actions, bar, element("div", "item-marks"));
     return row;
   }
 
-  function actionButton(action, itemName, text, label, pressed) {
-    const button = element("button", "icon-button " + action, text);
-    button.type = "button";
+  function updateRow(row, item, most, decided) {
+    const vetoed = item.vetoed_by.length > 0;
+    row.classList.toggle("vetoed", vetoed);
+    row.classList.toggle("winner", decided === item.name);
+    row.querySelector(".item-meta").textContent = item.added_by
+      ? interpolate(gettext("added by %s"), [item.added_by]) : "";
+    // CSSOM, not a style attribute: allowed by our Content-Security-Policy.
+    row.querySelector(".bar-fill").style.width = Math.round((100 * item.votes) / most) + "%";
+
+    const marks = [];
+    if (item.voters.length) marks.push(element("span", "voters", "👍 " + item.voters.join(", ")));
+    if (vetoed) {
+      marks.push(element("span", "vetoes", "✋ " + interpolate(gettext("vetoed by %s"), [item.vetoed_by.join(", ")])));
+    }
+    row.querySelector(".item-marks").replaceChildren(...marks);
+
+    setButton(row.querySelector("button.vote"), "👍 " + String(item.votes),
+      interpolate(ngettext("Vote for %s (%s vote)", "Vote for %s (%s votes)", item.votes), [item.name, item.votes]),
+      item.voters.includes(me.name));
+    setButton(row.querySelector("button.veto"), "✋", interpolate(gettext("Veto %s"), [item.name]),
+      item.vetoed_by.includes(me.name));
+    setButton(row.querySelector("button.remove"), "✕", interpolate(gettext("Remove %s"), [item.name]), null);
+  }
+
+  function setButton(button, text, label, pressed) {
+    if (button.textContent !== text) button.textContent = text;
     button.title = label;
     button.setAttribute("aria-label", label);
     if (pressed !== null) button.setAttribute("aria-pressed", pressed ? "true" : "false");
+  }
+
+  function actionButton(action, itemName) {
+    const button = element("button", "icon-button " + action);
+    button.type = "button";
     button.dataset.action = action;
-    button.dataset.focusKey = action + ":" + itemName;
     button.addEventListener("click", () => {
       clearErrors();
       send({ action: action, item: itemName });
