@@ -184,14 +184,15 @@ ROOM_ACTIONS_PER_10S = env.int("ROOM_ACTIONS_PER_10S", default=20)
 ROOM_ITEM_MAX_LENGTH = 60
 ROOM_NAME_MAX_LENGTH = 24
 ROOM_MAX_FRAME_BYTES = 2048
-# A connection refreshes its presence this often; one silent for PRESENCE_TIMEOUT (a
-# worker that died) stops counting toward the participant cap.
+# Each process refreshes the presence of all its connections this often (one UPDATE); a
+# connection silent for PRESENCE_TIMEOUT (its worker died) stops counting toward the cap.
 ROOM_HEARTBEAT_SECONDS = env.float("ROOM_HEARTBEAT_SECONDS", default=20)
 ROOM_PRESENCE_TIMEOUT_SECONDS = env.float("ROOM_PRESENCE_TIMEOUT_SECONDS", default=60)
 # Redis pub/sub delivers at most once (a Redis restart drops what was in flight), so each
-# connection compares its version with the database this often and resends a missed state.
-# 2 s (+1 s grace in the consumer) keeps a lost change well under the 5 s the issue allows.
-ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=2)
+# process reads its rooms' versions this often (one query) and resends a missed state after
+# a 1 s grace; it also hangs up the connections of rooms that expired. 1 s keeps a lost
+# change under ~2.5 s, well within the 5 s the issue allows (rooms/liveness.py).
+ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=1)
 
 LOGGING = {
     "version": 1,

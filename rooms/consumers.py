@@ -1,18 +1,14 @@
 """The room's WebSocket endpoint: frames in, services called, events out."""
 
-import asyncio
 import logging
-import time
-from datetime import datetime
 from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected  # what daphne raises on a closed socket
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import database, protocol, resync, selectors, services
+from . import database, liveness, protocol, selectors, services
 from .errors import CLOSE_CODES, ClientError
-from .models import Room
 from .ratelimit import SlidingWindow
 
 log = logging.getLogger(__name__)
@@ -32,10 +28,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.room_id: str = self.scope["url_route"]["kwargs"]["room_id"]
         self.participant_id: int | None = None
         self.group: str | None = None
-        self.version = -1
-        self.expires_at = 0.0
+        self.version = -1  # the newest state this connection was sent
         self.limiter = SlidingWindow(settings.ROOM_ACTIONS_PER_10S, 10)
-        self.keepalive: asyncio.Task | None = None
         await self.accept()
         try:
             room = await database.call(selectors.room_get_open, room_id=self.room_id)
@@ -51,13 +45,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 name=self._requested_name(),
             )
         except ClientError as error:
-            await self._refuse(error)
+            await self.refuse(error)
             return
         self.participant_id = participant.pk
         welcome = {"type": "welcome", "you": {"id": participant.pk, "name": participant.name}}
         await self.send(text_data=protocol.encode(welcome))
-        await self._send_state(state)
-        self.keepalive = asyncio.create_task(self._keep_alive())
+        await self.send_state(state)
+        liveness.local_rooms.add(self)
 
     async def __call__(self, scope, receive, send) -> None:
         """Serve the connection; if the channel layer fails under it, leave and close 4503."""
@@ -82,9 +76,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         """Leave the group and tell the room this connection is gone."""
-        if self.keepalive is not None:
-            self.keepalive.cancel()
-            self.keepalive = None
+        liveness.local_rooms.remove(self)
         if self.group is not None:
             group, self.group = self.group, None
             try:
@@ -114,7 +106,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             )
         except ClientError as error:
             if error.code in CLOSE_CODES:
-                await self._refuse(error)
+                await self.refuse(error)
             else:
                 await self.send(text_data=protocol.encode(protocol.error_event(error)))
 
@@ -149,80 +141,24 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         if message["is_state"]:
             self.version = message["version"]
-            self.expires_at = message["expires_at"]
         await self.send(text_data=message["text"])
 
     async def room_closed(self, message: dict) -> None:
         """Staff closed the room: say so and hang up."""
-        await self._refuse(ClientError("room_expired"))
+        await self.refuse(ClientError("room_expired"))
 
     # --- Helpers -------------------------------------------------------------------
 
-    async def _send_state(self, state: dict) -> None:
+    async def send_state(self, state: dict) -> None:
+        """Send a state unless this connection already has a newer one."""
         if state["version"] > self.version:
             self.version = state["version"]
-            self.expires_at = _timestamp(state["room"]["expires_at"])
             await self.send(text_data=protocol.encode(state))
 
-    async def _refuse(self, error: ClientError) -> None:
+    async def refuse(self, error: ClientError) -> None:
+        """Send the error, then close with its code (4503 when it has none of its own)."""
         await self.send(text_data=protocol.encode(protocol.error_event(error)))
         await self.close(code=CLOSE_CODES.get(error.code, _CLOSE_TRY_AGAIN))
-
-    async def _keep_alive(self) -> None:
-        """Heartbeat presence, resend a missed state, hang up the moment the room expires."""
-        next_beat = time.monotonic() + settings.ROOM_HEARTBEAT_SECONDS
-        try:
-            while True:
-                until_expiry = self.expires_at - time.time()
-                until_beat = next_beat - time.monotonic()
-                await asyncio.sleep(
-                    max(0.05, min(settings.ROOM_RESYNC_SECONDS, until_beat, until_expiry + 0.05))
-                )
-                if time.monotonic() >= next_beat or time.time() >= self.expires_at:
-                    next_beat = time.monotonic() + settings.ROOM_HEARTBEAT_SECONDS
-                    if not await self._heartbeat():
-                        return
-                await self._resync_if_behind()
-        except asyncio.CancelledError:
-            pass
-
-    async def _heartbeat(self) -> bool:
-        """Refresh this connection's presence; False once the room is gone (and we hung up)."""
-        try:
-            status = await database.call(
-                services.presence_refresh,
-                room_id=self.room_id,
-                participant_id=self.participant_id,
-                channel_name=self.channel_name,
-            )
-        except ClientError:
-            return True  # database busy: the next beat tries again
-        if status != Room.Status.ACTIVE:
-            await self._refuse(ClientError("room_expired"))
-            return False
-        return True
-
-    async def _resync_if_behind(self) -> None:
-        """Send the current state if a broadcast never came (pub/sub is at-most-once)."""
-        try:
-            current = resync.version_seen_recently(self.room_id)
-            if current is None:
-                current = await database.call(resync.room_version, room_id=self.room_id)
-            if current is None or current <= self.version:
-                return
-            # Usually the broadcast is on its way (a busy server); reading the full state
-            # for every lagging connection at once would feed the overload.
-            await asyncio.sleep(resync.GRACE_SECONDS)
-            if current <= self.version:
-                return
-            state = await database.call(
-                resync.state_if_newer, room_id=self.room_id, version=self.version
-            )
-        except ClientError:
-            return
-        if state is not None:
-            log.info("resync room=%s version=%s", self.room_id, state["version"])
-            await self._send_state(state)
 
     def _session_key(self) -> str:
         session = self.scope.get("session")
@@ -253,7 +189,3 @@ def _unless_gone(send):
 def _is_layer_outage(exc: BaseException) -> bool:
     """A lost connection to the channel layer's Redis (as opposed to a bug of ours)."""
     return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith("redis.")
-
-
-def _timestamp(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()

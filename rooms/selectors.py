@@ -77,3 +77,8 @@ def room_state(*, room: Room) -> StateEvent:
             for pk, name in participants_online(room=room).values_list("pk", "name")
         ],
     }
+
+
+def rooms_open_versions(*, room_ids: list[str]) -> dict[str, int]:
+    """The version of each of these rooms that is still open; gone or dead rooms are absent."""
+    return dict(Room.objects.active().filter(pk__in=room_ids).values_list("pk", "version"))

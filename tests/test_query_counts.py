@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from rooms import resync, selectors, services
+from rooms import selectors, services
 from rooms.models import Mark, Participant, Room
 from rooms.protocol import Command
 
@@ -89,16 +89,14 @@ def test_join_and_leave_query_count(room_with_people, django_assert_max_num_quer
 
 
 def test_background_query_counts(room_with_people, django_assert_max_num_queries) -> None:
-    """Every connection's heartbeat and resync poll: one or three queries, no state read."""
+    """A process's heartbeat (all its connections) and its version read: a few queries."""
     room, people = room_with_people
+    connections = [(room.pk, f"chan{n}", person.pk) for n, person in enumerate(people)]
     with django_assert_max_num_queries(3):
-        status = services.presence_refresh(
-            room_id=room.pk, participant_id=people[0].pk, channel_name="chan0"
-        )
-    assert status == Room.Status.ACTIVE
+        services.presence_refresh(connections=connections)
     with django_assert_max_num_queries(1):
-        version = resync.room_version(room_id=room.pk)
-    assert version == Room.objects.get(pk=room.pk).version
+        versions = selectors.rooms_open_versions(room_ids=[room.pk])
+    assert versions == {room.pk: Room.objects.get(pk=room.pk).version}
     fresh = Room.objects.get(pk=room.pk)
     with django_assert_max_num_queries(3):
         state = selectors.room_state(room=fresh)

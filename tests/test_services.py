@@ -141,22 +141,32 @@ def test_ghost_connections_stop_counting(settings, room: Room) -> None:
     assert [p["name"] for p in selectors.room_state(room=room)["participants"]] == ["alive"]
 
 
-def test_presence_refresh_sweeps_ghosts_and_reports_expiry(settings, room: Room) -> None:
-    """A heartbeat keeps its own connection, removes stale ones, and notices expiry."""
+def test_presence_refresh_sweeps_ghosts_and_restores_its_own(settings, room: Room) -> None:
+    """A process's heartbeat keeps its connections (even swept ones) and removes ghosts."""
     alice = join(room, "alice")
+    bob = join(room, "bob")
     join(room, "ghost")
-    mine = Connection.objects.get(participant=alice)
-    Connection.objects.exclude(pk=mine.pk).update(last_seen=timezone.now() - timedelta(hours=1))
-    status = services.presence_refresh(
-        room_id=room.pk, participant_id=alice.pk, channel_name=mine.channel_name
+    mine = {p: Connection.objects.get(participant=p).channel_name for p in (alice, bob)}
+    Connection.objects.exclude(channel_name__in=mine.values()).update(
+        last_seen=timezone.now() - timedelta(hours=1)
     )
-    assert status == Room.Status.ACTIVE
-    assert Connection.objects.count() == 1
-    Room.objects.filter(pk=room.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    status = services.presence_refresh(
-        room_id=room.pk, participant_id=alice.pk, channel_name=mine.channel_name
-    )
-    assert status == Room.Status.EXPIRED
+    Connection.objects.filter(participant=bob).delete()  # swept while its worker stalled
+    version = Room.objects.get(pk=room.pk).version
+    services.presence_refresh(connections=[(room.pk, channel, p.pk) for p, channel in mine.items()])
+    assert set(Connection.objects.values_list("channel_name", flat=True)) == set(mine.values())
+    state = selectors.room_state(room=Room.objects.get(pk=room.pk))
+    assert [p["name"] for p in state["participants"]] == ["alice", "bob"]
+    assert state["version"] == version + 1
+
+
+def test_open_versions_leave_out_dead_rooms(room: Room) -> None:
+    """The liveness read reports open rooms' versions; expired and closed rooms are absent."""
+    expired = services.room_create()
+    Room.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    closed = services.room_create()
+    services.room_close(room=closed)
+    versions = selectors.rooms_open_versions(room_ids=[room.pk, expired.pk, closed.pk, "gone"])
+    assert versions == {room.pk: room.version}
 
 
 def test_join_refused_for_unknown_expired_and_closed_rooms(room: Room) -> None:

@@ -1,0 +1,131 @@
+"""Per-process upkeep of the connections this process serves, by room.
+
+One task per process, not one per connection: every ROOM_RESYNC_SECONDS it reads the
+versions of its rooms in one query, hangs up the connections of rooms that expired or
+were closed, and sends the current state to connections a lost broadcast left behind
+(Redis pub/sub delivers at most once: a publish during a Redis restart is gone). Every
+ROOM_HEARTBEAT_SECONDS it refreshes the presence of all its connections in one UPDATE,
+so a worker that dies stops counting toward its rooms' caps once its rows go stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Protocol
+
+from django.conf import settings
+
+from . import database, selectors, services
+from .errors import ClientError
+from .models import Room
+
+log = logging.getLogger(__name__)
+
+# A connection that is behind waits this long for its broadcast to arrive on its own before
+# the state is read for it: on a busy server the broadcast is usually on its way.
+GRACE_SECONDS = 1.0
+
+
+class LiveConnection(Protocol):
+    room_id: str
+    channel_name: str
+    participant_id: int | None
+    version: int
+
+    async def send_state(self, state: dict) -> None: ...
+
+    async def refuse(self, error: ClientError) -> None: ...
+
+
+class LocalRooms:
+    """The live connections of this process, and the task that looks after them."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, set[LiveConnection]] = defaultdict(set)
+        self._behind_since: dict[str, float] = {}
+        self._task: asyncio.Task | None = None
+        self._next_beat = 0.0
+
+    def add(self, connection: LiveConnection) -> None:
+        self.rooms[connection.room_id].add(connection)
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._next_beat = time.monotonic() + settings.ROOM_HEARTBEAT_SECONDS
+            self._task = loop.create_task(self._run(), name="lunchsite-liveness")
+
+    def remove(self, connection: LiveConnection) -> None:
+        members = self.rooms.get(connection.room_id)
+        if members is None:
+            return
+        members.discard(connection)
+        if not members:
+            del self.rooms[connection.room_id]
+            self._behind_since.pop(connection.room_id, None)
+
+    async def _run(self) -> None:
+        while self.rooms:
+            await asyncio.sleep(settings.ROOM_RESYNC_SECONDS)
+            try:
+                await self.tick()
+            except ClientError:
+                continue  # database busy: the next tick tries again
+            except Exception:  # the loop must outlive any one bad tick
+                log.exception("liveness tick failed")
+
+    async def tick(self) -> None:
+        """One round: heartbeat when due, then expiry and lost broadcasts."""
+        if time.monotonic() >= self._next_beat:
+            self._next_beat = time.monotonic() + settings.ROOM_HEARTBEAT_SECONDS
+            connections = [
+                (c.room_id, c.channel_name, c.participant_id)
+                for members in self.rooms.values()
+                for c in members
+                if c.participant_id is not None
+            ]
+            await database.call(services.presence_refresh, connections=connections)
+        versions = await database.call(selectors.rooms_open_versions, room_ids=list(self.rooms))
+        now = time.monotonic()
+        for room_id, members in list(self.rooms.items()):
+            if room_id not in versions:
+                for connection in list(members):
+                    self.remove(connection)
+                    await _quietly(connection.refuse(ClientError("room_expired")))
+                continue
+            lagging = [c for c in members if c.version < versions[room_id]]
+            if not lagging:
+                self._behind_since.pop(room_id, None)
+                continue
+            since = self._behind_since.setdefault(room_id, now)
+            if now - since < GRACE_SECONDS:
+                continue
+            del self._behind_since[room_id]
+            state = await database.call(_state, room_id=room_id)
+            if state is None:
+                continue
+            log.info(
+                "resync room=%s version=%s connections=%s", room_id, state["version"], len(lagging)
+            )
+            for connection in lagging:
+                if not await _quietly(connection.send_state(state)):
+                    self.remove(connection)
+
+
+async def _quietly(action) -> bool:
+    """Run one connection's send; a connection that cannot be sent to is not our loop's end."""
+    try:
+        await action
+    except Exception as exc:
+        log.warning("liveness could not reach a connection: %r", exc)
+        return False
+    return True
+
+
+def _state(*, room_id: str) -> dict | None:
+    room = Room.objects.filter(pk=room_id).first()
+    return selectors.room_state(room=room) if room is not None else None
+
+
+local_rooms = LocalRooms()
