@@ -86,9 +86,15 @@ class LocalRooms:
                 if c.participant_id is not None
             ]
             await database.call(services.presence_refresh, connections=connections)
-        versions = await database.call(selectors.rooms_open_versions, room_ids=list(self.rooms))
+        # Only the rooms asked about: connections that join during the read are in rooms
+        # the answer knows nothing of, which is not the same as rooms that are gone.
+        room_ids = list(self.rooms)
+        versions = await database.call(selectors.rooms_open_versions, room_ids=room_ids)
         now = time.monotonic()
-        for room_id, members in list(self.rooms.items()):
+        for room_id in room_ids:
+            members = self.rooms.get(room_id)
+            if not members:
+                continue
             if room_id not in versions:
                 for connection in list(members):
                     self.remove(connection)

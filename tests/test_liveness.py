@@ -1,0 +1,76 @@
+"""The per-process upkeep: expiry hang-ups and lost-broadcast repair, without a database."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from rooms import liveness, selectors
+from rooms.errors import ClientError
+
+
+@dataclass(eq=False)
+class FakeConnection:
+    room_id: str
+    channel_name: str = "c"
+    participant_id: int | None = 1
+    version: int = 0
+    sent: list = field(default_factory=list)
+    refused: list = field(default_factory=list)
+
+    async def send_state(self, state: dict) -> None:
+        self.sent.append(state)
+        self.version = state["version"]
+
+    async def refuse(self, error: ClientError) -> None:
+        self.refused.append(error.code)
+
+
+@pytest.fixture
+def local(monkeypatch, settings) -> liveness.LocalRooms:
+    settings.ROOM_HEARTBEAT_SECONDS = 3600  # heartbeats are not under test here
+    monkeypatch.setattr(liveness, "GRACE_SECONDS", 0)
+    rooms = liveness.LocalRooms()
+    rooms._next_beat = float("inf")
+    return rooms
+
+
+def answer(monkeypatch, versions: dict, states: dict | None = None, during=None) -> None:
+    async def call(service, **kwargs):
+        if service is selectors.rooms_open_versions:
+            if during:
+                during()
+            return {k: v for k, v in versions.items() if k in kwargs["room_ids"]}
+        return (states or {}).get(kwargs["room_id"])
+
+    monkeypatch.setattr(liveness.database, "call", call)
+
+
+async def test_dead_rooms_are_hung_up(local, monkeypatch) -> None:
+    """Connections of a room the database no longer calls open get room_expired."""
+    alive, dead = FakeConnection("alive"), FakeConnection("dead")
+    local.rooms["alive"].add(alive)
+    local.rooms["dead"].add(dead)
+    answer(monkeypatch, {"alive": 0})
+    await local.tick()
+    assert (alive.refused, dead.refused) == ([], ["room_expired"])
+    assert "dead" not in local.rooms
+
+
+async def test_a_room_joined_during_the_read_is_not_taken_for_dead(local, monkeypatch) -> None:
+    """A connection added while the versions are read is left alone until the next tick."""
+    first, late = FakeConnection("a"), FakeConnection("b")
+    local.rooms["a"].add(first)
+    answer(monkeypatch, {"a": 0, "b": 0}, during=lambda: local.rooms["b"].add(late))
+    await local.tick()
+    assert late.refused == []
+
+
+async def test_lagging_connections_get_the_state_after_the_grace(local, monkeypatch) -> None:
+    """A connection behind the database's version is sent the current state; others not."""
+    behind, current = FakeConnection("r", version=3), FakeConnection("r", version=5)
+    local.rooms["r"].update({behind, current})
+    answer(monkeypatch, {"r": 5}, states={"r": {"version": 5}})
+    await local.tick()  # first sight of the lag starts the grace period
+    await local.tick()
+    assert behind.sent == [{"version": 5}]
+    assert current.sent == []
