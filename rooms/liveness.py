@@ -20,7 +20,6 @@ from django.conf import settings
 
 from . import database, selectors, services
 from .errors import ClientError
-from .models import Room
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +129,10 @@ async def _quietly(action) -> bool:
 
 
 def _state(*, room_id: str) -> dict | None:
-    room = Room.objects.filter(pk=room_id).first()
-    return selectors.room_state(room=room) if room is not None else None
+    try:
+        return selectors.room_state(room=selectors.room_get(room_id=room_id))
+    except ClientError:
+        return None  # deleted meanwhile (purged)
 
 
 local_rooms = LocalRooms()

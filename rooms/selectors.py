@@ -26,21 +26,22 @@ def participants_online(*, room: Room) -> QuerySet[Participant]:
     ).distinct()
 
 
-def room_get(*, room_id: str) -> Room:
+def room_get(*, room_id: str, for_update: bool = False) -> Room:
     """The room with this id, whatever its status, or ClientError(room_not_found)."""
     if not ROOM_ID_SHAPE.fullmatch(room_id):
         # Never hand the database text it may choke on (PostgreSQL refuses NUL); a
         # malformed id answers exactly like an unknown one.
         raise ClientError("room_not_found")
+    rooms = Room.objects.select_for_update() if for_update else Room.objects
     try:
-        return Room.objects.get(pk=room_id)
+        return rooms.get(pk=room_id)
     except Room.DoesNotExist:
         raise ClientError("room_not_found") from None
 
 
-def room_get_open(*, room_id: str) -> Room:
+def room_get_open(*, room_id: str, for_update: bool = False) -> Room:
     """The room if it is still active, else ClientError(room_not_found / room_expired)."""
-    room = room_get(room_id=room_id)
+    room = room_get(room_id=room_id, for_update=for_update)
     if not room.is_open:
         raise ClientError("room_expired")
     return room

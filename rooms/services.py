@@ -39,7 +39,7 @@ def _group_send(group: str, message: dict) -> None:
     if layer is None:
         return
     # After a Redis restart the first publish meets a dead pooled connection; the retry
-    # gets a fresh one. Clients that still miss it catch up by their connection's resync.
+    # gets a fresh one. Clients that still miss it catch up through rooms/liveness.py.
     for attempt in range(1, _BROADCAST_ATTEMPTS + 1):
         try:
             async_to_sync(layer.group_send)(group, message)
@@ -66,15 +66,19 @@ def _broadcast_on_commit(room: Room, *events: dict) -> None:
         transaction.on_commit(partial(_group_send, room.group_name, message))
 
 
-def _commit_change(room: Room, *, activity: bool = True, before: tuple[dict, ...] = ()) -> dict:
+def _commit_change(
+    room: Room,
+    *,
+    activity: bool = True,
+    changed_fields: tuple[str, ...] = (),
+    before: tuple[dict, ...] = (),
+) -> dict:
     """Bump the version (and the expiry, for user activity), save, broadcast; return the state."""
     room.version += 1
-    fields = ["version"]
+    fields = ["version", *changed_fields]
     if activity:
         room.expires_at = timezone.now() + timedelta(seconds=settings.ROOM_TTL_SECONDS)
         fields.append("expires_at")
-    if room.decided_at is not None:
-        fields += ["decision_item", "decision_by", "decided_at"]
     room.save(update_fields=fields)
     state = selectors.room_state(room=room)
     _broadcast_on_commit(room, *before, state)
@@ -83,15 +87,7 @@ def _commit_change(room: Room, *, activity: bool = True, before: tuple[dict, ...
 
 def _lock_open_room(room_id: str) -> Room:
     """The room, locked for this transaction, if it is still open."""
-    if not selectors.ROOM_ID_SHAPE.fullmatch(room_id):
-        raise ClientError("room_not_found")
-    try:
-        room = Room.objects.select_for_update().get(pk=room_id)
-    except Room.DoesNotExist:
-        raise ClientError("room_not_found") from None
-    if not room.is_open:
-        raise ClientError("room_expired")
-    return room
+    return selectors.room_get_open(room_id=room_id, for_update=True)
 
 
 def _room_item(room: Room, raw_name: str) -> Item:
@@ -161,9 +157,9 @@ def participant_join(
         participant = None
         if session_key:
             participant = room.participants.filter(session_key=session_key).first()
-        online = selectors.participants_online(room=room)
-        already_online = participant is not None and online.filter(pk=participant.pk).exists()
-        if not already_online and online.count() >= settings.ROOM_MAX_PARTICIPANTS:
+        online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
+        already_online = participant is not None and participant.pk in online
+        if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
             raise ClientError("room_full")
         if participant is None:
             participant = Participant.objects.create(
@@ -347,7 +343,8 @@ def room_pick(
         room.decision_item, room.decision_by, room.decided_at = winner, picker, timezone.now()
         picked = {"type": "picked", "item": winner, "by": picker, "mode": mode}
         log.info("room picked room=%s mode=%s", room.pk, mode)
-        return _commit_change(room, before=(picked,))
+        decision = ("decision_item", "decision_by", "decided_at")
+        return _commit_change(room, changed_fields=decision, before=(picked,))
 
 
 # --- Commands from the protocol --------------------------------------------------

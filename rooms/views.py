@@ -42,10 +42,18 @@ def _creation_wait(request: HttpRequest) -> int:
     )
 
 
+def _ws_path(room: Room) -> str:
+    # The WebSocket route (rooms/routing.py) mirrors the page's path under /ws/.
+    return f"/ws{reverse('room', args=[room.pk])}"
+
+
 def _room_urls(request: HttpRequest, room: Room) -> dict[str, str]:
-    url = request.build_absolute_uri(reverse("room", args=[room.pk]))
-    ws_url = "ws" + url.removeprefix("http").replace("/rooms/", "/ws/rooms/", 1)
-    return {"url": url, "ws_url": ws_url}
+    """The room's page and WebSocket URLs on the host (and scheme) the request came to."""
+    scheme = "wss" if request.is_secure() else "ws"
+    return {
+        "url": request.build_absolute_uri(reverse("room", args=[room.pk])),
+        "ws_url": f"{scheme}://{request.get_host()}{_ws_path(room)}",
+    }
 
 
 def _remember_room(request: HttpRequest, room: Room) -> None:
@@ -96,7 +104,7 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
         "max_participants": settings.ROOM_MAX_PARTICIPANTS,
         "client_config": {
             "roomId": room.pk,
-            "wsPath": reverse("room", args=[room.pk]).replace("/rooms/", "/ws/rooms/", 1),
+            "wsPath": _ws_path(room),
             "roomUrl": urls["url"],
             "homeUrl": reverse("home"),
             "maxParticipants": settings.ROOM_MAX_PARTICIPANTS,
