@@ -42,13 +42,15 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 room_id=self.room_id,
                 channel_name=self.channel_name,
                 session_key=self._session_key(),
-                name=self._requested_name(),
+                name=self._query("name"),
+                token=self._query("token"),
             )
         except ClientError as error:
             await self.refuse(error)
             return
         self.participant_id = participant.pk
-        welcome = {"type": "welcome", "you": {"id": participant.pk, "name": participant.name}}
+        you = {"id": participant.pk, "name": participant.name, "token": participant.token}
+        welcome: protocol.WelcomeEvent = {"type": "welcome", "you": you}
         await self.send(text_data=protocol.encode(welcome))
         await self.send_state(state)
         liveness.local_rooms.add(self)
@@ -96,6 +98,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         """Parse one frame into a command and run it; a refusal goes back as an error event."""
         if self.participant_id is None:
             return
+        command = None
         try:
             command = self._parse(text_data, bytes_data)
             await database.call(
@@ -105,6 +108,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 command=command,
             )
         except ClientError as error:
+            if command is not None:
+                error.ref = command.ref  # the answer names the request it answers
             if error.code in CLOSE_CODES:
                 await self.refuse(error)
             else:
@@ -164,9 +169,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         return (session.session_key or "") if session is not None else ""
 
-    def _requested_name(self) -> str:
+    def _query(self, key: str) -> str:
+        """One parameter of the handshake's query string (`name`, `token`), or ""."""
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
-        return query.get("name", [""])[0]
+        return query.get(key, [""])[0]
 
 
 def _unless_gone(send):

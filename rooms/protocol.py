@@ -26,6 +26,11 @@ _ARGUMENT_FIELD: dict[str, str | None] = {
 # The shorthand's command words; `name:` is the shorthand of `rename`.
 _SHORTHAND_ACTIONS: dict[str, str] = {**{a: a for a in _ARGUMENT_FIELD}, "name": "rename"}
 _PICK_MODES = ("top", "weighted")
+# A request id the client picks; the error answering its command carries it back.
+Ref = str | int
+REF_MAX_LENGTH = 64
+# Integers a JavaScript client gets back exactly (Number.MAX_SAFE_INTEGER).
+_REF_MAX_INT = 2**53 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,7 @@ class Command:
     action: Action
     text: str = ""  # the item or the new name; cleaned and checked by the services
     mode: PickMode = "top"
+    ref: Ref | None = None  # the JSON command's request id, echoed on its error
 
 
 def parse_frame(frame: str) -> Command:
@@ -50,6 +56,27 @@ def _parse_json(frame: str) -> Command:
         raise ClientError("bad_message", "That is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise ClientError("bad_message", "A command is a JSON object.")
+    ref = _parse_ref(data.get("ref"))
+    try:
+        return _json_command(data, ref)
+    except ClientError as error:
+        error.ref = ref
+        raise
+
+
+def _parse_ref(ref: object) -> Ref | None:
+    """The command's `ref`: a string of at most 64 characters or a safe integer, or none."""
+    if ref is None:
+        return None
+    if isinstance(ref, str) and len(ref) <= REF_MAX_LENGTH:
+        return ref
+    # bool is an int in Python, not in JSON: `"ref": true` is not a request id.
+    if isinstance(ref, int) and not isinstance(ref, bool) and abs(ref) <= _REF_MAX_INT:
+        return ref
+    raise ClientError("bad_message", '"ref" is a string of up to 64 characters or an integer.')
+
+
+def _json_command(data: dict, ref: Ref | None) -> Command:
     action = data.get("action")
     if not isinstance(action, str) or action.lower() not in _ARGUMENT_FIELD:
         raise ClientError("bad_message", "Unknown action.")
@@ -59,13 +86,13 @@ def _parse_json(frame: str) -> Command:
         mode = data.get("mode", "top")
         if mode not in _PICK_MODES:
             raise ClientError("bad_message", 'Pick mode is "top" or "weighted".')
-        return Command("pick", mode=mode)
+        return Command("pick", mode=mode, ref=ref)
     if field is None:
-        return Command(action)
+        return Command(action, ref=ref)
     value = data.get(field)
     if not isinstance(value, str):
         raise ClientError("bad_message", f'"{action}" needs a string "{field}".')
-    return Command(action, text=value)
+    return Command(action, text=value, ref=ref)
 
 
 def _parse_shorthand(frame: str) -> Command:
@@ -101,14 +128,21 @@ class RoomInfo(TypedDict):
 class ItemState(TypedDict):
     name: str
     added_by: str | None
+    added_by_id: int | None
     votes: int
     voters: list[str]
+    voter_ids: list[int]  # same order as voters
     vetoed_by: list[str]
+    vetoer_ids: list[int]  # same order as vetoed_by
 
 
 class ParticipantInfo(TypedDict):
     id: int
     name: str
+
+
+class You(ParticipantInfo):
+    token: str  # the rejoin token: only ever sent to its owner, in `welcome`
 
 
 class StateEvent(TypedDict, total=False):
@@ -121,7 +155,7 @@ class StateEvent(TypedDict, total=False):
 
 class WelcomeEvent(TypedDict):
     type: Literal["welcome"]
-    you: ParticipantInfo
+    you: You
 
 
 class PickedEvent(TypedDict):
@@ -131,14 +165,18 @@ class PickedEvent(TypedDict):
     mode: PickMode
 
 
-class ErrorEvent(TypedDict):
+class ErrorEvent(TypedDict, total=False):
     type: Literal["error"]
     code: str
     message: str
+    ref: Ref  # present when the error answers a JSON command that carried one
 
 
 def error_event(error: ClientError) -> ErrorEvent:
-    return {"type": "error", "code": error.code, "message": error.message}
+    event: ErrorEvent = {"type": "error", "code": error.code, "message": error.message}
+    if error.ref is not None:
+        event["ref"] = error.ref
+    return event
 
 
 def encode(event: dict) -> str:
