@@ -46,7 +46,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 room_id=self.room_id,
                 channel_name=self.channel_name,
                 session_key=self._session_key(),
-                name=self._requested_name(),
+                name=self._query("name"),
+                token=self._query("token"),
             )
         except ClientError as error:
             await self.refuse(error.code, error.message)
@@ -55,7 +56,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.refuse("server_busy")
             return
         self.participant_id = participant.pk
-        welcome = {"type": "welcome", "you": {"id": participant.pk, "name": participant.name}}
+        you = {"id": participant.pk, "name": participant.name, "token": participant.token}
+        welcome: protocol.WelcomeEvent = {"type": "welcome", "you": you}
         await self.send(text_data=protocol.encode(welcome))
         await self.send_state(state)
         liveness.local_rooms.add(self)
@@ -103,6 +105,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         """Parse one frame into a command and run it; a refusal goes back as an error event."""
         if self.participant_id is None:
             return
+        command = None
         try:
             command = self._parse(text_data, bytes_data)
             await database.call(
@@ -112,12 +115,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 command=command,
             )
         except ClientError as error:
+            # The answer names the request it answers (the parser sets it on its refusals).
+            ref = command.ref if command is not None else error.ref
             if error.code in CLOSE_CODES:
-                await self.refuse(error.code, error.message)
+                await self.refuse(error.code, error.message, ref=ref)
             else:
-                await self.send_error(error.code, error.message)
+                await self.send_error(error.code, error.message, ref=ref)
         except ServerBusy:
-            await self.send_error("server_busy")
+            await self.send_error("server_busy", ref=command.ref if command is not None else None)
 
     def _parse(self, text_data: str | None, bytes_data: bytes | None) -> protocol.Command:
         # Every frame counts toward the limit, or a flood of oversized or binary frames
@@ -165,22 +170,27 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.version = state["version"]
             await self.send(text_data=protocol.encode(state))
 
-    async def send_error(self, code: ErrorCode, message: str | None = None) -> None:
+    async def send_error(
+        self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
+    ) -> None:
         """Send an error event; the connection stays open."""
-        await self.send(text_data=protocol.encode(protocol.error_event(code, message)))
+        await self.send(text_data=protocol.encode(protocol.error_event(code, message, ref)))
 
-    async def refuse(self, code: ErrorCode, message: str | None = None) -> None:
+    async def refuse(
+        self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
+    ) -> None:
         """Send the error, then close with its code (4503 when it has none of its own)."""
-        await self.send_error(code, message)
+        await self.send_error(code, message, ref=ref)
         await self.close(code=CLOSE_CODES.get(code, _CLOSE_TRY_AGAIN))
 
     def _session_key(self) -> str:
         session = self.scope.get("session")
         return (session.session_key or "") if session is not None else ""
 
-    def _requested_name(self) -> str:
+    def _query(self, key: str) -> str:
+        """One parameter of the handshake's query string (`name`, `token`), or ""."""
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
-        return query.get("name", [""])[0]
+        return query.get(key, [""])[0]
 
 
 def _unless_gone(send):

@@ -22,10 +22,19 @@ ErrorCode = Literal[
     "room_expired",
     "room_full",
     "server_busy",
+    "not_host",
+    "room_locked",
+    "kicked",
+    "unknown_participant",
 ]
 
 # Close codes sent after the error event for the refusals that end a connection.
-CLOSE_CODES: dict[str, int] = {"room_not_found": 4404, "room_expired": 4410, "room_full": 4403}
+CLOSE_CODES: dict[str, int] = {
+    "room_not_found": 4404,
+    "room_expired": 4410,
+    "room_full": 4403,
+    "kicked": 4403,
+}
 
 MESSAGES: dict[str, str] = {
     "bad_message": "That message is not a command this room understands.",
@@ -42,6 +51,10 @@ MESSAGES: dict[str, str] = {
     "room_expired": "This room has expired.",
     "room_full": "This room is full.",
     "server_busy": "The server is busy; try again.",
+    "not_host": "Only the host can do that.",
+    "room_locked": "The host has locked the list.",
+    "kicked": "The host removed you from this room.",
+    "unknown_participant": "There is nobody else online in this room with that id.",
 }
 
 
@@ -51,6 +64,8 @@ class ClientError(Exception):
     def __init__(self, code: ErrorCode, message: str | None = None) -> None:
         self.code = code
         self.message = message or MESSAGES[code]
+        # The `ref` of the JSON command this answers (set by whoever read the command).
+        self.ref: str | int | None = None
         super().__init__(f"{code}: {self.message}")
 
 

@@ -4,6 +4,7 @@ Constraints in the database, not only in code, keep the rules true when many cli
 (and many processes) write at the same moment.
 """
 
+import hashlib
 import secrets
 from datetime import timedelta
 
@@ -16,6 +17,21 @@ from django.utils.translation import gettext_lazy as _
 
 def new_room_id() -> str:
     """96 random bits, URL-safe: a room's link is its only key."""
+    return secrets.token_urlsafe(12)
+
+
+def new_secret_token() -> str:
+    """192 random bits, URL-safe: a participant's rejoin token (stored only as a hash)."""
+    return secrets.token_urlsafe(24)
+
+
+def token_hash(token: str) -> str:
+    """What the database keeps of a token: its SHA-256, so a leaked table rejoins nobody."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_group_slug() -> str:
+    """96 random bits, URL-safe: a group's link is its only key, like a room's."""
     return secrets.token_urlsafe(12)
 
 
@@ -36,6 +52,26 @@ class RoomQuerySet(models.QuerySet):
         return self.filter(closed_at__isnull=False)
 
 
+class Group(models.Model):
+    """A team that eats together: one standing link that opens today's room and remembers."""
+
+    slug = models.CharField(max_length=32, unique=True, default=new_group_slug, editable=False)
+    name = models.CharField(max_length=40)
+    # Where decisions are posted (Slack/Mattermost/Discord-style incoming webhook); optional.
+    webhook_url = models.URLField(max_length=500, blank=True)
+    # The language the webhook's sentence is written in (the creator's, at creation).
+    language = models.CharField(max_length=10, default="ko")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    webhook_last_status = models.CharField(max_length=200, blank=True)
+    webhook_last_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Room(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", _("active")
@@ -51,6 +87,21 @@ class Room(models.Model):
     decision_item = models.CharField(max_length=200, blank=True)
     decision_by = models.CharField(max_length=100, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # The decision's comparison form (text.item_key), so a group can steer away from it.
+    decision_key = models.CharField(max_length=400, blank=True)
+    group = models.ForeignKey(
+        Group, on_delete=models.SET_NULL, null=True, blank=True, related_name="rooms"
+    )
+    # The host: who opened the room. Until they join, a token (API) or a session (form)
+    # names who will be the host participant.
+    host = models.ForeignKey(
+        "Participant", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    host_token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    host_session_key = models.CharField(max_length=40, blank=True, editable=False)
+    # Since when the host has had no open connection (the role passes on after a grace).
+    host_absent_since = models.DateTimeField(null=True, blank=True)
+    locked = models.BooleanField(default=False)
 
     objects = RoomQuerySet.as_manager()
 
@@ -96,6 +147,12 @@ class Participant(models.Model):
     session_key = models.CharField(max_length=40, blank=True)
     name = models.CharField(max_length=100)
     joined_at = models.DateTimeField(default=timezone.now)
+    # SHA-256 of the participant's rejoin token (the token itself is never stored).
+    token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # When they said they are coming (None: not coming); the headcount's order.
+    going_since = models.DateTimeField(null=True, blank=True)
+    # Removed by the host: neither the token nor the session can rejoin the room.
+    kicked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["joined_at", "id"]
@@ -104,7 +161,12 @@ class Participant(models.Model):
                 fields=["room", "session_key"],
                 condition=~Q(session_key=""),
                 name="one_participant_per_session_per_room",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["room", "token_hash"],
+                condition=~Q(token_hash=""),
+                name="one_participant_per_token_per_room",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,11 @@ from .errors import MESSAGES, ClientError, ErrorCode
 
 PickMode = Literal["top", "weighted"]
 _PICK_MODES = ("top", "weighted")
+# A request id the client picks; the error answering its command carries it back.
+Ref = str | int
+REF_MAX_LENGTH = 64
+# Integers a JavaScript client gets back exactly (Number.MAX_SAFE_INTEGER).
+_REF_MAX_INT = 2**53 - 1
 
 # --- Client to server: the command table -------------------------------------------
 
@@ -91,6 +96,7 @@ class Command:
 
     action: str
     arguments: Arguments = field(default_factory=dict)
+    ref: Ref | None = None  # the JSON command's request id, echoed on its error
 
     @property
     def spec(self) -> CommandSpec:
@@ -112,12 +118,33 @@ def _parse_json(frame: str) -> Command:
         raise ClientError("bad_message", "That is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise ClientError("bad_message", "A command is a JSON object.")
+    ref = _parse_ref(data.get("ref"))
+    try:
+        return _json_command(data, ref)
+    except ClientError as error:
+        error.ref = ref
+        raise
+
+
+def _parse_ref(ref: object) -> Ref | None:
+    """The command's `ref`: a string of at most 64 characters or a safe integer, or none."""
+    if ref is None:
+        return None
+    if isinstance(ref, str) and len(ref) <= REF_MAX_LENGTH:
+        return ref
+    # bool is an int in Python, not in JSON: `"ref": true` is not a request id.
+    if isinstance(ref, int) and not isinstance(ref, bool) and abs(ref) <= _REF_MAX_INT:
+        return ref
+    raise ClientError("bad_message", '"ref" is a string of up to 64 characters or an integer.')
+
+
+def _json_command(data: dict, ref: Ref | None) -> Command:
     action = data.get("action")
     if not isinstance(action, str) or action.lower() not in COMMANDS:
         raise ClientError("bad_message", "Unknown action.")
     action = action.lower()
     data["action"] = action
-    return Command(action, COMMANDS[action].from_json(data))
+    return Command(action, COMMANDS[action].from_json(data), ref=ref)
 
 
 def _parse_shorthand(frame: str) -> Command:
@@ -146,14 +173,21 @@ class RoomInfo(TypedDict):
 class ItemState(TypedDict):
     name: str
     added_by: str | None
+    added_by_id: int | None
     votes: int
     voters: list[str]
+    voter_ids: list[int]  # same order as voters
     vetoed_by: list[str]
+    vetoer_ids: list[int]  # same order as vetoed_by
 
 
 class ParticipantInfo(TypedDict):
     id: int
     name: str
+
+
+class You(ParticipantInfo):
+    token: str  # the rejoin token: only ever sent to its owner, in `welcome`
 
 
 class StateEvent(TypedDict, total=False):
@@ -166,7 +200,7 @@ class StateEvent(TypedDict, total=False):
 
 class WelcomeEvent(TypedDict):
     type: Literal["welcome"]
-    you: ParticipantInfo
+    you: You
 
 
 class PickedEvent(TypedDict):
@@ -176,14 +210,19 @@ class PickedEvent(TypedDict):
     mode: PickMode
 
 
-class ErrorEvent(TypedDict):
+class ErrorEvent(TypedDict, total=False):
     type: Literal["error"]
     code: str
     message: str
+    ref: Ref  # present when the error answers a JSON command that carried one
 
 
-def error_event(code: ErrorCode, message: str | None = None) -> ErrorEvent:
-    return {"type": "error", "code": code, "message": message or MESSAGES[code]}
+def error_event(code: ErrorCode, message: str | None = None, ref: Ref | None = None) -> ErrorEvent:
+    """The `error` event for a code; `ref` when it answers a JSON command that carried one."""
+    event: ErrorEvent = {"type": "error", "code": code, "message": message or MESSAGES[code]}
+    if ref is not None:
+        event["ref"] = ref
+    return event
 
 
 def encode(event: dict) -> str:

@@ -7,9 +7,11 @@ ever sees a change that was rolled back.
 """
 
 import logging
+import operator
 import random
 import secrets
 from datetime import timedelta
+from functools import reduce
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -18,7 +20,7 @@ from django.utils import timezone
 
 from . import broadcast, selectors, text
 from .errors import ClientError
-from .models import Connection, Item, Mark, Participant, Room
+from .models import Connection, Item, Mark, Participant, Room, new_secret_token, token_hash
 from .protocol import Command, PickedEvent, PickMode, StateEvent
 
 log = logging.getLogger(__name__)
@@ -104,35 +106,82 @@ def rooms_purge(*, older_than: timedelta) -> int:
 
 
 def participant_join(
-    *, room_id: str, channel_name: str, session_key: str = "", name: str = ""
+    *, room_id: str, channel_name: str, session_key: str = "", name: str = "", token: str = ""
 ) -> tuple[Participant, dict]:
     """Admit a connection to the room (cap permitting) and return its participant and the state.
 
-    A browser session is one participant across tabs and reconnects; a connection without
-    a session is a participant of its own. Only participants online count toward the cap.
+    A rejoin token names a participant of this room from any browser or process; else a
+    browser session is one participant across tabs and reconnects; else the connection is
+    a participant of its own. Only participants online count toward the cap. The returned
+    participant carries its rejoin token in `participant.token` (never stored, only its hash).
     """
     nickname = _nickname_or_blank(name)
+    presented = token_hash(token) if 0 < len(token) <= _TOKEN_MAX_LENGTH else ""
     with transaction.atomic():
         room = _lock_open_room(room_id)
         _sweep_stale_connections(room)
-        participant = None
-        if session_key:
-            participant = room.participants.filter(session_key=session_key).first()
+        participant = _participant_returning(room, hashed=presented, session_key=session_key)
         online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
         already_online = participant is not None and participant.pk in online
         if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
             raise ClientError("room_full")
         if participant is None:
-            participant = Participant.objects.create(
-                room=room, session_key=session_key, name=nickname or _guest_name(room)
-            )
-        elif nickname and nickname != participant.name:
-            participant.name = nickname
-            participant.save(update_fields=["name"])
+            participant = _participant_new(room, session_key, nickname)
+        else:
+            _participant_rejoin(participant, presented=presented, token=token, nickname=nickname)
         Connection.objects.create(participant=participant, channel_name=channel_name)
         state = _commit_change(room, presence=True)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
     return participant, state
+
+
+# Longer than any token we hand out (32 characters); longer text is not hashed at all.
+_TOKEN_MAX_LENGTH = 128
+
+
+def _participant_returning(room: Room, *, hashed: str, session_key: str) -> Participant | None:
+    """The participant a rejoin token (first) or a browser session names in this room."""
+    known = [Q(token_hash=hashed)] if hashed else []
+    if session_key:
+        known.append(Q(session_key=session_key))
+    if not known:
+        return None
+    # At most two rows: both columns are unique per room.
+    found = list(room.participants.filter(reduce(operator.or_, known)))
+    by_token = [p for p in found if hashed and p.token_hash == hashed]
+    return (by_token or found or [None])[0]
+
+
+def _participant_new(room: Room, session_key: str, nickname: str) -> Participant:
+    token = new_secret_token()
+    participant = Participant.objects.create(
+        room=room,
+        session_key=session_key,
+        name=nickname or _guest_name(room),
+        token_hash=token_hash(token),
+    )
+    participant.token = token
+    return participant
+
+
+def _participant_rejoin(
+    participant: Participant, *, presented: str, token: str, nickname: str
+) -> None:
+    """Same participant again: keep its token if it showed it, else issue a new one."""
+    fields = []
+    if presented and presented == participant.token_hash:
+        participant.token = token
+    else:
+        # Back by its session without the token (cleared storage): only the hash is kept,
+        # so the old token cannot be sent again; a new one replaces it.
+        participant.token = new_secret_token()
+        participant.token_hash = token_hash(participant.token)
+        fields.append("token_hash")
+    if nickname and nickname != participant.name:
+        participant.name = nickname
+        fields.append("name")
+    if fields:
+        participant.save(update_fields=fields)
 
 
 def _nickname_or_blank(name: str) -> str:
