@@ -37,6 +37,8 @@ async def test_a_change_reaches_the_group_with_its_version(monkeypatch) -> None:
         services.item_add, room_id=room.pk, participant_id=participant.pk, name="pho"
     )
     message = await get_channel_layer().receive(channel)
+    if message["presence"]:  # the join's state, held briefly, went out after we listened
+        message = await get_channel_layer().receive(channel)
     assert message["type"] == "room.event" and message["is_state"]
     assert message["version"] == state["version"] and '"pho"' in message["text"]
 
@@ -81,3 +83,39 @@ async def test_a_database_outage_is_server_busy(monkeypatch) -> None:
     with pytest.raises(ServerBusy):
         await database.call(failing_service)
     assert len(calls) == database.ATTEMPTS
+
+
+async def test_joins_together_send_the_room_one_state(settings) -> None:
+    """Five joins within the window: each joiner's state lists it; the room gets one state."""
+    settings.ROOM_PRESENCE_COALESCE_SECONDS = 0.2
+    room = await sync_to_async(services.room_create)()
+    channel = await listen(room)
+    versions = []
+    for n in range(5):
+        participant, state = await database.call(
+            services.participant_join, room_id=room.pk, channel_name=f"c{n}", name=f"p{n}"
+        )
+        assert participant.pk in [p["id"] for p in state["participants"]]
+        versions.append(state["version"])
+    message = await asyncio.wait_for(get_channel_layer().receive(channel), timeout=2)
+    assert message["version"] == max(versions) and message["presence"]
+    assert '"p4"' in message["text"] and '"p0"' in message["text"]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(get_channel_layer().receive(channel), timeout=0.4)
+
+
+async def test_a_newer_change_replaces_a_held_presence_state(settings) -> None:
+    """An add right after a join: the add's state goes out, the join's is not sent after it."""
+    settings.ROOM_PRESENCE_COALESCE_SECONDS = 0.2
+    room = await sync_to_async(services.room_create)()
+    channel = await listen(room)
+    participant, _ = await database.call(
+        services.participant_join, room_id=room.pk, channel_name="c1", name="minji"
+    )
+    state = await database.call(
+        services.item_add, room_id=room.pk, participant_id=participant.pk, name="pho"
+    )
+    message = await asyncio.wait_for(get_channel_layer().receive(channel), timeout=1)
+    assert message["version"] == state["version"] and not message["presence"]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(get_channel_layer().receive(channel), timeout=0.4)
