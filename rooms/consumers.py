@@ -149,8 +149,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=message["text"])
 
     async def room_closed(self, message: dict) -> None:
-        """Staff closed the room: say so and hang up."""
+        """Staff or the host closed the room: say so and hang up."""
         await self.refuse(ClientError("room_expired"))
+
+    async def room_kicked(self, message: dict) -> None:
+        """The host removed a participant: if it is this one, say so and hang up."""
+        if message["participant"] == self.participant_id:
+            await self.refuse(ClientError("kicked"))
 
     # --- Helpers -------------------------------------------------------------------
 

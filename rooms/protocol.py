@@ -10,10 +10,25 @@ from typing import Literal, TypedDict
 
 from .errors import ClientError
 
-Action = Literal["add", "remove", "vote", "veto", "rename", "pick", "extend"]
+Action = Literal[
+    "add",
+    "remove",
+    "vote",
+    "veto",
+    "rename",
+    "pick",
+    "extend",
+    "going",
+    "lock",
+    "unlock",
+    "kick",
+    "host",
+    "close",
+]
 PickMode = Literal["top", "weighted"]
 
-# Which field carries each action's text argument (None: the action takes none).
+# Which field carries each action's argument (None: the action takes none). `participant`
+# is a participant's integer id, `going` a boolean, every other one text.
 _ARGUMENT_FIELD: dict[str, str | None] = {
     "add": "item",
     "remove": "item",
@@ -22,9 +37,23 @@ _ARGUMENT_FIELD: dict[str, str | None] = {
     "rename": "name",
     "pick": None,
     "extend": None,
+    "going": "going",
+    "lock": None,
+    "unlock": None,
+    "kick": "participant",
+    "host": "participant",
+    "close": None,
 }
-# The shorthand's command words; `name:` is the shorthand of `rename`.
-_SHORTHAND_ACTIONS: dict[str, str] = {**{a: a for a in _ARGUMENT_FIELD}, "name": "rename"}
+# The shorthand's command words: `name:` is the shorthand of `rename`, `in` and `out` of
+# `going` (whose JSON argument is a boolean, so it has no `going:` form).
+_SHORTHAND_ACTIONS: dict[str, str] = {
+    **{a: a for a in _ARGUMENT_FIELD if a != "going"},
+    "name": "rename",
+    "in": "going",
+    "out": "going",
+}
+# Participant ids are positive and fit the database's 64-bit integer.
+_MAX_PARTICIPANT_ID = 2**63 - 1
 _PICK_MODES = ("top", "weighted")
 # A request id the client picks; the error answering its command carries it back.
 Ref = str | int
@@ -38,6 +67,8 @@ class Command:
     action: Action
     text: str = ""  # the item or the new name; cleaned and checked by the services
     mode: PickMode = "top"
+    participant: int | None = None  # whom a kick or a hand-over names
+    going: bool = False  # for `going`: coming (True) or not (False)
     ref: Ref | None = None  # the JSON command's request id, echoed on its error
 
 
@@ -90,6 +121,14 @@ def _json_command(data: dict, ref: Ref | None) -> Command:
     if field is None:
         return Command(action, ref=ref)
     value = data.get(field)
+    if field == "participant":
+        if not _is_participant_id(value):
+            raise ClientError("bad_message", f'"{action}" needs an integer "participant".')
+        return Command(action, participant=value, ref=ref)
+    if field == "going":
+        if not isinstance(value, bool):
+            raise ClientError("bad_message", '"going" needs "going": true or false.')
+        return Command(action, going=value, ref=ref)
     if not isinstance(value, str):
         raise ClientError("bad_message", f'"{action}" needs a string "{field}".')
     return Command(action, text=value, ref=ref)
@@ -105,9 +144,23 @@ def _parse_shorthand(frame: str) -> Command:
         if mode not in _PICK_MODES:
             raise ClientError("bad_message", "Pick mode is top or weighted.")
         return Command("pick", mode=mode)
+    if action == "going":
+        return Command("going", going=word.strip().lower() == "in")
+    if _ARGUMENT_FIELD[action] == "participant":
+        digits = argument.strip()
+        participant = int(digits) if digits.isascii() and digits.isdigit() else None
+        if not _is_participant_id(participant):
+            raise ClientError("bad_message", f"Name the participant by id: {action}:<id>.")
+        return Command(action, participant=participant)
     if _ARGUMENT_FIELD[action] is None:
         return Command(action)
     return Command(action, text=argument)
+
+
+def _is_participant_id(value: object) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_PARTICIPANT_ID
+    )
 
 
 # --- Server to client ------------------------------------------------------------
@@ -119,10 +172,17 @@ class Decision(TypedDict):
     at: str
 
 
+class Person(TypedDict):
+    id: int
+    name: str
+
+
 class RoomInfo(TypedDict):
     id: str
     expires_at: str
     decision: Decision | None
+    locked: bool  # the host locked the list: `add` is refused
+    going: list[Person]  # who said they are coming, online or not, in the order they said it
 
 
 class ItemState(TypedDict):
@@ -139,9 +199,12 @@ class ItemState(TypedDict):
 class ParticipantInfo(TypedDict):
     id: int
     name: str
+    host: bool
 
 
-class You(ParticipantInfo):
+class You(TypedDict):
+    id: int
+    name: str
     token: str  # the rejoin token: only ever sent to its owner, in `welcome`
 
 

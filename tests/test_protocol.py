@@ -73,3 +73,48 @@ def test_bad_messages(frame: str) -> None:
     with pytest.raises(ClientError) as caught:
         parse_frame(frame)
     assert caught.value.code == "bad_message"
+
+
+@pytest.mark.parametrize(
+    ("json_frame", "shorthand", "expected"),
+    [
+        ({"action": "lock"}, "lock", Command("lock")),
+        ({"action": "unlock"}, "UNLOCK", Command("unlock")),
+        ({"action": "close"}, "close", Command("close")),
+        ({"action": "kick", "participant": 7}, "kick:7", Command("kick", participant=7)),
+        ({"action": "host", "participant": 12}, "host: 12", Command("host", participant=12)),
+        ({"action": "going", "going": True}, "in", Command("going", going=True)),
+        ({"action": "going", "going": False}, "OUT", Command("going", going=False)),
+    ],
+)
+def test_host_and_headcount_commands_parse_alike(
+    json_frame: dict, shorthand: str, expected: Command
+) -> None:
+    """The host's actions and the headcount: JSON and shorthand give the same Command."""
+    assert parse_frame(json.dumps(json_frame)) == expected
+    assert parse_frame(shorthand) == expected
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"action": "kick"}',
+        '{"action": "kick", "participant": "7"}',
+        '{"action": "kick", "participant": true}',
+        '{"action": "kick", "participant": 0}',
+        '{"action": "host", "participant": 1.5}',
+        '{"action": "host", "participant": 9223372036854775808}',
+        '{"action": "going"}',
+        '{"action": "going", "going": 1}',
+        "kick:",
+        "kick:abc",
+        "host:-3",
+        "kick:\u0661",  # an Arabic-Indic digit is a digit to Python, not an id
+        "going:yes",
+    ],
+)
+def test_bad_host_and_headcount_commands(frame: str) -> None:
+    """Ids are positive JSON integers (digits in the shorthand); going is a JSON boolean."""
+    with pytest.raises(ClientError) as caught:
+        parse_frame(frame)
+    assert caught.value.code == "bad_message"
