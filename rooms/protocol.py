@@ -5,75 +5,162 @@ outgoing events are the TypedDicts below. docs/protocol.md describes the same sh
 """
 
 import json
-from dataclasses import dataclass
-from typing import Literal, TypedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
 
-from .errors import ClientError
+from .errors import MESSAGES, ClientError, ErrorCode
 
-Action = Literal[
-    "add",
-    "remove",
-    "vote",
-    "veto",
-    "rename",
-    "pick",
-    "extend",
-    "going",
-    "lock",
-    "unlock",
-    "kick",
-    "host",
-    "close",
-]
 PickMode = Literal["top", "weighted"]
-
-# Which field carries each action's argument (None: the action takes none). `participant`
-# is a participant's integer id, `going` a boolean, every other one text.
-_ARGUMENT_FIELD: dict[str, str | None] = {
-    "add": "item",
-    "remove": "item",
-    "vote": "item",
-    "veto": "item",
-    "rename": "name",
-    "pick": None,
-    "extend": None,
-    "going": "going",
-    "lock": None,
-    "unlock": None,
-    "kick": "participant",
-    "host": "participant",
-    "close": None,
-}
-# The shorthand's command words: `name:` is the shorthand of `rename`, `in` and `out` of
-# `going` (whose JSON argument is a boolean, so it has no `going:` form).
-_SHORTHAND_ACTIONS: dict[str, str] = {
-    **{a: a for a in _ARGUMENT_FIELD if a != "going"},
-    "name": "rename",
-    "in": "going",
-    "out": "going",
-}
-# Participant ids are positive and fit the database's 64-bit integer.
-_MAX_PARTICIPANT_ID = 2**63 - 1
 _PICK_MODES = ("top", "weighted")
 # A request id the client picks; the error answering its command carries it back.
 Ref = str | int
 REF_MAX_LENGTH = 64
 # Integers a JavaScript client gets back exactly (Number.MAX_SAFE_INTEGER).
 _REF_MAX_INT = 2**53 - 1
+# Participant ids are positive and fit the database's 64-bit integer.
+_MAX_PARTICIPANT_ID = 2**63 - 1
+
+# --- Client to server: the command table -------------------------------------------
+
+Arguments = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One action of the protocol: the service that runs it and how its argument is read.
+
+    `service` names a function of rooms/services.py; it is called with `room_id`, with
+    `participant_id` when `by_participant`, with `fixed`, and with the keyword arguments
+    that `from_json` (given the JSON object) or `from_text` (given the text after the
+    shorthand's colon) return. Both raise ClientError("bad_message") for a malformed one.
+    """
+
+    service: str
+    from_json: Callable[[dict], Arguments]
+    from_text: Callable[[str], Arguments]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    by_participant: bool = True
+    # Shorthand words besides the action's own name (`name:` for rename).
+    aliases: tuple[str, ...] = ()
+    # Shorthand words that stand for the action with these arguments (`in` for going).
+    words: Mapping[str, Arguments] = field(default_factory=dict)
+
+
+def _no_argument() -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
+    return (lambda data: {}), (lambda argument: {})
+
+
+def _text_argument(
+    field_name: str, parameter: str = "name"
+) -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
+    """A string argument in JSON field `field_name`, given to the service as `parameter`."""
+
+    def from_json(data: dict) -> Arguments:
+        value = data.get(field_name)
+        if not isinstance(value, str):
+            raise ClientError("bad_message", f'"{data["action"]}" needs a string "{field_name}".')
+        return {parameter: value}
+
+    return from_json, (lambda argument: {parameter: argument})
+
+
+def _pick_from_json(data: dict) -> Arguments:
+    mode = data.get("mode", "top")
+    if mode not in _PICK_MODES:
+        raise ClientError("bad_message", 'Pick mode is "top" or "weighted".')
+    return {"mode": mode}
+
+
+def _pick_from_text(argument: str) -> Arguments:
+    mode = argument.strip().lower() or "top"
+    if mode not in _PICK_MODES:
+        raise ClientError("bad_message", "Pick mode is top or weighted.")
+    return {"mode": mode}
+
+
+def _participant_argument() -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
+    """A participant's id: a JSON integer in `participant`, digits after the colon."""
+
+    def from_json(data: dict) -> Arguments:
+        value = data.get("participant")
+        if not _is_participant_id(value):
+            raise ClientError("bad_message", f'"{data["action"]}" needs an integer "participant".')
+        return {"target_id": value}
+
+    def from_text(argument: str) -> Arguments:
+        digits = argument.strip()
+        # isascii: an Arabic-Indic digit is a digit to Python, not part of an id to us.
+        value = int(digits) if digits.isascii() and digits.isdigit() else None
+        if not _is_participant_id(value):
+            raise ClientError("bad_message", "Name the participant by id: kick:<id>, host:<id>.")
+        return {"target_id": value}
+
+    return from_json, from_text
+
+
+def _is_participant_id(value: object) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_PARTICIPANT_ID
+    )
+
+
+def _going_from_json(data: dict) -> Arguments:
+    value = data.get("going")
+    if not isinstance(value, bool):
+        raise ClientError("bad_message", '"going" needs "going": true or false.')
+    return {"going": value}
+
+
+def _going_from_text(argument: str) -> Arguments:
+    # The shorthand is `in` / `out` (CommandSpec.words); `going:…` is not a command.
+    raise ClientError("bad_message", "Say in or out.")
+
+
+# Every action of the protocol, in one place. docs/protocol.md describes the same table.
+COMMANDS: dict[str, CommandSpec] = {
+    "add": CommandSpec("item_add", *_text_argument("item")),
+    "remove": CommandSpec("item_remove", *_text_argument("item")),
+    "vote": CommandSpec("mark_toggle", *_text_argument("item"), fixed={"kind": "vote"}),
+    "veto": CommandSpec("mark_toggle", *_text_argument("item"), fixed={"kind": "veto"}),
+    "rename": CommandSpec("participant_rename", *_text_argument("name"), aliases=("name",)),
+    "pick": CommandSpec("room_pick", _pick_from_json, _pick_from_text),
+    "extend": CommandSpec("room_extend", *_no_argument(), by_participant=False),
+    "going": CommandSpec(
+        "participant_going",
+        _going_from_json,
+        _going_from_text,
+        words={"in": {"going": True}, "out": {"going": False}},
+    ),
+    # The host's actions (the services answer not_host to anyone else).
+    "lock": CommandSpec("room_lock", *_no_argument(), fixed={"locked": True}),
+    "unlock": CommandSpec("room_lock", *_no_argument(), fixed={"locked": False}),
+    "kick": CommandSpec("participant_kick", *_participant_argument()),
+    "host": CommandSpec("host_hand_over", *_participant_argument()),
+    "close": CommandSpec("room_close_by_host", *_no_argument()),
+}
+_SHORTHAND_WORDS: dict[str, str] = {
+    word: action
+    for action, spec in COMMANDS.items()
+    for word in (action, *spec.aliases, *spec.words)
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    action: Action
-    text: str = ""  # the item or the new name; cleaned and checked by the services
-    mode: PickMode = "top"
-    participant: int | None = None  # whom a kick or a hand-over names
-    going: bool = False  # for `going`: coming (True) or not (False)
+    """One parsed frame: the action and the keyword arguments its service gets from it."""
+
+    action: str
+    arguments: Arguments = field(default_factory=dict)
     ref: Ref | None = None  # the JSON command's request id, echoed on its error
+
+    @property
+    def spec(self) -> CommandSpec:
+        return COMMANDS[self.action]
 
 
 def parse_frame(frame: str) -> Command:
-    """One text frame to a Command, or ClientError(bad_message / empty_item / invalid_name)."""
+    """One text frame to a Command, or ClientError(bad_message)."""
     stripped = frame.strip()
     if stripped.startswith(("{", "[")):
         return _parse_json(stripped)
@@ -109,58 +196,23 @@ def _parse_ref(ref: object) -> Ref | None:
 
 def _json_command(data: dict, ref: Ref | None) -> Command:
     action = data.get("action")
-    if not isinstance(action, str) or action.lower() not in _ARGUMENT_FIELD:
+    if not isinstance(action, str) or action.lower() not in COMMANDS:
         raise ClientError("bad_message", "Unknown action.")
     action = action.lower()
-    field = _ARGUMENT_FIELD[action]
-    if action == "pick":
-        mode = data.get("mode", "top")
-        if mode not in _PICK_MODES:
-            raise ClientError("bad_message", 'Pick mode is "top" or "weighted".')
-        return Command("pick", mode=mode, ref=ref)
-    if field is None:
-        return Command(action, ref=ref)
-    value = data.get(field)
-    if field == "participant":
-        if not _is_participant_id(value):
-            raise ClientError("bad_message", f'"{action}" needs an integer "participant".')
-        return Command(action, participant=value, ref=ref)
-    if field == "going":
-        if not isinstance(value, bool):
-            raise ClientError("bad_message", '"going" needs "going": true or false.')
-        return Command(action, going=value, ref=ref)
-    if not isinstance(value, str):
-        raise ClientError("bad_message", f'"{action}" needs a string "{field}".')
-    return Command(action, text=value, ref=ref)
+    data["action"] = action
+    return Command(action, COMMANDS[action].from_json(data), ref=ref)
 
 
 def _parse_shorthand(frame: str) -> Command:
     word, _, argument = frame.partition(":")
-    action = _SHORTHAND_ACTIONS.get(word.strip().lower())
+    action = _SHORTHAND_WORDS.get(word.strip().lower())
     if action is None:
         raise ClientError("bad_message", "Unknown command; try add:<item>, vote:<item> or pick.")
-    if action == "pick":
-        mode = argument.strip().lower() or "top"
-        if mode not in _PICK_MODES:
-            raise ClientError("bad_message", "Pick mode is top or weighted.")
-        return Command("pick", mode=mode)
-    if action == "going":
-        return Command("going", going=word.strip().lower() == "in")
-    if _ARGUMENT_FIELD[action] == "participant":
-        digits = argument.strip()
-        participant = int(digits) if digits.isascii() and digits.isdigit() else None
-        if not _is_participant_id(participant):
-            raise ClientError("bad_message", f"Name the participant by id: {action}:<id>.")
-        return Command(action, participant=participant)
-    if _ARGUMENT_FIELD[action] is None:
-        return Command(action)
-    return Command(action, text=argument)
-
-
-def _is_participant_id(value: object) -> bool:
-    return (
-        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_PARTICIPANT_ID
-    )
+    spec = COMMANDS[action]
+    word = word.strip().lower()
+    if word in spec.words:
+        return Command(action, dict(spec.words[word]))
+    return Command(action, spec.from_text(argument))
 
 
 # --- Server to client ------------------------------------------------------------
@@ -235,10 +287,11 @@ class ErrorEvent(TypedDict, total=False):
     ref: Ref  # present when the error answers a JSON command that carried one
 
 
-def error_event(error: ClientError) -> ErrorEvent:
-    event: ErrorEvent = {"type": "error", "code": error.code, "message": error.message}
-    if error.ref is not None:
-        event["ref"] = error.ref
+def error_event(code: ErrorCode, message: str | None = None, ref: Ref | None = None) -> ErrorEvent:
+    """The `error` event for a code; `ref` when it answers a JSON command that carried one."""
+    event: ErrorEvent = {"type": "error", "code": code, "message": message or MESSAGES[code]}
+    if ref is not None:
+        event["ref"] = ref
     return event
 
 

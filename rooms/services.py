@@ -10,61 +10,22 @@ import logging
 import operator
 import random
 import secrets
-from collections.abc import Callable
 from datetime import timedelta
-from functools import partial, reduce
+from functools import reduce
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import selectors, text
+from . import broadcast, selectors, text
 from .errors import ClientError
 from .models import Connection, Item, Mark, Participant, Room, new_secret_token, token_hash
-from .protocol import Command, PickMode, encode
+from .protocol import Command, PickedEvent, PickMode, StateEvent
 
 log = logging.getLogger(__name__)
 
 _system_random = secrets.SystemRandom()
-_BROADCAST_ATTEMPTS = 2
-
-
-# --- Broadcasting ----------------------------------------------------------------
-
-
-def _group_send(group: str, message: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    # After a Redis restart the first publish meets a dead pooled connection; the retry
-    # gets a fresh one. Clients that still miss it catch up through rooms/liveness.py.
-    for attempt in range(1, _BROADCAST_ATTEMPTS + 1):
-        try:
-            async_to_sync(layer.group_send)(group, message)
-            return
-        except Exception as exc:  # the change is committed; an outage must not undo it
-            log.warning(
-                "room broadcast failed group=%s type=%s attempt=%s: %s",
-                group,
-                message.get("type"),
-                attempt,
-                exc,
-            )
-
-
-def _broadcast_on_commit(room: Room, *events: dict) -> None:
-    """Queue events for the room's group; they leave only if the transaction commits."""
-    for event in events:
-        message = {
-            "type": "room.event",
-            "text": encode(event),
-            "version": room.version,
-            "is_state": event["type"] == "state",
-        }
-        transaction.on_commit(partial(_group_send, room.group_name, message))
 
 
 def _commit_change(
@@ -72,8 +33,9 @@ def _commit_change(
     *,
     activity: bool = True,
     changed_fields: tuple[str, ...] = (),
-    before: tuple[dict, ...] = (),
-) -> dict:
+    before: tuple[PickedEvent, ...] = (),
+    presence: bool = False,
+) -> StateEvent:
     """Bump the version (and the expiry, for user activity), save, broadcast; return the state."""
     room.version += 1
     fields = ["version", *changed_fields]
@@ -82,7 +44,7 @@ def _commit_change(
         fields.append("expires_at")
     room.save(update_fields=fields)
     state = selectors.room_state(room=room)
-    _broadcast_on_commit(room, *before, state)
+    broadcast.state_on_commit(group=room.group_name, state=state, before=before, presence=presence)
     return state
 
 
@@ -146,7 +108,7 @@ def _close(room: Room) -> None:
     room.closed_at = timezone.now()
     room.version += 1
     room.save(update_fields=["closed_at", "version"])
-    transaction.on_commit(partial(_group_send, room.group_name, {"type": "room.closed"}))
+    broadcast.closed_on_commit(group=room.group_name)
 
 
 def room_lock(*, room_id: str, participant_id: int, locked: bool) -> dict:
@@ -210,7 +172,7 @@ def participant_join(
             _participant_rejoin(participant, token=token if kept else "", nickname=nickname)
         _host_claim(room, participant, creator=creator)
         Connection.objects.create(participant=participant, channel_name=channel_name)
-        state = _commit_change(room, changed_fields=_HOST_FIELDS)
+        state = _commit_change(room, changed_fields=_HOST_FIELDS, presence=True)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
     return participant, state
 
@@ -297,7 +259,9 @@ def participant_leave(*, channel_name: str) -> None:
         if not still_online and room.is_open:
             if participant.pk == room.host_id:
                 room.host_absent_since = timezone.now()
-            _commit_change(room, activity=False, changed_fields=("host_absent_since",))
+            _commit_change(
+                room, activity=False, changed_fields=("host_absent_since",), presence=True
+            )
     log.info("participant left room=%s participant=%s", room.pk, participant.pk)
 
 
@@ -341,7 +305,7 @@ def _presence_repair(room_id: str, missing: list[tuple[str, int]]) -> None:
         came_back = False
         for channel, participant_id in missing:
             if participant_id in kicked:
-                transaction.on_commit(partial(_channel_send, channel, _kicked(participant_id)))
+                broadcast.kicked_on_commit(group=room.group_name, participant_id=participant_id)
                 continue
             # Swept while its worker was stalled: it is alive after all.
             came_back |= participant_id not in online
@@ -452,23 +416,9 @@ def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> di
         Mark.objects.filter(participant_id=target_id).delete()
         Connection.objects.filter(participant_id=target_id).delete()
         # Its connections, on whichever process, hang up with `kicked` (rooms/consumers.py).
-        transaction.on_commit(partial(_group_send, room.group_name, _kicked(target_id)))
+        broadcast.kicked_on_commit(group=room.group_name, participant_id=target_id)
         log.info("participant kicked room=%s participant=%s", room.pk, target_id)
         return _commit_change(room)
-
-
-def _kicked(participant_id: int) -> dict:
-    return {"type": "room.kicked", "participant": participant_id}
-
-
-def _channel_send(channel: str, message: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.send)(channel, message)
-    except Exception as exc:  # committed already; the next heartbeat tries again
-        log.warning("send to one connection failed type=%s: %s", message.get("type"), exc)
 
 
 def participant_rename(*, room_id: str, participant_id: int, name: str) -> dict:
@@ -573,34 +523,15 @@ def room_pick(
 
 # --- Commands from the protocol --------------------------------------------------
 
-_ITEM_COMMANDS: dict[str, Callable[..., dict]] = {
-    "add": item_add,
-    "remove": item_remove,
-    "vote": partial(mark_toggle, kind=Mark.Kind.VOTE),
-    "veto": partial(mark_toggle, kind=Mark.Kind.VETO),
-}
 
+def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent | None:
+    """Apply one parsed protocol command for a participant; return the room's new state.
 
-def command_run(*, room_id: str, participant_id: int, command: Command) -> dict | None:
-    """Apply one parsed protocol command for a participant; return the room's new state."""
-    if command.action in _ITEM_COMMANDS:
-        service = _ITEM_COMMANDS[command.action]
-        return service(room_id=room_id, participant_id=participant_id, name=command.text)
-    if command.action == "rename":
-        return participant_rename(room_id=room_id, participant_id=participant_id, name=command.text)
-    if command.action == "pick":
-        return room_pick(room_id=room_id, participant_id=participant_id, mode=command.mode)
-    who = {"room_id": room_id, "participant_id": participant_id}
-    match command.action:
-        case "going":
-            return participant_going(**who, going=command.going)
-        case "lock" | "unlock":
-            return room_lock(**who, locked=command.action == "lock")
-        case "kick":
-            return participant_kick(**who, target_id=command.participant)
-        case "host":
-            return host_hand_over(**who, target_id=command.participant)
-        case "close":
-            room_close_by_host(**who)
-            return None  # no state: everyone gets room_expired
-    return room_extend(room_id=room_id)
+    `close` returns none: the room is gone, and everyone is told so instead.
+    """
+    spec = command.spec
+    service = globals()[spec.service]  # protocol.COMMANDS names a function of this module
+    arguments = {**spec.fixed, **command.arguments}
+    if spec.by_participant:
+        arguments["participant_id"] = participant_id
+    return service(room_id=room_id, **arguments)

@@ -35,7 +35,11 @@ def leave(participant: Participant) -> None:
 
 
 def run(room: Room, who: Participant, action: str, text: str = "", **fields) -> dict | None:
-    command = Command(action, text=text, **fields)
+    """Run an action as the protocol would: `text` is the item, `participant` whom it names."""
+    arguments = {"name": text} if text else {}
+    if "participant" in fields:
+        arguments["target_id"] = fields.pop("participant")
+    command = Command(action, {**arguments, **fields})
     return services.command_run(room_id=room.pk, participant_id=who.pk, command=command)
 
 
