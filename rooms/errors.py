@@ -17,6 +17,9 @@ ErrorCode = Literal[
     "room_expired",
     "room_full",
     "server_busy",
+    # Lunch groups (HTTP API only).
+    "invalid_webhook",
+    "group_not_found",
 ]
 
 # Close codes sent after the error event for the refusals that end a connection.
@@ -37,6 +40,8 @@ MESSAGES: dict[str, str] = {
     "room_expired": "This room has expired.",
     "room_full": "This room is full.",
     "server_busy": "The server is busy; try again.",
+    "invalid_webhook": "A webhook is an https URL to a public address.",
+    "group_not_found": "This group does not exist.",
 }
 
 

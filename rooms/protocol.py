@@ -26,6 +26,7 @@ _ARGUMENT_FIELD: dict[str, str | None] = {
 # The shorthand's command words; `name:` is the shorthand of `rename`.
 _SHORTHAND_ACTIONS: dict[str, str] = {**{a: a for a in _ARGUMENT_FIELD}, "name": "rename"}
 _PICK_MODES = ("top", "weighted")
+_FRESH = "fresh"  # the shorthand of "avoid_recent": true
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class Command:
     action: Action
     text: str = ""  # the item or the new name; cleaned and checked by the services
     mode: PickMode = "top"
+    # pick only: skip what the room's group decided in its other rooms lately (issue 10).
+    avoid_recent: bool = False
 
 
 def parse_frame(frame: str) -> Command:
@@ -59,7 +62,10 @@ def _parse_json(frame: str) -> Command:
         mode = data.get("mode", "top")
         if mode not in _PICK_MODES:
             raise ClientError("bad_message", 'Pick mode is "top" or "weighted".')
-        return Command("pick", mode=mode)
+        avoid_recent = data.get("avoid_recent", False)
+        if not isinstance(avoid_recent, bool):
+            raise ClientError("bad_message", '"avoid_recent" is true or false.')
+        return Command("pick", mode=mode, avoid_recent=avoid_recent)
     if field is None:
         return Command(action)
     value = data.get(field)
@@ -74,13 +80,20 @@ def _parse_shorthand(frame: str) -> Command:
     if action is None:
         raise ClientError("bad_message", "Unknown command; try add:<item>, vote:<item> or pick.")
     if action == "pick":
-        mode = argument.strip().lower() or "top"
-        if mode not in _PICK_MODES:
-            raise ClientError("bad_message", "Pick mode is top or weighted.")
-        return Command("pick", mode=mode)
+        return _parse_pick_shorthand(argument)
     if _ARGUMENT_FIELD[action] is None:
         return Command(action)
     return Command(action, text=argument)
+
+
+def _parse_pick_shorthand(argument: str) -> Command:
+    # pick, pick:weighted, pick:fresh, pick:weighted:fresh (the words in any order).
+    words = [word.strip().lower() for word in argument.split(":")] if argument.strip() else []
+    modes = [word for word in words if word in _PICK_MODES]
+    fresh = [word for word in words if word == _FRESH]
+    if len(modes) > 1 or len(fresh) > 1 or len(modes) + len(fresh) != len(words):
+        raise ClientError("bad_message", "Pick mode is top or weighted, optionally :fresh.")
+    return Command("pick", mode=modes[0] if modes else "top", avoid_recent=bool(fresh))
 
 
 # --- Server to client ------------------------------------------------------------
@@ -92,10 +105,16 @@ class Decision(TypedDict):
     at: str
 
 
+class GroupInfo(TypedDict):
+    slug: str
+    name: str
+
+
 class RoomInfo(TypedDict):
     id: str
     expires_at: str
     decision: Decision | None
+    group: GroupInfo | None
 
 
 class ItemState(TypedDict):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
-from . import selectors, services
+from . import groups, selectors, services
 from .errors import ClientError
 from .models import Room
 from .nicknames import nickname_random
@@ -98,8 +98,13 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     # make sure there is one before the page opens its WebSocket.
     _remember_room(request, room)
     urls = _room_urls(request, room)
+    group = room.group if room.group_id else None
+    favorites = [f["item"] for f in groups.group_favorites(group=group)] if group else []
     context = {
         "room": room,
+        # A group's room offers its usual places as one-tap adds (json_script group-favorites).
+        "group": group,
+        "group_favorites": favorites,
         "room_url": urls["url"],
         "max_participants": settings.ROOM_MAX_PARTICIPANTS,
         "client_config": {
