@@ -6,6 +6,7 @@ process refuses to start unless DJANGO_SECRET_KEY is set to a real value.
 
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -174,6 +175,14 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 30
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Behind a proxy the address people use is not the one daphne sees: links and QR codes use
+# this (e.g. https://lunch.example), and its host is served and trusted for forms.
+PUBLIC_URL = env.str("PUBLIC_URL", default="").rstrip("/")
+if PUBLIC_URL:
+    _public_host = urlsplit(PUBLIC_URL).hostname or ""
+    if _public_host and _public_host not in ALLOWED_HOSTS:
+        ALLOWED_HOSTS.append(_public_host)
+    CSRF_TRUSTED_ORIGINS.append(PUBLIC_URL)
 
 # --- Room rules (the public contract's limits; see docs/protocol.md).
 ROOM_TTL_SECONDS = env.int("ROOM_TTL_SECONDS", default=600)
