@@ -69,7 +69,7 @@ def _pick_from_json(data: dict) -> Arguments:
     avoid_recent = data.get("avoid_recent", False)
     if not isinstance(avoid_recent, bool):
         raise ClientError("bad_message", '"avoid_recent" is true or false.')
-    return {"mode": mode, "avoid_recent": avoid_recent}
+    return _pick_arguments(mode, avoid_recent)
 
 
 def _pick_from_text(argument: str) -> Arguments:
@@ -79,7 +79,12 @@ def _pick_from_text(argument: str) -> Arguments:
     fresh = [word for word in words if word == _FRESH]
     if len(modes) > 1 or len(fresh) > 1 or len(modes) + len(fresh) != len(words):
         raise ClientError("bad_message", "Pick mode is top or weighted, optionally :fresh.")
-    return {"mode": modes[0] if modes else "top", "avoid_recent": bool(fresh)}
+    return _pick_arguments(modes[0] if modes else "top", bool(fresh))
+
+
+def _pick_arguments(mode: str, avoid_recent: bool) -> Arguments:
+    # The flag only when set: a plain pick parses to what it always did.
+    return {"mode": mode, "avoid_recent": True} if avoid_recent else {"mode": mode}
 
 
 # Every action of the protocol, in one place. docs/protocol.md describes the same table.

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rooms import groups, selectors, services
 from rooms.errors import ClientError
 from rooms.models import Group, Participant, Room
-from rooms.protocol import Command
+from rooms.protocol import parse_frame
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("channel_layer_memory")]
 
@@ -267,7 +267,7 @@ def test_pick_records_the_decision_key_and_shows_the_group(today, group: Group) 
     """A pick stores the item's key (for later avoid_recent); the state names the group."""
     room, minji = today
     state = services.command_run(
-        room_id=room.pk, participant_id=minji.pk, command=Command("pick", avoid_recent=True)
+        room_id=room.pk, participant_id=minji.pk, command=parse_frame("pick:fresh")
     )
     assert state["room"]["group"] == {"slug": group.slug, "name": "Team Kimchi"}
     stored = Room.objects.get(pk=room.pk)
