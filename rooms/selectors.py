@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from . import groups
 from .errors import ClientError
 from .models import Connection, Mark, Participant, Room
 from .protocol import ItemState, StateEvent
@@ -99,6 +100,7 @@ def room_state(*, room: Room) -> StateEvent:
             "decision": decision,
             "locked": room.locked,
             "going": [{"id": pk, "name": name} for _, pk, name in going],
+            "group": groups.group_ref(group_id=room.group_id),
         },
         "items": list(items.values()),
         "participants": [
