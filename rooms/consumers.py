@@ -4,11 +4,13 @@ import logging
 from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected  # what daphne raises on a closed socket
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import database, liveness, protocol, selectors, services
-from .errors import CLOSE_CODES, ClientError
+from . import broadcast, database, liveness, protocol, selectors, services
+from .errors import CLOSE_CODES, ClientError, ErrorCode, ServerBusy
+from .models import Room
 from .ratelimit import SlidingWindow
 
 log = logging.getLogger(__name__)
@@ -31,12 +33,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.version = -1  # the newest state this connection was sent
         self.limiter = SlidingWindow(settings.ROOM_ACTIONS_PER_10S, 10)
         await self.accept()
+        if not selectors.ROOM_ID_SHAPE.fullmatch(self.room_id):
+            await self.refuse("room_not_found")
+            return
+        # Join the group first: a change committed while we join is not missed (the
+        # version check drops the copy we already have).
+        self.group = Room.group_name_of(self.room_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
         try:
-            room = await database.call(selectors.room_get_open, room_id=self.room_id)
-            self.group = room.group_name
-            # Join the group first: a change committed while we join is not missed (the
-            # version check drops the copy we already have).
-            await self.channel_layer.group_add(self.group, self.channel_name)
             participant, state = await database.call(
                 services.participant_join,
                 room_id=self.room_id,
@@ -46,7 +50,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 token=self._query("token"),
             )
         except ClientError as error:
-            await self.refuse(error)
+            await self.refuse(error.code, error.message)
+            return
+        except ServerBusy:
+            await self.refuse("server_busy")
             return
         self.participant_id = participant.pk
         you = {"id": participant.pk, "name": participant.name, "token": participant.token}
@@ -62,7 +69,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except Exception as exc:
             if not _is_layer_outage(exc):
                 raise
-            busy = protocol.encode(protocol.error_event(ClientError("server_busy")))
+            busy = protocol.encode(protocol.error_event("server_busy"))
             if getattr(self, "room_id", None) is None:
                 # Redis is down as the handshake comes in (Channels asks the layer for a
                 # channel first): answer it with server_busy rather than an HTTP 500.
@@ -89,7 +96,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.participant_id = None
             try:
                 await database.call(services.participant_leave, channel_name=self.channel_name)
-            except ClientError:
+            except ServerBusy:
                 log.warning("leave not recorded room=%s; the presence sweep will", self.room_id)
 
     # --- Frames from the client ----------------------------------------------------
@@ -108,12 +115,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 command=command,
             )
         except ClientError as error:
-            if command is not None:
-                error.ref = command.ref  # the answer names the request it answers
+            # The answer names the request it answers (the parser sets it on its refusals).
+            ref = command.ref if command is not None else error.ref
             if error.code in CLOSE_CODES:
-                await self.refuse(error)
+                await self.refuse(error.code, error.message, ref=ref)
             else:
-                await self.send(text_data=protocol.encode(protocol.error_event(error)))
+                await self.send_error(error.code, error.message, ref=ref)
+        except ServerBusy:
+            await self.send_error("server_busy", ref=command.ref if command is not None else None)
 
     def _parse(self, text_data: str | None, bytes_data: bytes | None) -> protocol.Command:
         # Every frame counts toward the limit, or a flood of oversized or binary frames
@@ -131,16 +140,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # --- Events from the room's group ----------------------------------------------
 
     async def dispatch(self, message: dict) -> None:
-        """Relay room events at once; everything else goes through Channels' dispatch."""
+        """Hand each message to its handler, as Channels does, minus the database hop."""
         # Channels' dispatch first hops to the database thread to close old connections,
-        # for every message. A relay touches no database, and at 1,000 deliveries a second
-        # those hops queued every broadcast behind the services' queries.
-        if message["type"] == "room.event":
-            await self.room_event(message)
-        else:
-            await super().dispatch(message)
+        # for every message. Relays and parsing touch no database, and the services' own
+        # hop (database.call) closes old connections on the thread that uses them; at
+        # 1,000 deliveries a second the extra hops queued every broadcast behind queries.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
-    async def room_event(self, message: dict) -> None:
+    async def room_event(self, message: broadcast.RoomEvent) -> None:
         """Relay a room event unless this connection already has a newer state."""
         if message["version"] <= self.version:
             return
@@ -148,9 +158,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.version = message["version"]
         await self.send(text_data=message["text"])
 
-    async def room_closed(self, message: dict) -> None:
+    async def room_closed(self, message: broadcast.RoomClosed) -> None:
         """Staff closed the room: say so and hang up."""
-        await self.refuse(ClientError("room_expired"))
+        await self.refuse("room_expired")
 
     # --- Helpers -------------------------------------------------------------------
 
@@ -160,10 +170,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.version = state["version"]
             await self.send(text_data=protocol.encode(state))
 
-    async def refuse(self, error: ClientError) -> None:
+    async def send_error(
+        self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
+    ) -> None:
+        """Send an error event; the connection stays open."""
+        await self.send(text_data=protocol.encode(protocol.error_event(code, message, ref)))
+
+    async def refuse(
+        self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
+    ) -> None:
         """Send the error, then close with its code (4503 when it has none of its own)."""
-        await self.send(text_data=protocol.encode(protocol.error_event(error)))
-        await self.close(code=CLOSE_CODES.get(error.code, _CLOSE_TRY_AGAIN))
+        await self.send_error(code, message, ref=ref)
+        await self.close(code=CLOSE_CODES.get(code, _CLOSE_TRY_AGAIN))
 
     def _session_key(self) -> str:
         session = self.scope.get("session")

@@ -1,4 +1,9 @@
-"""The error codes of the public protocol, and the exception that carries them."""
+"""The error codes of the public protocol, and our two kinds of failure.
+
+`ClientError` is a rule saying no (the client sent something the room refuses); `ServerBusy`
+is an outage (the database or the channel layer failed). Only the consumer turns either
+into a wire error: `ServerBusy` becomes `server_busy`.
+"""
 
 from typing import Literal
 
@@ -62,3 +67,7 @@ class ClientError(Exception):
         # The `ref` of the JSON command this answers (set by whoever read the command).
         self.ref: str | int | None = None
         super().__init__(f"{code}: {self.message}")
+
+
+class ServerBusy(Exception):
+    """An outage, not a refusal: the database or channel layer failed; nothing changed."""

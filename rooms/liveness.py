@@ -19,7 +19,7 @@ from typing import Protocol
 from django.conf import settings
 
 from . import database, selectors, services
-from .errors import ClientError
+from .errors import ClientError, ErrorCode, ServerBusy
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class LiveConnection(Protocol):
 
     async def send_state(self, state: dict) -> None: ...
 
-    async def refuse(self, error: ClientError) -> None: ...
+    async def refuse(self, code: ErrorCode, message: str | None = None) -> None: ...
 
 
 class LocalRooms:
@@ -69,8 +69,8 @@ class LocalRooms:
             await asyncio.sleep(settings.ROOM_RESYNC_SECONDS)
             try:
                 await self.tick()
-            except ClientError:
-                continue  # database busy: the next tick tries again
+            except ServerBusy:
+                continue  # the next tick tries again
             except Exception:  # the loop must outlive any one bad tick
                 log.exception("liveness tick failed")
 
@@ -97,7 +97,7 @@ class LocalRooms:
             if room_id not in versions:
                 for connection in list(members):
                     self.remove(connection)
-                    await _quietly(connection.refuse(ClientError("room_expired")))
+                    await _quietly(connection.refuse("room_expired"))
                 continue
             lagging = [c for c in members if c.version < versions[room_id]]
             if not lagging:

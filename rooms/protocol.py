@@ -5,26 +5,13 @@ outgoing events are the TypedDicts below. docs/protocol.md describes the same sh
 """
 
 import json
-from dataclasses import dataclass
-from typing import Literal, TypedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
 
-from .errors import ClientError
+from .errors import MESSAGES, ClientError, ErrorCode
 
-Action = Literal["add", "remove", "vote", "veto", "rename", "pick", "extend"]
 PickMode = Literal["top", "weighted"]
-
-# Which field carries each action's text argument (None: the action takes none).
-_ARGUMENT_FIELD: dict[str, str | None] = {
-    "add": "item",
-    "remove": "item",
-    "vote": "item",
-    "veto": "item",
-    "rename": "name",
-    "pick": None,
-    "extend": None,
-}
-# The shorthand's command words; `name:` is the shorthand of `rename`.
-_SHORTHAND_ACTIONS: dict[str, str] = {**{a: a for a in _ARGUMENT_FIELD}, "name": "rename"}
 _PICK_MODES = ("top", "weighted")
 # A request id the client picks; the error answering its command carries it back.
 Ref = str | int
@@ -32,17 +19,92 @@ REF_MAX_LENGTH = 64
 # Integers a JavaScript client gets back exactly (Number.MAX_SAFE_INTEGER).
 _REF_MAX_INT = 2**53 - 1
 
+# --- Client to server: the command table -------------------------------------------
+
+Arguments = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One action of the protocol: the service that runs it and how its argument is read.
+
+    `service` names a function of rooms/services.py; it is called with `room_id`, with
+    `participant_id` when `by_participant`, with `fixed`, and with the keyword arguments
+    that `from_json` (given the JSON object) or `from_text` (given the text after the
+    shorthand's colon) return. Both raise ClientError("bad_message") for a malformed one.
+    """
+
+    service: str
+    from_json: Callable[[dict], Arguments]
+    from_text: Callable[[str], Arguments]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    by_participant: bool = True
+    # Shorthand words besides the action's own name (`name:` for rename).
+    aliases: tuple[str, ...] = ()
+
+
+def _no_argument() -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
+    return (lambda data: {}), (lambda argument: {})
+
+
+def _text_argument(
+    field_name: str, parameter: str = "name"
+) -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
+    """A string argument in JSON field `field_name`, given to the service as `parameter`."""
+
+    def from_json(data: dict) -> Arguments:
+        value = data.get(field_name)
+        if not isinstance(value, str):
+            raise ClientError("bad_message", f'"{data["action"]}" needs a string "{field_name}".')
+        return {parameter: value}
+
+    return from_json, (lambda argument: {parameter: argument})
+
+
+def _pick_from_json(data: dict) -> Arguments:
+    mode = data.get("mode", "top")
+    if mode not in _PICK_MODES:
+        raise ClientError("bad_message", 'Pick mode is "top" or "weighted".')
+    return {"mode": mode}
+
+
+def _pick_from_text(argument: str) -> Arguments:
+    mode = argument.strip().lower() or "top"
+    if mode not in _PICK_MODES:
+        raise ClientError("bad_message", "Pick mode is top or weighted.")
+    return {"mode": mode}
+
+
+# Every action of the protocol, in one place. docs/protocol.md describes the same table.
+COMMANDS: dict[str, CommandSpec] = {
+    "add": CommandSpec("item_add", *_text_argument("item")),
+    "remove": CommandSpec("item_remove", *_text_argument("item")),
+    "vote": CommandSpec("mark_toggle", *_text_argument("item"), fixed={"kind": "vote"}),
+    "veto": CommandSpec("mark_toggle", *_text_argument("item"), fixed={"kind": "veto"}),
+    "rename": CommandSpec("participant_rename", *_text_argument("name"), aliases=("name",)),
+    "pick": CommandSpec("room_pick", _pick_from_json, _pick_from_text),
+    "extend": CommandSpec("room_extend", *_no_argument(), by_participant=False),
+}
+_SHORTHAND_WORDS: dict[str, str] = {
+    word: action for action, spec in COMMANDS.items() for word in (action, *spec.aliases)
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    action: Action
-    text: str = ""  # the item or the new name; cleaned and checked by the services
-    mode: PickMode = "top"
+    """One parsed frame: the action and the keyword arguments its service gets from it."""
+
+    action: str
+    arguments: Arguments = field(default_factory=dict)
     ref: Ref | None = None  # the JSON command's request id, echoed on its error
+
+    @property
+    def spec(self) -> CommandSpec:
+        return COMMANDS[self.action]
 
 
 def parse_frame(frame: str) -> Command:
-    """One text frame to a Command, or ClientError(bad_message / empty_item / invalid_name)."""
+    """One text frame to a Command, or ClientError(bad_message)."""
     stripped = frame.strip()
     if stripped.startswith(("{", "[")):
         return _parse_json(stripped)
@@ -78,36 +140,19 @@ def _parse_ref(ref: object) -> Ref | None:
 
 def _json_command(data: dict, ref: Ref | None) -> Command:
     action = data.get("action")
-    if not isinstance(action, str) or action.lower() not in _ARGUMENT_FIELD:
+    if not isinstance(action, str) or action.lower() not in COMMANDS:
         raise ClientError("bad_message", "Unknown action.")
     action = action.lower()
-    field = _ARGUMENT_FIELD[action]
-    if action == "pick":
-        mode = data.get("mode", "top")
-        if mode not in _PICK_MODES:
-            raise ClientError("bad_message", 'Pick mode is "top" or "weighted".')
-        return Command("pick", mode=mode, ref=ref)
-    if field is None:
-        return Command(action, ref=ref)
-    value = data.get(field)
-    if not isinstance(value, str):
-        raise ClientError("bad_message", f'"{action}" needs a string "{field}".')
-    return Command(action, text=value, ref=ref)
+    data["action"] = action
+    return Command(action, COMMANDS[action].from_json(data), ref=ref)
 
 
 def _parse_shorthand(frame: str) -> Command:
     word, _, argument = frame.partition(":")
-    action = _SHORTHAND_ACTIONS.get(word.strip().lower())
+    action = _SHORTHAND_WORDS.get(word.strip().lower())
     if action is None:
         raise ClientError("bad_message", "Unknown command; try add:<item>, vote:<item> or pick.")
-    if action == "pick":
-        mode = argument.strip().lower() or "top"
-        if mode not in _PICK_MODES:
-            raise ClientError("bad_message", "Pick mode is top or weighted.")
-        return Command("pick", mode=mode)
-    if _ARGUMENT_FIELD[action] is None:
-        return Command(action)
-    return Command(action, text=argument)
+    return Command(action, COMMANDS[action].from_text(argument))
 
 
 # --- Server to client ------------------------------------------------------------
@@ -172,10 +217,11 @@ class ErrorEvent(TypedDict, total=False):
     ref: Ref  # present when the error answers a JSON command that carried one
 
 
-def error_event(error: ClientError) -> ErrorEvent:
-    event: ErrorEvent = {"type": "error", "code": error.code, "message": error.message}
-    if error.ref is not None:
-        event["ref"] = error.ref
+def error_event(code: ErrorCode, message: str | None = None, ref: Ref | None = None) -> ErrorEvent:
+    """The `error` event for a code; `ref` when it answers a JSON command that carried one."""
+    event: ErrorEvent = {"type": "error", "code": code, "message": message or MESSAGES[code]}
+    if ref is not None:
+        event["ref"] = ref
     return event
 
 

@@ -10,61 +10,22 @@ import logging
 import operator
 import random
 import secrets
-from collections.abc import Callable
 from datetime import timedelta
-from functools import partial, reduce
+from functools import reduce
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import selectors, text
+from . import broadcast, selectors, text
 from .errors import ClientError
 from .models import Connection, Item, Mark, Participant, Room, new_secret_token, token_hash
-from .protocol import Command, PickMode, encode
+from .protocol import Command, PickedEvent, PickMode, StateEvent
 
 log = logging.getLogger(__name__)
 
 _system_random = secrets.SystemRandom()
-_BROADCAST_ATTEMPTS = 2
-
-
-# --- Broadcasting ----------------------------------------------------------------
-
-
-def _group_send(group: str, message: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    # After a Redis restart the first publish meets a dead pooled connection; the retry
-    # gets a fresh one. Clients that still miss it catch up through rooms/liveness.py.
-    for attempt in range(1, _BROADCAST_ATTEMPTS + 1):
-        try:
-            async_to_sync(layer.group_send)(group, message)
-            return
-        except Exception as exc:  # the change is committed; an outage must not undo it
-            log.warning(
-                "room broadcast failed group=%s type=%s attempt=%s: %s",
-                group,
-                message.get("type"),
-                attempt,
-                exc,
-            )
-
-
-def _broadcast_on_commit(room: Room, *events: dict) -> None:
-    """Queue events for the room's group; they leave only if the transaction commits."""
-    for event in events:
-        message = {
-            "type": "room.event",
-            "text": encode(event),
-            "version": room.version,
-            "is_state": event["type"] == "state",
-        }
-        transaction.on_commit(partial(_group_send, room.group_name, message))
 
 
 def _commit_change(
@@ -72,8 +33,9 @@ def _commit_change(
     *,
     activity: bool = True,
     changed_fields: tuple[str, ...] = (),
-    before: tuple[dict, ...] = (),
-) -> dict:
+    before: tuple[PickedEvent, ...] = (),
+    presence: bool = False,
+) -> StateEvent:
     """Bump the version (and the expiry, for user activity), save, broadcast; return the state."""
     room.version += 1
     fields = ["version", *changed_fields]
@@ -82,7 +44,7 @@ def _commit_change(
         fields.append("expires_at")
     room.save(update_fields=fields)
     state = selectors.room_state(room=room)
-    _broadcast_on_commit(room, *before, state)
+    broadcast.state_on_commit(group=room.group_name, state=state, before=before, presence=presence)
     return state
 
 
@@ -124,7 +86,7 @@ def room_close(*, room: Room) -> None:
         room.closed_at = timezone.now()
         room.version += 1
         room.save(update_fields=["closed_at", "version"])
-        transaction.on_commit(partial(_group_send, room.group_name, {"type": "room.closed"}))
+        broadcast.closed_on_commit(group=room.group_name)
     log.info("room closed room=%s", room.pk)
 
 
@@ -168,7 +130,7 @@ def participant_join(
         else:
             _participant_rejoin(participant, presented=presented, token=token, nickname=nickname)
         Connection.objects.create(participant=participant, channel_name=channel_name)
-        state = _commit_change(room)
+        state = _commit_change(room, presence=True)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
     return participant, state
 
@@ -252,7 +214,7 @@ def participant_leave(*, channel_name: str) -> None:
             last_seen__gte=selectors.presence_cutoff()
         ).exists()
         if not still_online and room.is_open:
-            _commit_change(room, activity=False)
+            _commit_change(room, activity=False, presence=True)
     log.info("participant left room=%s participant=%s", room.pk, participant.pk)
 
 
@@ -397,21 +359,12 @@ def room_pick(
 
 # --- Commands from the protocol --------------------------------------------------
 
-_ITEM_COMMANDS: dict[str, Callable[..., dict]] = {
-    "add": item_add,
-    "remove": item_remove,
-    "vote": partial(mark_toggle, kind=Mark.Kind.VOTE),
-    "veto": partial(mark_toggle, kind=Mark.Kind.VETO),
-}
 
-
-def command_run(*, room_id: str, participant_id: int, command: Command) -> dict:
+def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent:
     """Apply one parsed protocol command for a participant; return the room's new state."""
-    if command.action in _ITEM_COMMANDS:
-        service = _ITEM_COMMANDS[command.action]
-        return service(room_id=room_id, participant_id=participant_id, name=command.text)
-    if command.action == "rename":
-        return participant_rename(room_id=room_id, participant_id=participant_id, name=command.text)
-    if command.action == "pick":
-        return room_pick(room_id=room_id, participant_id=participant_id, mode=command.mode)
-    return room_extend(room_id=room_id)
+    spec = command.spec
+    service = globals()[spec.service]  # protocol.COMMANDS names a function of this module
+    arguments = {**spec.fixed, **command.arguments}
+    if spec.by_participant:
+        arguments["participant_id"] = participant_id
+    return service(room_id=room_id, **arguments)

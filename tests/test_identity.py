@@ -13,7 +13,7 @@ from lunchsite.asgi import application
 from rooms import selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Participant, Room
-from rooms.protocol import Command, parse_frame
+from rooms.protocol import parse_frame
 
 _channels = iter(range(1_000_000))
 
@@ -31,7 +31,7 @@ def join(room: Room, name: str = "", *, token: str = "", session_key: str = "") 
 
 def run(room: Room, who: Participant, action: str, text: str = "") -> dict:
     return services.command_run(
-        room_id=room.pk, participant_id=who.pk, command=Command(action, text=text)
+        room_id=room.pk, participant_id=who.pk, command=parse_frame(f"{action}:{text}")
     )
 
 
