@@ -203,6 +203,20 @@ ROOM_PRESENCE_TIMEOUT_SECONDS = env.float("ROOM_PRESENCE_TIMEOUT_SECONDS", defau
 # change under ~2.5 s, well within the 5 s the issue allows (rooms/liveness.py).
 ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=1)
 
+# --- Lunch groups (issue 10; docs/protocol.md "Lunch groups").
+# `pick` with avoid_recent skips what the group decided in its other rooms this many days.
+GROUP_RECENT_DAYS = env.int("GROUP_RECENT_DAYS", default=7)
+# The group page's history and favourites look back this far, and purge_rooms keeps a
+# group's decided rooms this long (the history outlives the rooms' 10-minute life).
+GROUP_HISTORY_DAYS = env.int("GROUP_HISTORY_DAYS", default=30)
+# Webhooks never go to loopback, private, link-local, multicast or reserved addresses
+# unless this is set (tests, or a chat server on the intranet).
+GROUP_WEBHOOK_ALLOW_PRIVATE = env.bool("GROUP_WEBHOOK_ALLOW_PRIVATE", default=False)
+GROUP_WEBHOOK_TIMEOUT_SECONDS = env.float("GROUP_WEBHOOK_TIMEOUT_SECONDS", default=5)
+GROUP_WEBHOOK_ATTEMPTS = env.int("GROUP_WEBHOOK_ATTEMPTS", default=3)
+# The wait before the second attempt; it doubles before each further one.
+GROUP_WEBHOOK_BACKOFF_SECONDS = env.float("GROUP_WEBHOOK_BACKOFF_SECONDS", default=1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -13,6 +13,7 @@ from .errors import MESSAGES, ClientError, ErrorCode
 
 PickMode = Literal["top", "weighted"]
 _PICK_MODES = ("top", "weighted")
+_FRESH = "fresh"  # the shorthand word of "avoid_recent": true (lunch groups)
 # A request id the client picks; the error answering its command carries it back.
 Ref = str | int
 REF_MAX_LENGTH = 64
@@ -65,14 +66,25 @@ def _pick_from_json(data: dict) -> Arguments:
     mode = data.get("mode", "top")
     if mode not in _PICK_MODES:
         raise ClientError("bad_message", 'Pick mode is "top" or "weighted".')
-    return {"mode": mode}
+    avoid_recent = data.get("avoid_recent", False)
+    if not isinstance(avoid_recent, bool):
+        raise ClientError("bad_message", '"avoid_recent" is true or false.')
+    return _pick_arguments(mode, avoid_recent)
 
 
 def _pick_from_text(argument: str) -> Arguments:
-    mode = argument.strip().lower() or "top"
-    if mode not in _PICK_MODES:
-        raise ClientError("bad_message", "Pick mode is top or weighted.")
-    return {"mode": mode}
+    # pick, pick:weighted, pick:fresh, pick:weighted:fresh (the words in any order).
+    words = [word.strip().lower() for word in argument.split(":")] if argument.strip() else []
+    modes = [word for word in words if word in _PICK_MODES]
+    fresh = [word for word in words if word == _FRESH]
+    if len(modes) > 1 or len(fresh) > 1 or len(modes) + len(fresh) != len(words):
+        raise ClientError("bad_message", "Pick mode is top or weighted, optionally :fresh.")
+    return _pick_arguments(modes[0] if modes else "top", bool(fresh))
+
+
+def _pick_arguments(mode: str, avoid_recent: bool) -> Arguments:
+    # The flag only when set: a plain pick parses to what it always did.
+    return {"mode": mode, "avoid_recent": True} if avoid_recent else {"mode": mode}
 
 
 # Every action of the protocol, in one place. docs/protocol.md describes the same table.
@@ -164,10 +176,16 @@ class Decision(TypedDict):
     at: str
 
 
+class GroupInfo(TypedDict):
+    slug: str
+    name: str
+
+
 class RoomInfo(TypedDict):
     id: str
     expires_at: str
     decision: Decision | None
+    group: GroupInfo | None  # the lunch group the room belongs to
 
 
 class ItemState(TypedDict):

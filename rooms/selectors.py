@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from . import groups
 from .errors import ClientError
 from .models import Mark, Participant, Room
 from .protocol import ItemState, StateEvent
@@ -85,7 +86,12 @@ def room_state(*, room: Room) -> StateEvent:
     return {
         "type": "state",
         "version": room.version,
-        "room": {"id": room.pk, "expires_at": room.expires_at.isoformat(), "decision": decision},
+        "room": {
+            "id": room.pk,
+            "expires_at": room.expires_at.isoformat(),
+            "decision": decision,
+            "group": groups.group_ref(group_id=room.group_id),
+        },
         "items": list(items.values()),
         "participants": [
             {"id": pk, "name": name}

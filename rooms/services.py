@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import broadcast, selectors, text
+from . import broadcast, groups, selectors, text
 from .errors import ClientError
 from .models import Connection, Item, Mark, Participant, Room, new_secret_token, token_hash
 from .protocol import Command, PickedEvent, PickMode, StateEvent
@@ -92,10 +92,13 @@ def room_close(*, room: Room) -> None:
 
 def rooms_purge(*, older_than: timedelta) -> int:
     """Delete rooms that expired or closed more than `older_than` ago; return how many."""
-    cutoff = timezone.now() - older_than
+    now = timezone.now()
+    cutoff = now - older_than
     stale = Room.objects.filter(
         closed_at__isnull=True, expires_at__lte=cutoff
     ) | Room.objects.filter(closed_at__lte=cutoff)
+    # A group's history outlives its rooms: decided group rooms stay for GROUP_HISTORY_DAYS.
+    stale = stale.exclude(groups.rooms_kept_for_history(now))
     _, per_model = stale.delete()
     deleted = per_model.get(Room._meta.label, 0)
     log.info("rooms purged count=%s", deleted)
@@ -339,22 +342,35 @@ def pick_choose(candidates: list[tuple[str, int]], *, mode: PickMode, rng: rando
 
 
 def room_pick(
-    *, room_id: str, participant_id: int, mode: PickMode = "top", rng: random.Random | None = None
+    *,
+    room_id: str,
+    participant_id: int,
+    mode: PickMode = "top",
+    avoid_recent: bool = False,
+    rng: random.Random | None = None,
 ) -> dict:
-    """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state."""
+    """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state.
+
+    With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
+    """
     with transaction.atomic():
         room = _lock_open_room(room_id)
         state = selectors.room_state(room=room)
         candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
+        if avoid_recent:
+            candidates = groups.candidates_fresh(candidates, room=room)
         if not candidates:
             raise ClientError("nothing_to_pick")
         winner = pick_choose(candidates, mode=mode, rng=rng or _system_random)
         picker = Participant.objects.get(pk=participant_id).name
         room.decision_item, room.decision_by, room.decided_at = winner, picker, timezone.now()
+        room.decision_key = text.item_key(winner)
         picked = {"type": "picked", "item": winner, "by": picker, "mode": mode}
-        log.info("room picked room=%s mode=%s", room.pk, mode)
-        decision = ("decision_item", "decision_by", "decided_at")
-        return _commit_change(room, changed_fields=decision, before=(picked,))
+        log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)
+        decision = ("decision_item", "decision_by", "decided_at", "decision_key")
+        state = _commit_change(room, changed_fields=decision, before=(picked,))
+        groups.decision_announce(room=room)  # queued after the commit, behind the broadcast
+        return state
 
 
 # --- Commands from the protocol --------------------------------------------------

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
-from . import selectors, services, sharing
+from . import groups, selectors, services, sharing
 from .errors import ClientError
 from .models import Room
 from .nicknames import nickname_random
@@ -105,8 +105,13 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     _remember_room(request, room)
     urls = _room_urls(request, room)
     share_url, swapped = _share_url(request, room)
+    group = room.group if room.group_id else None
+    favorites = [f["item"] for f in groups.group_favorites(group=group)] if group else []
     context = {
         "room": room,
+        # A group's room offers its usual places as one-tap adds (json_script group-favorites).
+        "group": group,
+        "group_favorites": favorites,
         "room_url": urls["url"],
         "share_url": share_url,
         "share_note": _("Friends on the same network can open this address.") if swapped else "",

@@ -94,3 +94,43 @@ def test_every_command_names_a_service_that_takes_its_arguments() -> None:
             given.add("participant_id")
         required = {name for name, p in parameters.items() if p.default is inspect.Parameter.empty}
         assert required <= given <= set(parameters), action
+
+
+@pytest.mark.parametrize(
+    ("frame", "mode", "avoid_recent"),
+    [
+        ("pick", "top", False),
+        ("pick:fresh", "top", True),
+        ("PICK:Fresh", "top", True),
+        ("pick:weighted:fresh", "weighted", True),
+        ("pick:fresh:weighted", "weighted", True),
+        ("pick:top:fresh", "top", True),
+        ('{"action":"pick","avoid_recent":true}', "top", True),
+        ('{"action":"pick","mode":"weighted","avoid_recent":true}', "weighted", True),
+        ('{"action":"pick","avoid_recent":false}', "top", False),
+    ],
+)
+def test_pick_avoid_recent_forms(frame: str, mode: str, avoid_recent: bool) -> None:
+    """`pick:fresh` (with either mode) is the shorthand of "avoid_recent": true."""
+    command = parse_frame(frame)
+    assert command.action == "pick"
+    assert command.arguments["mode"] == mode
+    assert command.arguments.get("avoid_recent", False) is avoid_recent
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "pick:fresh:fresh",
+        "pick:top:weighted",
+        "pick:stale",
+        "pick:fresh:",
+        '{"action":"pick","avoid_recent":1}',
+        '{"action":"pick","avoid_recent":"yes"}',
+    ],
+)
+def test_bad_pick_avoid_recent_forms(frame: str) -> None:
+    """A repeated or unknown pick word, or a non-boolean flag, is bad_message."""
+    with pytest.raises(ClientError) as caught:
+        parse_frame(frame)
+    assert caught.value.code == "bad_message"
