@@ -190,6 +190,13 @@ ROOM_MAX_PARTICIPANTS = env.int("ROOM_MAX_PARTICIPANTS", default=10)
 ROOM_MAX_ITEMS = env.int("ROOM_MAX_ITEMS", default=30)
 ROOM_CREATE_PER_MINUTE = env.int("ROOM_CREATE_PER_MINUTE", default=30)
 ROOM_ACTIONS_PER_10S = env.int("ROOM_ACTIONS_PER_10S", default=20)
+# Distinct participants a room admits over its whole life (rejoins by token or session do
+# not count again): a client that throws away its identity cannot vote 20 times.
+ROOM_MAX_PARTICIPANTS_EVER = env.int(
+    "ROOM_MAX_PARTICIPANTS_EVER", default=3 * ROOM_MAX_PARTICIPANTS
+)
+# The host without an open connection this long loses the role to whoever joined first.
+ROOM_HOST_GRACE_SECONDS = env.float("ROOM_HOST_GRACE_SECONDS", default=60)
 ROOM_ITEM_MAX_LENGTH = 60
 ROOM_NAME_MAX_LENGTH = 24
 ROOM_MAX_FRAME_BYTES = 2048
@@ -205,6 +212,20 @@ ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=1)
 # Joins and leaves within this long send their room one state, not one each (0: each).
 # Every joiner still gets its own state at once (rooms/broadcast.py).
 ROOM_PRESENCE_COALESCE_SECONDS = env.float("ROOM_PRESENCE_COALESCE_SECONDS", default=0.1)
+
+# --- Lunch groups (issue 10; docs/protocol.md "Lunch groups").
+# `pick` with avoid_recent skips what the group decided in its other rooms this many days.
+GROUP_RECENT_DAYS = env.int("GROUP_RECENT_DAYS", default=7)
+# The group page's history and favourites look back this far, and purge_rooms keeps a
+# group's decided rooms this long (the history outlives the rooms' 10-minute life).
+GROUP_HISTORY_DAYS = env.int("GROUP_HISTORY_DAYS", default=30)
+# Webhooks never go to loopback, private, link-local, multicast or reserved addresses
+# unless this is set (tests, or a chat server on the intranet).
+GROUP_WEBHOOK_ALLOW_PRIVATE = env.bool("GROUP_WEBHOOK_ALLOW_PRIVATE", default=False)
+GROUP_WEBHOOK_TIMEOUT_SECONDS = env.float("GROUP_WEBHOOK_TIMEOUT_SECONDS", default=5)
+GROUP_WEBHOOK_ATTEMPTS = env.int("GROUP_WEBHOOK_ATTEMPTS", default=3)
+# The wait before the second attempt; it doubles before each further one.
+GROUP_WEBHOOK_BACKOFF_SECONDS = env.float("GROUP_WEBHOOK_BACKOFF_SECONDS", default=1)
 
 LOGGING = {
     "version": 1,

@@ -26,6 +26,9 @@ ErrorCode = Literal[
     "room_locked",
     "kicked",
     "unknown_participant",
+    # Lunch groups (HTTP API only).
+    "invalid_webhook",
+    "group_not_found",
 ]
 
 # Close codes sent after the error event for the refusals that end a connection.
@@ -55,6 +58,8 @@ MESSAGES: dict[str, str] = {
     "room_locked": "The host has locked the list.",
     "kicked": "The host removed you from this room.",
     "unknown_participant": "There is nobody else online in this room with that id.",
+    "invalid_webhook": "A webhook is an https URL to a public address.",
+    "group_not_found": "This group does not exist.",
 }
 
 

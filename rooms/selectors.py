@@ -48,11 +48,13 @@ def room_get_open(*, room_id: str, for_update: bool = False) -> Room:
     return room
 
 
-# The whole state in one round trip: who is online, the items, the marks, one row each.
-# Column 1 says which of the three a row is; `sort` orders rows within it. A new field
-# of the state is a column here (NULL in the parts it does not belong to) and a line in
-# room_state below.
+# The whole state in one round trip, one row per thing shown. `part` says which list a row
+# belongs to and `sort` orders the rows within it; the other columns mean what each part's
+# comment says (NULL where a part has nothing). A new field of the state is a column or a
+# part here and a line in room_state below.
+_ONLINE, _ITEM, _MARK, _GOING, _GROUP = range(5)  # `part`, as written in the SQL
 _STATE_SQL = """
+-- who is online: id, name
 SELECT 0 AS part, ROW_NUMBER() OVER (ORDER BY p.joined_at, p.id) AS sort,
        p.id, p.name, NULL AS other_id, NULL AS other_name
   FROM rooms_participant p
@@ -60,15 +62,25 @@ SELECT 0 AS part, ROW_NUMBER() OVER (ORDER BY p.joined_at, p.id) AS sort,
    AND EXISTS (SELECT 1 FROM rooms_connection c
                 WHERE c.participant_id = p.id AND c.last_seen >= %(cutoff)s)
 UNION ALL
+-- the items: id, name, who added it (id, name)
 SELECT 1, i.id, i.id, i.name, i.added_by_id, a.name
   FROM rooms_item i LEFT JOIN rooms_participant a ON a.id = i.added_by_id
  WHERE i.room_id = %(room)s
 UNION ALL
+-- the votes and vetoes: item id, kind, who (id, name)
 SELECT 2, m.id, m.item_id, m.kind, m.participant_id, mp.name
   FROM rooms_mark m
   JOIN rooms_item i ON i.id = m.item_id
   JOIN rooms_participant mp ON mp.id = m.participant_id
  WHERE i.room_id = %(room)s
+UNION ALL
+-- who said they are coming, online or not, in the order they said it: id, name
+SELECT 3, ROW_NUMBER() OVER (ORDER BY g.going_since, g.id), g.id, g.name, NULL, NULL
+  FROM rooms_participant g
+ WHERE g.room_id = %(room)s AND g.going_since IS NOT NULL AND g.kicked_at IS NULL
+UNION ALL
+-- the room's lunch group, if it has one: id, slug, -, name
+SELECT 4, 0, t.id, t.slug, NULL, t.name FROM rooms_group t WHERE t.id = %(group)s
 ORDER BY part, sort
 """
 
@@ -77,14 +89,16 @@ def room_state(*, room: Room) -> StateEvent:
     """The full `state` event of a room, as every client sees it (one query)."""
     cutoff = connection.ops.adapt_datetimefield_value(presence_cutoff())
     with connection.cursor() as cursor:
-        cursor.execute(_STATE_SQL, {"room": room.pk, "cutoff": cutoff})
+        cursor.execute(_STATE_SQL, {"room": room.pk, "cutoff": cutoff, "group": room.group_id})
         rows = cursor.fetchall()
     participants: list[ParticipantInfo] = []
     items: dict[int, ItemState] = {}
+    going: list[ParticipantInfo] = []
+    group = None
     for part, _, pk, name, other_id, other_name in rows:
-        if part == 0:
-            participants.append({"id": pk, "name": name})
-        elif part == 1:
+        if part == _ONLINE:
+            participants.append({"id": pk, "name": name, "host": pk == room.host_id})
+        elif part == _ITEM:
             items[pk] = {
                 "name": name,
                 "added_by": other_name,
@@ -95,8 +109,8 @@ def room_state(*, room: Room) -> StateEvent:
                 "vetoed_by": [],
                 "vetoer_ids": [],
             }
-        else:
-            entry = items[pk]  # a mark: pk is its item, name its kind
+        elif part == _MARK:
+            entry = items[pk]  # pk is the mark's item, name its kind
             if name == Mark.Kind.VOTE:
                 entry["voters"].append(other_name)
                 entry["voter_ids"].append(other_id)
@@ -104,6 +118,10 @@ def room_state(*, room: Room) -> StateEvent:
             else:
                 entry["vetoed_by"].append(other_name)
                 entry["vetoer_ids"].append(other_id)
+        elif part == _GOING:
+            going.append({"id": pk, "name": name})
+        else:
+            group = {"slug": name, "name": other_name}
     decision = None
     if room.decided_at is not None:
         decision = {
@@ -114,10 +132,24 @@ def room_state(*, room: Room) -> StateEvent:
     return {
         "type": "state",
         "version": room.version,
-        "room": {"id": room.pk, "expires_at": room.expires_at.isoformat(), "decision": decision},
+        "room": {
+            "id": room.pk,
+            "expires_at": room.expires_at.isoformat(),
+            "decision": decision,
+            "locked": room.locked,
+            "going": going,
+            "group": group,
+        },
         "items": list(items.values()),
         "participants": participants,
     }
+
+
+def rooms_host_overdue(*, room_ids: list[str]) -> list[str]:
+    """Which of these open rooms' hosts have had no connection for ROOM_HOST_GRACE_SECONDS."""
+    cutoff = timezone.now() - timedelta(seconds=settings.ROOM_HOST_GRACE_SECONDS)
+    rooms = Room.objects.active().filter(pk__in=room_ids, host_absent_since__lte=cutoff)
+    return list(rooms.values_list("pk", flat=True))
 
 
 def rooms_open_versions(*, room_ids: list[str]) -> dict[str, int]:

@@ -13,18 +13,16 @@ removal in one statement (SQLite, in process, has no data-modifying WITH and tak
 """
 
 import logging
-import operator
 import random
 import secrets
 from datetime import datetime, timedelta
-from functools import reduce
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from . import broadcast, selectors, text
+from . import broadcast, groups, selectors, text
 from .errors import ClientError
 from .models import Connection, Item, Mark, Participant, Room, new_secret_token, token_hash
 from .protocol import Command, PickedEvent, PickMode, StateEvent
@@ -71,6 +69,29 @@ def _broadcast_state(
     return state
 
 
+def _commit_change(
+    room: Room,
+    *,
+    activity: bool = True,
+    changed_fields: tuple[str, ...] = (),
+    before: tuple[PickedEvent, ...] = (),
+    presence: bool = False,
+) -> StateEvent:
+    """After `_lock_open_room`: bump the version (and the expiry, for user activity), save the
+    changed fields and broadcast; return the state. For the services that lock first and
+    then find out whether anything changes (the background ones); the others bump as they
+    lock (`_lock_and_bump`)."""
+    room.version += 1
+    fields = ["version", *changed_fields]
+    if activity:
+        room.expires_at = timezone.now() + timedelta(seconds=settings.ROOM_TTL_SECONDS)
+        fields.append("expires_at")
+    room.save(update_fields=fields)
+    state = selectors.room_state(room=room)
+    broadcast.state_on_commit(group=room.group_name, state=state, before=before, presence=presence)
+    return state
+
+
 def _lock_open_room(room_id: str) -> Room:
     """The room, locked for this transaction, if it is still open (no version bump)."""
     return selectors.room_get_open(room_id=room_id, for_update=True)
@@ -86,11 +107,24 @@ def _execute(sql: str, params: dict) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
+def _save(room: Room, *fields: str) -> None:
+    """Write these fields of a room locked by `_lock_and_bump` (its version is written)."""
+    Room.objects.filter(pk=room.pk).update(**{f: getattr(room, f) for f in fields})
+
+
 # --- Rooms -----------------------------------------------------------------------
 
 
-def room_create() -> Room:
-    room = Room.objects.create()
+def room_create(*, host_session_key: str = "") -> Room:
+    """A new room; whoever joins first with `room.host_token` (or this session) is its host.
+
+    `room.host_token` is set only on the returned instance: the database keeps its hash.
+    """
+    host_token = new_secret_token()
+    room = Room.objects.create(
+        host_token_hash=token_hash(host_token), host_session_key=host_session_key
+    )
+    room.host_token = host_token
     log.info("room created room=%s", room.pk)
     return room
 
@@ -107,19 +141,46 @@ def room_close(*, room: Room) -> None:
         room = Room.objects.select_for_update().get(pk=room.pk)
         if room.closed_at is not None:
             return
-        room.closed_at = timezone.now()
-        room.version += 1
-        room.save(update_fields=["closed_at", "version"])
-        broadcast.closed_on_commit(group=room.group_name)
+        _close(room)
     log.info("room closed room=%s", room.pk)
+
+
+def room_close_by_host(*, room_id: str, participant_id: int) -> None:
+    """The host ends the room for everyone now, exactly as staff closing it does."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        _host_only(room, participant_id)
+        _close(room)
+    log.info("room closed by its host room=%s", room.pk)
+
+
+def _close(room: Room) -> None:
+    room.closed_at = timezone.now()
+    room.version += 1
+    room.save(update_fields=["closed_at", "version"])
+    broadcast.closed_on_commit(group=room.group_name)
+
+
+def room_lock(*, room_id: str, participant_id: int, locked: bool) -> StateEvent:
+    """The host locks the list (no more adds) or unlocks it."""
+    with transaction.atomic():
+        room = _lock_and_bump(room_id)
+        _host_only(room, participant_id)
+        room.locked = locked
+        _save(room, "locked")
+        log.info("room %s room=%s", "locked" if locked else "unlocked", room.pk)
+        return _broadcast_state(room)
 
 
 def rooms_purge(*, older_than: timedelta) -> int:
     """Delete rooms that expired or closed more than `older_than` ago; return how many."""
-    cutoff = timezone.now() - older_than
+    now = timezone.now()
+    cutoff = now - older_than
     stale = Room.objects.filter(
         closed_at__isnull=True, expires_at__lte=cutoff
     ) | Room.objects.filter(closed_at__lte=cutoff)
+    # A group's history outlives its rooms: decided group rooms stay for GROUP_HISTORY_DAYS.
+    stale = stale.exclude(groups.rooms_kept_for_history(now))
     _, per_model = stale.delete()
     deleted = per_model.get(Room._meta.label, 0)
     log.info("rooms purged count=%s", deleted)
@@ -132,28 +193,51 @@ def rooms_purge(*, older_than: timedelta) -> int:
 def participant_join(
     *, room_id: str, channel_name: str, session_key: str = "", name: str = "", token: str = ""
 ) -> tuple[Participant, dict]:
-    """Admit a connection to the room (cap permitting) and return its participant and the state.
+    """Admit a connection to the room (caps permitting) and return its participant and the state.
 
     A rejoin token names a participant of this room from any browser or process; else a
     browser session is one participant across tabs and reconnects; else the connection is
-    a participant of its own. Only participants online count toward the cap. The returned
-    participant carries its rejoin token in `participant.token` (never stored, only its hash).
+    a participant of its own. Only participants online count toward the cap; every new one
+    counts toward ROOM_MAX_PARTICIPANTS_EVER. The returned participant carries its rejoin
+    token in `participant.token` (never stored, only its hash).
     """
     nickname = _nickname_or_blank(name)
     presented = token_hash(token) if 0 < len(token) <= _TOKEN_MAX_LENGTH else ""
     with transaction.atomic():
         room = _lock_and_bump(room_id)
-        # Connections of dead workers do not count (participants_online reads last_seen);
-        # the heartbeat of a live process in the room deletes them (presence_refresh).
-        participant = _participant_returning(room, hashed=presented, session_key=session_key)
-        online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
+        host_before = [getattr(room, f) for f in _HOST_FIELDS]
+        # Everyone who ever joined (ROOM_MAX_PARTICIPANTS_EVER bounds them), in one query.
+        people = _participants_with_presence(room)
+        if any(p.ghost for p in people):
+            _sweep_stale_connections(room)  # a dead worker's connections: rare
+        participant = _participant_returning(people, hashed=presented, session_key=session_key)
+        if participant is not None and participant.kicked_at is not None:
+            raise ClientError("kicked")
+        online = [p.pk for p in people if p.online]
         already_online = participant is not None and participant.pk in online
         if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
             raise ClientError("room_full")
+        _host_pass_if_overdue(room, online)
+        # The room's creator: its host token (which becomes its rejoin token), or its session.
+        by_host_token = bool(presented) and presented == room.host_token_hash
+        creator = by_host_token or bool(session_key and session_key == room.host_session_key)
         if participant is None:
-            participant = _participant_new(room, session_key, nickname)
+            participant = _participant_new(
+                room,
+                session_key,
+                nickname,
+                token=token if by_host_token else "",
+                before=len(people),
+            )
         else:
-            _participant_rejoin(participant, presented=presented, token=token, nickname=nickname)
+            kept = by_host_token or (bool(presented) and presented == participant.token_hash)
+            _participant_rejoin(participant, token=token if kept else "", nickname=nickname)
+        _host_claim(room, participant, creator=creator)
+        changed = [
+            f for f, was in zip(_HOST_FIELDS, host_before, strict=True) if getattr(room, f) != was
+        ]
+        if changed:
+            _save(room, *changed)
         Connection.objects.create(participant=participant, channel_name=channel_name)
         state = _broadcast_state(room, presence=True)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
@@ -162,44 +246,62 @@ def participant_join(
 
 # Longer than any token we hand out (32 characters); longer text is not hashed at all.
 _TOKEN_MAX_LENGTH = 128
+# The room's columns a join may change besides its version.
+_HOST_FIELDS = ("host_id", "host_token_hash", "host_session_key", "host_absent_since")
 
 
-def _participant_returning(room: Room, *, hashed: str, session_key: str) -> Participant | None:
+def _participants_with_presence(room: Room) -> list[Participant]:
+    """All of the room's participants, each marked `online` (a fresh connection) and `ghost`
+    (a connection of a worker that stopped heartbeating), in the order they joined."""
+    cutoff = selectors.presence_cutoff()
+    connections = Connection.objects.filter(participant=OuterRef("pk"))
+    return list(
+        room.participants.annotate(
+            online=Exists(connections.filter(last_seen__gte=cutoff)),
+            ghost=Exists(connections.filter(last_seen__lt=cutoff)),
+        )
+    )
+
+
+def _participant_returning(
+    people: list[Participant], *, hashed: str, session_key: str
+) -> Participant | None:
     """The participant a rejoin token (first) or a browser session names in this room."""
-    known = [Q(token_hash=hashed)] if hashed else []
-    if session_key:
-        known.append(Q(session_key=session_key))
-    if not known:
-        return None
-    # At most two rows: both columns are unique per room.
-    found = list(room.participants.filter(reduce(operator.or_, known)))
-    by_token = [p for p in found if hashed and p.token_hash == hashed]
-    return (by_token or found or [None])[0]
+    by_token = [p for p in people if hashed and p.token_hash == hashed]
+    by_session = [p for p in people if session_key and p.session_key == session_key]
+    return (by_token or by_session or [None])[0]
 
 
-def _participant_new(room: Room, session_key: str, nickname: str) -> Participant:
-    token = new_secret_token()
+def _participant_new(
+    room: Room, session_key: str, nickname: str, *, token: str, before: int
+) -> Participant:
+    """A new participant (with `token`, or a new one), unless the room admitted enough already.
+
+    `before` is how many participants the room has admitted so far.
+    """
+    if before >= settings.ROOM_MAX_PARTICIPANTS_EVER:
+        log.info("room admitted its lifetime maximum room=%s", room.pk)
+        raise ClientError("room_full")
+    token = token or new_secret_token()
     participant = Participant.objects.create(
         room=room,
         session_key=session_key,
-        name=nickname or _guest_name(room),
+        name=nickname or f"guest-{before + 1}",
         token_hash=token_hash(token),
     )
     participant.token = token
     return participant
 
 
-def _participant_rejoin(
-    participant: Participant, *, presented: str, token: str, nickname: str
-) -> None:
-    """Same participant again: keep its token if it showed it, else issue a new one."""
+def _participant_rejoin(participant: Participant, *, token: str, nickname: str) -> None:
+    """Same participant again, with `token` from now on; none given: a new one.
+
+    Back by its session without its token (storage cleared), the old token cannot be sent
+    again (only its hash is kept), so a new one replaces it.
+    """
     fields = []
-    if presented and presented == participant.token_hash:
-        participant.token = token
-    else:
-        # Back by its session without the token (cleared storage): only the hash is kept,
-        # so the old token cannot be sent again; a new one replaces it.
-        participant.token = new_secret_token()
+    participant.token = token or new_secret_token()
+    if token_hash(participant.token) != participant.token_hash:
         participant.token_hash = token_hash(participant.token)
         fields.append("token_hash")
     if nickname and nickname != participant.name:
@@ -216,10 +318,6 @@ def _nickname_or_blank(name: str) -> str:
         return text.participant_name(name)
     except ClientError:
         return ""
-
-
-def _guest_name(room: Room) -> str:
-    return f"guest-{room.participants.count() + 1}"
 
 
 _LEAVE_LOCK_SQL = """
@@ -246,10 +344,19 @@ def participant_leave(*, channel_name: str) -> None:
             " RETURNING participant_id",
             {"channel": channel_name},
         )
+        participant_id = gone[0][0] if gone else None
         if rooms:
-            _broadcast_state(rooms[0], presence=True)
-    if gone:
-        log.info("participant left channel=%s participant=%s", channel_name, gone[0][0])
+            room = rooms[0]
+            if participant_id is not None and participant_id == room.host_id:
+                still_online = Connection.objects.filter(
+                    participant_id=participant_id, last_seen__gte=selectors.presence_cutoff()
+                ).exists()
+                if not still_online:
+                    room.host_absent_since = timezone.now()
+                    _save(room, "host_absent_since")
+            _broadcast_state(room, presence=True)
+    if participant_id is not None:
+        log.info("participant left channel=%s participant=%s", channel_name, participant_id)
 
 
 def presence_refresh(*, connections: list[tuple[str, str, int]]) -> None:
@@ -282,17 +389,27 @@ def _presence_repair(room_id: str, missing: list[tuple[str, int]]) -> None:
     with transaction.atomic():
         room = _lock_open_room(room_id)
         online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
+        # A kicked participant's connections were removed on purpose: tell them again (the
+        # kick's broadcast may have been lost) rather than putting them back.
+        kicked = set(
+            Participant.objects.filter(
+                pk__in=[p for _, p in missing], kicked_at__isnull=False
+            ).values_list("pk", flat=True)
+        )
         came_back = False
         for channel, participant_id in missing:
+            if participant_id in kicked:
+                broadcast.kicked_on_commit(group=room.group_name, participant_id=participant_id)
+                continue
             # Swept while its worker was stalled: it is alive after all.
             came_back |= participant_id not in online
+            if participant_id == room.host_id:
+                room.host_absent_since = None
             Connection.objects.get_or_create(
                 channel_name=channel, defaults={"participant_id": participant_id}
             )
         if _sweep_stale_connections(room) or came_back:
-            room.version += 1
-            room.save(update_fields=["version"])
-            _broadcast_state(room, presence=True)
+            _commit_change(room, activity=False, changed_fields=("host_absent_since",))
 
 
 def _sweep_stale_connections(room: Room) -> bool:
@@ -306,7 +423,96 @@ def _sweep_stale_connections(room: Room) -> bool:
     stale.delete()
     log.info("swept stale connections room=%s participants=%s", room.pk, sorted(ghosts))
     online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
-    return bool(ghosts - online)
+    gone = ghosts - online
+    if room.host_id in gone and room.host_absent_since is None:
+        # Last seen before the presence cutoff: its grace has been running since at least then.
+        room.host_absent_since = selectors.presence_cutoff()
+    return bool(gone)
+
+
+# --- The host --------------------------------------------------------------------
+
+
+def _host_only(room: Room, participant_id: int) -> None:
+    if room.host_id != participant_id:
+        raise ClientError("not_host")
+
+
+def _host_claim(room: Room, participant: Participant, *, creator: bool) -> None:
+    """The room's creator takes the role on its first join; a room without a host gets one."""
+    if creator:
+        # Claimed: from now on the creator is a participant like any other (its token is
+        # its rejoin token), and the role can pass on.
+        room.host, room.host_token_hash, room.host_session_key = participant, "", ""
+    elif room.host_id is None:
+        room.host = participant
+    if room.host_id == participant.pk:
+        room.host_absent_since = None
+
+
+def _host_pass_if_overdue(room: Room, online: list[int]) -> bool:
+    """Past its grace, an absent host's role passes to who joined first of those online.
+
+    With nobody online the room has no host until the next join. True if the role moved.
+    """
+    if room.host_absent_since is None:
+        return False
+    grace = timedelta(seconds=settings.ROOM_HOST_GRACE_SECONDS)
+    if timezone.now() - room.host_absent_since < grace:
+        return False
+    previous = room.host_id
+    room.host_id = next((pk for pk in online if pk != previous), None)
+    room.host_absent_since = None
+    log.info("host role passed room=%s participant=%s", room.pk, room.host_id)
+    return True
+
+
+def host_pass_on(*, room_id: str) -> None:
+    """Run by every process for its rooms: hand an absent host's role on once its grace is over."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        online = list(selectors.participants_online(room=room).values_list("pk", flat=True))
+        if _host_pass_if_overdue(room, online):
+            _commit_change(room, activity=False, changed_fields=("host", "host_absent_since"))
+
+
+def host_hand_over(*, room_id: str, participant_id: int, target_id: int) -> dict:
+    """The host makes another online participant the host."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        _host_only(room, participant_id)
+        online = selectors.participants_online(room=room)
+        if target_id == participant_id or not online.filter(pk=target_id).exists():
+            raise ClientError("unknown_participant")
+        room.host_id, room.host_absent_since = target_id, None
+        log.info("host handed over room=%s participant=%s", room.pk, target_id)
+        return _commit_change(room, changed_fields=("host", "host_absent_since"))
+
+
+def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> dict:
+    """The host removes an online participant: its votes and vetoes go, it cannot come back."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        _host_only(room, participant_id)
+        # One statement checks and marks: online in this room, not the host itself.
+        kicked = (
+            Participant.objects.filter(
+                pk=target_id,
+                room=room,
+                kicked_at__isnull=True,
+                connections__last_seen__gte=selectors.presence_cutoff(),
+            )
+            .exclude(pk=participant_id)
+            .update(kicked_at=timezone.now(), going_since=None)
+        )
+        if not kicked:
+            raise ClientError("unknown_participant")
+        Mark.objects.filter(participant_id=target_id).delete()
+        Connection.objects.filter(participant_id=target_id).delete()
+        # Its connections, on whichever process, hang up with `kicked` (rooms/consumers.py).
+        broadcast.kicked_on_commit(group=room.group_name, participant_id=target_id)
+        log.info("participant kicked room=%s participant=%s", room.pk, target_id)
+        return _commit_change(room)
 
 
 def participant_rename(*, room_id: str, participant_id: int, name: str) -> StateEvent:
@@ -318,8 +524,19 @@ def participant_rename(*, room_id: str, participant_id: int, name: str) -> State
         return _broadcast_state(room)
 
 
-# --- Items and marks -------------------------------------------------------------
+def participant_going(*, room_id: str, participant_id: int, going: bool) -> StateEvent:
+    """I am coming (or not): the headcount keeps the order in which people said it."""
+    with transaction.atomic():
+        room = _lock_and_bump(room_id)
+        me = Participant.objects.filter(pk=participant_id, room=room)
+        if going:
+            me.filter(going_since__isnull=True).update(going_since=timezone.now())
+        else:
+            me.update(going_since=None)
+        return _broadcast_state(room)
 
+
+# --- Items and marks -------------------------------------------------------------
 
 # The cap and the key's uniqueness are checked by the statement that inserts, after the
 # room lock: concurrent adds to one room wait for each other, and the constraint holds.
@@ -338,6 +555,8 @@ def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     key = text.item_key(item_name)
     with transaction.atomic():
         room = _lock_and_bump(room_id)
+        if room.locked:
+            raise ClientError("room_locked")
         params = {
             "room": room.pk,
             "name": item_name,
@@ -377,6 +596,8 @@ def item_remove(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     key = text.item_key(name)
     with transaction.atomic():
         room = _lock_and_bump(room_id)
+        if room.locked and room.host_id != participant_id:
+            raise ClientError("room_locked")  # the locked list is the host's to trim
         params = {"room": room.pk, "key": key}
         deleted = [_execute(sql, params) for sql in _ITEM_REMOVE_SQL[connection.vendor]]
         if not key or not deleted[-1]:
@@ -445,35 +666,52 @@ def pick_choose(candidates: list[tuple[str, int]], *, mode: PickMode, rng: rando
 
 
 def room_pick(
-    *, room_id: str, participant_id: int, mode: PickMode = "top", rng: random.Random | None = None
-) -> StateEvent:
-    """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state."""
+    *,
+    room_id: str,
+    participant_id: int,
+    mode: PickMode = "top",
+    avoid_recent: bool = False,
+    rng: random.Random | None = None,
+) -> dict:
+    """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state.
+
+    With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
+    """
     with transaction.atomic():
         room = _lock_and_bump(room_id)
         state = selectors.room_state(room=room)
         candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
+        if avoid_recent:
+            candidates = groups.candidates_fresh(candidates, room=room)
         if not candidates:
             raise ClientError("nothing_to_pick")
         winner = pick_choose(candidates, mode=mode, rng=rng or _system_random)
         online = {p["id"]: p["name"] for p in state["participants"]}
         picker = online.get(participant_id) or Participant.objects.get(pk=participant_id).name
-        now = timezone.now()
-        Room.objects.filter(pk=room.pk).update(
-            decision_item=winner, decision_by=picker, decided_at=now
-        )
+        room.decision_item, room.decision_by, room.decided_at = winner, picker, timezone.now()
+        room.decision_key = text.item_key(winner)
+        _save(room, "decision_item", "decision_by", "decided_at", "decision_key")
         # The state read above plus the decision: the same as reading it again.
-        state["room"]["decision"] = {"item": winner, "by": picker, "at": now.isoformat()}
+        state["room"]["decision"] = {
+            "item": winner,
+            "by": picker,
+            "at": room.decided_at.isoformat(),
+        }
         picked: PickedEvent = {"type": "picked", "item": winner, "by": picker, "mode": mode}
         broadcast.state_on_commit(group=room.group_name, state=state, before=(picked,))
-        log.info("room picked room=%s mode=%s", room.pk, mode)
+        log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)
+        groups.decision_announce(room=room)  # queued after the commit, behind the broadcast
         return state
 
 
 # --- Commands from the protocol --------------------------------------------------
 
 
-def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent:
-    """Apply one parsed protocol command for a participant; return the room's new state."""
+def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent | None:
+    """Apply one parsed protocol command for a participant; return the room's new state.
+
+    `close` returns none: the room is gone, and everyone is told so instead.
+    """
     spec = command.spec
     service = globals()[spec.service]  # protocol.COMMANDS names a function of this module
     arguments = {**spec.fixed, **command.arguments}

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
-from . import selectors, services, sharing
+from . import groups, selectors, services, sharing
 from .errors import ClientError
 from .models import Room
 from .nicknames import nickname_random
@@ -87,7 +87,11 @@ def room_create_form(request: HttpRequest) -> HttpResponse:
         response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
         response["Retry-After"] = str(wait)
         return response
-    room = services.room_create()
+    # The creating browser's session joins as the host: make sure it has one now.
+    if request.session.session_key is None:
+        request.session.save()
+    room = services.room_create(host_session_key=request.session.session_key)
+    _remember_room(request, room)
     # 303 See Other: the browser follows with a GET, and a reload does not create another room.
     response = HttpResponse(status=303)
     response["Location"] = reverse("room", args=[room.pk])
@@ -105,8 +109,13 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     _remember_room(request, room)
     urls = _room_urls(request, room)
     share_url, swapped = _share_url(request, room)
+    group = room.group if room.group_id else None
+    favorites = [f["item"] for f in groups.group_favorites(group=group)] if group else []
     context = {
         "room": room,
+        # A group's room offers its usual places as one-tap adds (json_script group-favorites).
+        "group": group,
+        "group_favorites": favorites,
         "room_url": urls["url"],
         "share_url": share_url,
         "share_note": _("Friends on the same network can open this address.") if swapped else "",
@@ -175,7 +184,13 @@ def api_room_create(request: HttpRequest) -> JsonResponse:
         return response
     room = services.room_create()
     return JsonResponse(
-        {"id": room.pk, **_room_urls(request, room), "expires_at": room.expires_at.isoformat()},
+        {
+            "id": room.pk,
+            **_room_urls(request, room),
+            "expires_at": room.expires_at.isoformat(),
+            # Join with ?token=<host_token> to be the room's host (and to rejoin as it).
+            "host_token": room.host_token,
+        },
         status=201,
     )
 

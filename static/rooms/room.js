@@ -192,7 +192,10 @@ function start() {
   $("undo").addEventListener("click", () => handle({ type: "page:undo" }));
   $("pick").addEventListener("click", () => {
     const mode = document.querySelector('input[name="mode"]:checked');
-    sendCommand({ action: "pick", mode: mode ? mode.value : "top" }, "pick");
+    const command = { action: "pick", mode: mode ? mode.value : "top" };
+    // A lunch group's room: "not what we had this week" (groups.css, favorites.js).
+    if ($("avoid-recent") && $("avoid-recent").checked) command.avoid_recent = true;
+    sendCommand(command, "pick");
   });
   $("extend").addEventListener("click", () => sendCommand({ action: "extend" }, "extend"));
   $("going").addEventListener("click", () => {
