@@ -85,37 +85,61 @@ async def test_a_database_outage_is_server_busy(monkeypatch) -> None:
     assert len(calls) == database.ATTEMPTS
 
 
+def presence_state(version: int, *, presence: bool = True) -> broadcast.RoomEvent:
+    return {
+        "type": "room.event",
+        "text": f'{{"type":"state","version":{version}}}',
+        "version": version,
+        "is_state": True,
+        "presence": presence,
+    }
+
+
 async def test_joins_together_send_the_room_one_state(settings) -> None:
-    """Five joins within the window: each joiner's state lists it; the room gets one state."""
+    """Five presence states within the window: the room gets one, the newest."""
     settings.ROOM_PRESENCE_COALESCE_SECONDS = 0.2
     room = await sync_to_async(services.room_create)()
     channel = await listen(room)
-    versions = []
-    for n in range(5):
-        participant, state = await database.call(
-            services.participant_join, room_id=room.pk, channel_name=f"c{n}", name=f"p{n}"
-        )
-        assert participant.pk in [p["id"] for p in state["participants"]]
-        versions.append(state["version"])
+    for version in (3, 1, 5, 4, 2):  # published in any order, as processes' threads do
+        await broadcast.publish([(room.group_name, presence_state(version))])
     message = await asyncio.wait_for(get_channel_layer().receive(channel), timeout=2)
-    assert message["version"] == max(versions) and message["presence"]
-    assert '"p4"' in message["text"] and '"p0"' in message["text"]
+    assert message["version"] == 5
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(get_channel_layer().receive(channel), timeout=0.4)
 
 
 async def test_a_newer_change_replaces_a_held_presence_state(settings) -> None:
-    """An add right after a join: the add's state goes out, the join's is not sent after it."""
+    """A change's state newer than the held presence state goes out; the held one does not."""
     settings.ROOM_PRESENCE_COALESCE_SECONDS = 0.2
     room = await sync_to_async(services.room_create)()
     channel = await listen(room)
-    participant, _ = await database.call(
-        services.participant_join, room_id=room.pk, channel_name="c1", name="minji"
-    )
-    state = await database.call(
-        services.item_add, room_id=room.pk, participant_id=participant.pk, name="pho"
-    )
+    await broadcast.publish([(room.group_name, presence_state(7))])
+    await broadcast.publish([(room.group_name, presence_state(8, presence=False))])
     message = await asyncio.wait_for(get_channel_layer().receive(channel), timeout=1)
-    assert message["version"] == state["version"] and not message["presence"]
+    assert message["version"] == 8
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(get_channel_layer().receive(channel), timeout=0.4)
+
+
+async def test_an_older_change_does_not_drop_a_newer_held_state(settings) -> None:
+    """A change's state older than the held presence state leaves the held one to go out."""
+    settings.ROOM_PRESENCE_COALESCE_SECONDS = 0.2
+    room = await sync_to_async(services.room_create)()
+    channel = await listen(room)
+    await broadcast.publish([(room.group_name, presence_state(9))])
+    await broadcast.publish([(room.group_name, presence_state(8, presence=False))])
+    layer = get_channel_layer()
+    versions = [(await asyncio.wait_for(layer.receive(channel), timeout=1))["version"]]
+    versions.append((await asyncio.wait_for(layer.receive(channel), timeout=1))["version"])
+    assert versions == [8, 9]
+
+
+async def test_every_joiner_is_in_its_own_first_state() -> None:
+    """Joins in quick succession: each joiner's own state lists it (coalescing or not)."""
+    room = await sync_to_async(services.room_create)()
+    for n in range(5):
+        participant, state = await database.call(
+            services.participant_join, room_id=room.pk, channel_name=f"c{n}", name=f"p{n}"
+        )
+        assert participant.pk in [p["id"] for p in state["participants"]]
+        assert len(state["participants"]) == n + 1
