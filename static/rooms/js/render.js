@@ -242,7 +242,9 @@ function actionButton(action, itemName) {
   button.type = "button";
   button.dataset.action = action;
   button.dataset.item = itemName;
-  button.append(element("span", "icon"), element("span", "label"));
+  const icon = element("span", "icon");
+  icon.setAttribute("aria-hidden", "true");
+  button.append(icon, element("span", "label"), element("span", "more visually-hidden"));
   return button;
 }
 
@@ -268,19 +270,20 @@ function updateRow(row, item, most, decided, state, labels) {
   // My vote and veto by my id; by name only against a server that sends no ids.
   const mine = (ids, names) => (ids ? ids.includes(state.me.id) : names.includes(state.me.name));
   setButton(row.querySelector("button.vote"), "👍 " + item.votes, gettext("Vote"),
-    interpolate(ngettext("Vote for %s (%s vote)", "Vote for %s (%s votes)", item.votes), [item.name, item.votes]),
+    interpolate(ngettext("for %s, %s vote", "for %s, %s votes", item.votes), [item.name, item.votes]),
     mine(item.voter_ids, item.voters));
-  setButton(row.querySelector("button.veto"), "✋", gettext("Veto"), interpolate(gettext("Veto %s"), [item.name]),
-    mine(item.vetoer_ids, item.vetoed_by));
-  setButton(row.querySelector("button.remove"), "✕", gettext("Remove"), interpolate(gettext("Remove %s"), [item.name]), null);
-  setText(row.querySelector(".item-error"), state.errors["item:" + item.name] ? errorText(state.errors["item:" + item.name], state.config) : "");
+  setButton(row.querySelector("button.veto"), "✋", gettext("Veto"), item.name, mine(item.vetoer_ids, item.vetoed_by));
+  setButton(row.querySelector("button.remove"), "✕", gettext("Remove"), item.name, null);
+  const error = state.errors["item:" + item.name];
+  setText(row.querySelector(".item-error"), error ? errorText(error, state.config) : "");
 }
 
-function setButton(button, icon, text, label, pressed) {
+function setButton(button, icon, text, more, pressed) {
+  // The name is the visible word, then what it is about for screen readers ("Vote for
+  // Pho, 2 votes"): the words people see are the words they can say (WCAG 2.5.3).
   setText(button.querySelector(".icon"), icon);
   setText(button.querySelector(".label"), text);
-  // The accessible name starts with the visible words (WCAG 2.5.3, label in name).
-  if (button.getAttribute("aria-label") !== label) button.setAttribute("aria-label", label);
+  setText(button.querySelector(".more"), " " + more);
   if (pressed !== null) button.setAttribute("aria-pressed", pressed ? "true" : "false");
 }
 
