@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from . import broadcast, groups, selectors, text
 from .errors import ClientError
-from .models import Connection, Item, Mark, Participant, Room, new_secret_token, token_hash
+from .models import Connection, Group, Item, Mark, Participant, Room, new_secret_token, token_hash
 from .protocol import Command, PickedEvent, PickMode, StateEvent
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,15 @@ def _room_item(room: Room, raw_name: str) -> Item:
 # --- Rooms -----------------------------------------------------------------------
 
 
-def room_create(*, host_session_key: str = "") -> Room:
+def room_create(*, host_session_key: str = "", group: Group | None = None) -> Room:
     """A new room; whoever joins first with `room.host_token` (or this session) is its host.
 
     `room.host_token` is set only on the returned instance: the database keeps its hash.
+    A lunch group's room is opened through groups.group_room_open (one open per group).
     """
     host_token = new_secret_token()
     room = Room.objects.create(
-        host_token_hash=token_hash(host_token), host_session_key=host_session_key
+        host_token_hash=token_hash(host_token), host_session_key=host_session_key, group=group
     )
     room.host_token = host_token
     log.info("room created room=%s", room.pk)

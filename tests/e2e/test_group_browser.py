@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
+from tests.support.browser import axe_violations, describe, item
 from tests.support.processes import PROJECT_DIR, server_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-# As tests/e2e/test_browser.py launches it.
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-expect.set_options(timeout=10_000)
 
 # Two earlier lunches of the group: bibimbap ten days ago, kimchi stew two days ago.
 _SEED = """
@@ -40,44 +27,17 @@ for item, days in [("Bibimbap", 10), ("Kimchi stew", 2)]:
 """
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing (make test installs it)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def person(browser: Browser) -> Iterator:
-    made: list[BrowserContext] = []
-
-    def make(name: str) -> Page:
-        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(10_000)
-        context.add_init_script(f"localStorage.setItem('lunchsite.name', {name!r})")
-        made.append(context)
-        return context.new_page()
-
-    yield make
-    for context in made:
-        context.close()
-
-
-def item(page: Page, name: str):
-    return page.locator("#items > li", has=page.locator(".item-name", has_text=name))
+def person(contexts, name: str) -> Page:
+    return contexts(name=name).new_page()
 
 
 def test_a_group_decides_something_new_from_its_usual_places(
-    daphne_factory, e2e_database: str, person
+    daphne_factory, e2e_database: str, contexts
 ) -> None:
     """Create a group, open today's room on two browsers, add usual places in one tap each,
     pick with "not what we had this week", and find the decision in the group's history."""
     server = daphne_factory()
-    mina = person("Mina")
+    mina = person(contexts, "Mina")
     mina.goto(server.http_url + "/")
     mina.get_by_role("link", name="Start a lunch group").click()
     mina.fill("#group-name", "Team Kimchi")
@@ -100,7 +60,7 @@ def test_a_group_decides_something_new_from_its_usual_places(
     mina.get_by_role("button", name="Open today's room").click()
     expect(mina.locator("#connection")).to_have_attribute("data-status", "online")
     room_url = mina.url
-    joon = person("Joon")
+    joon = person(contexts, "Joon")
     joon.goto(group_url)
     joon.get_by_role("link", name="Join today's room").click()
     expect(joon.locator("#connection")).to_have_attribute("data-status", "online")
@@ -128,3 +88,31 @@ def test_a_group_decides_something_new_from_its_usual_places(
     expect(joon.locator("#history li").first).to_contain_text("Bibimbap")
     expect(joon.locator("#history li").first).to_contain_text("picked by Mina")
     expect(joon.locator("#history li")).to_have_count(3)
+
+
+@pytest.mark.parametrize("locale", ["en-US", "ko-KR"])
+def test_group_screens_have_no_serious_axe_violations(
+    daphne_factory, e2e_database: str, contexts, locale: str
+) -> None:
+    """The group form, a group page with history, and a group's room pass axe-core (AA)."""
+    server = daphne_factory()
+    page = contexts(locale=locale, bypass_csp=True).new_page()
+    page.goto(server.http_url + "/groups/")
+    expect(page.locator("#group-name")).to_be_visible()
+    assert axe_violations(page) == [], describe(axe_violations(page))
+    page.fill("#group-name", "Team Kimchi")
+    page.locator("#create-group").click()
+    slug = page.url.rstrip("/").rsplit("/", 1)[-1]
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", _SEED.format(slug=slug)],
+        cwd=PROJECT_DIR,
+        env=server_env(e2e_database),
+        check=True,
+    )
+    page.reload()
+    expect(page.locator("#history li")).to_have_count(2)
+    assert axe_violations(page) == [], describe(axe_violations(page))
+    page.locator("#open-room").click()
+    expect(page.locator("#favorites-box")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert axe_violations(page) == [], describe(axe_violations(page))
