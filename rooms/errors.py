@@ -16,11 +16,17 @@ ErrorCode = Literal[
     "room_not_found",
     "room_expired",
     "room_full",
+    "too_many_connections",
     "server_busy",
 ]
 
 # Close codes sent after the error event for the refusals that end a connection.
-CLOSE_CODES: dict[str, int] = {"room_not_found": 4404, "room_expired": 4410, "room_full": 4403}
+CLOSE_CODES: dict[str, int] = {
+    "room_not_found": 4404,
+    "room_expired": 4410,
+    "room_full": 4403,
+    "too_many_connections": 4429,
+}
 
 MESSAGES: dict[str, str] = {
     "bad_message": "That message is not a command this room understands.",
@@ -36,6 +42,7 @@ MESSAGES: dict[str, str] = {
     "room_not_found": "This room does not exist.",
     "room_expired": "This room has expired.",
     "room_full": "This room is full.",
+    "too_many_connections": "You have this room open in too many places; close one.",
     "server_busy": "The server is busy; try again.",
 }
 

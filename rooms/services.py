@@ -161,6 +161,8 @@ def participant_join(
         already_online = participant is not None and participant.pk in online
         if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
             raise ClientError("room_full")
+        if already_online:
+            _connection_cap_check(participant)
         if participant is None:
             participant = Participant.objects.create(
                 room=room, session_key=session_key, name=nickname or _guest_name(room)
@@ -172,6 +174,13 @@ def participant_join(
         state = _commit_change(room)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
     return participant, state
+
+
+def _connection_cap_check(participant: Participant) -> None:
+    """One person, many sockets: refuse a connection past ROOM_MAX_CONNECTIONS_PER_PARTICIPANT."""
+    live = participant.connections.filter(last_seen__gte=selectors.presence_cutoff()).count()
+    if live >= settings.ROOM_MAX_CONNECTIONS_PER_PARTICIPANT:
+        raise ClientError("too_many_connections")
 
 
 def _nickname_or_blank(name: str) -> str:
