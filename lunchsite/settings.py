@@ -6,6 +6,7 @@ process refuses to start unless DJANGO_SECRET_KEY is set to a real value.
 
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -179,6 +180,14 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 30
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Behind a proxy the address people use is not the one daphne sees: links and QR codes use
+# this (e.g. https://lunch.example), and its host is served and trusted for forms.
+PUBLIC_URL = env.str("PUBLIC_URL", default="").rstrip("/")
+if PUBLIC_URL:
+    _public_host = urlsplit(PUBLIC_URL).hostname or ""
+    if _public_host and _public_host not in ALLOWED_HOSTS:
+        ALLOWED_HOSTS.append(_public_host)
+    CSRF_TRUSTED_ORIGINS.append(PUBLIC_URL)
 
 # --- Room rules (the public contract's limits; see docs/protocol.md).
 ROOM_TTL_SECONDS = env.int("ROOM_TTL_SECONDS", default=600)
@@ -205,6 +214,20 @@ ROOM_PRESENCE_TIMEOUT_SECONDS = env.float("ROOM_PRESENCE_TIMEOUT_SECONDS", defau
 # a 1 s grace; it also hangs up the connections of rooms that expired. 1 s keeps a lost
 # change under ~2.5 s, well within the 5 s the issue allows (rooms/liveness.py).
 ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=1)
+
+# --- Lunch groups (issue 10; docs/protocol.md "Lunch groups").
+# `pick` with avoid_recent skips what the group decided in its other rooms this many days.
+GROUP_RECENT_DAYS = env.int("GROUP_RECENT_DAYS", default=7)
+# The group page's history and favourites look back this far, and purge_rooms keeps a
+# group's decided rooms this long (the history outlives the rooms' 10-minute life).
+GROUP_HISTORY_DAYS = env.int("GROUP_HISTORY_DAYS", default=30)
+# Webhooks never go to loopback, private, link-local, multicast or reserved addresses
+# unless this is set (tests, or a chat server on the intranet).
+GROUP_WEBHOOK_ALLOW_PRIVATE = env.bool("GROUP_WEBHOOK_ALLOW_PRIVATE", default=False)
+GROUP_WEBHOOK_TIMEOUT_SECONDS = env.float("GROUP_WEBHOOK_TIMEOUT_SECONDS", default=5)
+GROUP_WEBHOOK_ATTEMPTS = env.int("GROUP_WEBHOOK_ATTEMPTS", default=3)
+# The wait before the second attempt; it doubles before each further one.
+GROUP_WEBHOOK_BACKOFF_SECONDS = env.float("GROUP_WEBHOOK_BACKOFF_SECONDS", default=1)
 
 LOGGING = {
     "version": 1,

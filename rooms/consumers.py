@@ -5,11 +5,13 @@ import logging
 from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected  # what daphne raises on a closed socket
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import database, liveness, protocol, selectors, services, transport
-from .errors import CLOSE_CODES, ClientError
+from . import broadcast, database, liveness, protocol, selectors, services, transport
+from .errors import CLOSE_CODES, ClientError, ErrorCode, ServerBusy
+from .models import Room
 from .ratelimit import participant_window
 
 log = logging.getLogger(__name__)
@@ -34,28 +36,35 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.group: str | None = None
         self.version = -1  # the newest state this connection was sent
         await self.accept()
+        if not selectors.ROOM_ID_SHAPE.fullmatch(self.room_id):
+            await self.refuse("room_not_found")
+            return
+        # Join the group first: a change committed while we join is not missed (the
+        # version check drops the copy we already have).
+        self.group = Room.group_name_of(self.room_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
         try:
-            room = await database.call(selectors.room_get_open, room_id=self.room_id)
-            self.group = room.group_name
-            # Join the group first: a change committed while we join is not missed (the
-            # version check drops the copy we already have).
-            await self.channel_layer.group_add(self.group, self.channel_name)
             participant, state = await database.call(
                 services.participant_join,
                 room_id=self.room_id,
                 channel_name=self.channel_name,
                 session_key=self._session_key(),
-                name=self._requested_name(),
+                name=self._query("name"),
+                token=self._query("token"),
             )
         except ClientError as error:
-            await self.refuse(error)
+            await self.refuse(error.code, error.message)
+            return
+        except ServerBusy:
+            await self.refuse("server_busy")
             return
         self.participant_id = participant.pk
         # Shared by this participant's connections here: more sockets, no more actions.
         self.limiter = participant_window(
             participant.pk, limit=settings.ROOM_ACTIONS_PER_10S, window=10
         )
-        welcome = {"type": "welcome", "you": {"id": participant.pk, "name": participant.name}}
+        you = {"id": participant.pk, "name": participant.name, "token": participant.token}
+        welcome: protocol.WelcomeEvent = {"type": "welcome", "you": you}
         await self.send(text_data=protocol.encode(welcome))
         await self.send_state(state)
         liveness.local_rooms.add(self)
@@ -68,7 +77,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except Exception as exc:
             if not _is_layer_outage(exc):
                 raise
-            busy = protocol.encode(protocol.error_event(ClientError("server_busy")))
+            busy = protocol.encode(protocol.error_event("server_busy"))
             if getattr(self, "room_id", None) is None:
                 # Redis is down as the handshake comes in (Channels asks the layer for a
                 # channel first): answer it with server_busy rather than an HTTP 500.
@@ -110,7 +119,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.participant_id = None
             try:
                 await database.call(services.participant_leave, channel_name=self.channel_name)
-            except ClientError:
+            except ServerBusy:
                 log.warning("leave not recorded room=%s; the presence sweep will", self.room_id)
 
     # --- Frames from the client ----------------------------------------------------
@@ -119,6 +128,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         """Parse one frame into a command and run it; a refusal goes back as an error event."""
         if self.participant_id is None:
             return
+        command = None
         try:
             command = self._parse(text_data, bytes_data)
             await database.call(
@@ -128,10 +138,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 command=command,
             )
         except ClientError as error:
+            # The answer names the request it answers (the parser sets it on its refusals).
+            ref = command.ref if command is not None else error.ref
             if error.code in CLOSE_CODES:
-                await self.refuse(error)
+                await self.refuse(error.code, error.message, ref=ref)
             else:
-                await self.send(text_data=protocol.encode(protocol.error_event(error)))
+                await self.send_error(error.code, error.message, ref=ref)
+        except ServerBusy:
+            await self.send_error("server_busy", ref=command.ref if command is not None else None)
 
     def _parse(self, text_data: str | None, bytes_data: bytes | None) -> protocol.Command:
         # Every frame counts toward the limit, or a flood of oversized or binary frames
@@ -149,16 +163,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # --- Events from the room's group ----------------------------------------------
 
     async def dispatch(self, message: dict) -> None:
-        """Relay room events at once; everything else goes through Channels' dispatch."""
+        """Hand each message to its handler, as Channels does, minus the database hop."""
         # Channels' dispatch first hops to the database thread to close old connections,
-        # for every message. A relay touches no database, and at 1,000 deliveries a second
-        # those hops queued every broadcast behind the services' queries.
-        if message["type"] == "room.event":
-            await self.room_event(message)
-        else:
-            await super().dispatch(message)
+        # for every message. Relays and parsing touch no database, and the services' own
+        # hop (database.call) closes old connections on the thread that uses them; at
+        # 1,000 deliveries a second the extra hops queued every broadcast behind queries.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
-    async def room_event(self, message: dict) -> None:
+    async def room_event(self, message: broadcast.RoomEvent) -> None:
         """Relay a room event unless this connection already has a newer state."""
         if message["version"] <= self.version:
             return
@@ -166,9 +181,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.version = message["version"]
         await self.send(text_data=message["text"])
 
-    async def room_closed(self, message: dict) -> None:
+    async def room_closed(self, message: broadcast.RoomClosed) -> None:
         """Staff closed the room: say so and hang up."""
-        await self.refuse(ClientError("room_expired"))
+        await self.refuse("room_expired")
 
     # --- Helpers -------------------------------------------------------------------
 
@@ -178,10 +193,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.version = state["version"]
             await self.send(text_data=protocol.encode(state))
 
-    async def refuse(self, error: ClientError) -> None:
+    async def send_error(
+        self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
+    ) -> None:
+        """Send an error event; the connection stays open."""
+        await self.send(text_data=protocol.encode(protocol.error_event(code, message, ref)))
+
+    async def refuse(
+        self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
+    ) -> None:
         """Send the error, then close with its code (4503 when it has none of its own)."""
-        await self.send(text_data=protocol.encode(protocol.error_event(error)))
-        await self.close(code=CLOSE_CODES.get(error.code, _CLOSE_TRY_AGAIN))
+        await self.send_error(code, message, ref=ref)
+        await self.close(code=CLOSE_CODES.get(code, _CLOSE_TRY_AGAIN))
 
     def backlogged(self) -> bool:
         """True while the client has more unread than ROOM_SEND_BACKLOG_BYTES waiting at daphne."""
@@ -192,7 +215,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
         A client that does not read (a stalled phone, or on purpose) would make daphne buffer
         every state for it. Past the limit frames are skipped and the connection marked as
-        behind; once it drains, the per-process resync sends it the newest state only.
+        behind; once it drains, the per-process resync sends it the newest state only. A
+        room event can also reach the consumer after its client hung up but before daphne's
+        disconnect does; daphne then raises autobahn's Disconnected, and the message is
+        simply not needed any more.
         """
 
         async def send_bounded(message: dict) -> None:
@@ -212,9 +238,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         return (session.session_key or "") if session is not None else ""
 
-    def _requested_name(self) -> str:
+    def _query(self, key: str) -> str:
+        """One parameter of the handshake's query string (`name`, `token`), or ""."""
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
-        return query.get("name", [""])[0]
+        return query.get(key, [""])[0]
 
 
 # The code a killed connection leaves with (nobody receives it: its client is gone).

@@ -1,4 +1,5 @@
-"""Running the room services from async code: on which thread, and what a busy database means."""
+"""Running the room services from async code: on which thread, what a busy database means,
+and publishing what they committed from the event loop."""
 
 import asyncio
 import logging
@@ -9,7 +10,8 @@ from typing import Any
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.db import DatabaseError, IntegrityError, connection
 
-from .errors import ClientError
+from . import broadcast
+from .errors import ClientError, ServerBusy
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +37,32 @@ def _on_database_thread(service: Callable[..., Any]) -> Callable[..., Any]:
 
 
 async def call(service: Callable[..., Any], **kwargs: Any) -> Any:
-    """Run a service off the event loop; transient database failures become `server_busy`."""
+    """Run a service off the event loop and publish its broadcasts; an outage is ServerBusy.
+
+    One hop to a database thread per call. The service's broadcasts are collected there
+    and published here, after the commit, so the thread never waits on the channel layer.
+    """
     for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return await _on_database_thread(service)(**kwargs)
-        except (ClientError, IntegrityError):
-            raise
-        except DatabaseError as exc:
-            log.warning("database error service=%s attempt=%s: %s", service.__name__, attempt, exc)
-            if attempt == ATTEMPTS:
-                raise ClientError("server_busy") from exc
-            await asyncio.sleep(RETRY_DELAY_SECONDS * attempt)
+        result, error, outbox = await _on_database_thread(_collecting)(service, kwargs)
+        if outbox:
+            await broadcast.publish(outbox)
+        if error is None:
+            return result
+        if isinstance(error, ClientError | IntegrityError) or not isinstance(error, DatabaseError):
+            raise error
+        log.warning("database error service=%s attempt=%s: %s", service.__name__, attempt, error)
+        if attempt == ATTEMPTS:
+            raise ServerBusy(str(error)) from error
+        await asyncio.sleep(RETRY_DELAY_SECONDS * attempt)
     raise AssertionError("unreachable")
+
+
+def _collecting(
+    service: Callable[..., Any], kwargs: dict[str, Any]
+) -> tuple[Any, Exception | None, broadcast.Outbox]:
+    """Run the service; what it committed is kept for `call` to publish, even if it failed."""
+    with broadcast.collecting() as outbox:
+        try:
+            return service(**kwargs), None, outbox
+        except Exception as exc:
+            return None, exc, outbox

@@ -1,4 +1,9 @@
-"""The error codes of the public protocol, and the exception that carries them."""
+"""The error codes of the public protocol, and our two kinds of failure.
+
+`ClientError` is a rule saying no (the client sent something the room refuses); `ServerBusy`
+is an outage (the database or the channel layer failed). Only the consumer turns either
+into a wire error: `ServerBusy` becomes `server_busy`.
+"""
 
 from typing import Literal
 
@@ -18,6 +23,13 @@ ErrorCode = Literal[
     "room_full",
     "too_many_connections",
     "server_busy",
+    "not_host",
+    "room_locked",
+    "kicked",
+    "unknown_participant",
+    # Lunch groups (HTTP API only).
+    "invalid_webhook",
+    "group_not_found",
 ]
 
 # Close codes sent after the error event for the refusals that end a connection.
@@ -25,6 +37,7 @@ CLOSE_CODES: dict[str, int] = {
     "room_not_found": 4404,
     "room_expired": 4410,
     "room_full": 4403,
+    "kicked": 4403,
     "too_many_connections": 4429,
 }
 
@@ -44,6 +57,12 @@ MESSAGES: dict[str, str] = {
     "room_full": "This room is full.",
     "too_many_connections": "You have this room open in too many places; close one.",
     "server_busy": "The server is busy; try again.",
+    "not_host": "Only the host can do that.",
+    "room_locked": "The host has locked the list.",
+    "kicked": "The host removed you from this room.",
+    "unknown_participant": "There is nobody else online in this room with that id.",
+    "invalid_webhook": "A webhook is an https URL to a public address.",
+    "group_not_found": "This group does not exist.",
 }
 
 
@@ -53,4 +72,10 @@ class ClientError(Exception):
     def __init__(self, code: ErrorCode, message: str | None = None) -> None:
         self.code = code
         self.message = message or MESSAGES[code]
+        # The `ref` of the JSON command this answers (set by whoever read the command).
+        self.ref: str | int | None = None
         super().__init__(f"{code}: {self.message}")
+
+
+class ServerBusy(Exception):
+    """An outage, not a refusal: the database or channel layer failed; nothing changed."""

@@ -25,7 +25,7 @@ from typing import Protocol
 from django.conf import settings
 
 from . import database, selectors, services
-from .errors import ClientError
+from .errors import ClientError, ErrorCode, ServerBusy
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,9 @@ class LiveConnection(Protocol):
 
     async def send_state(self, state: dict) -> None: ...
 
-    def backlogged(self) -> bool: ...
+    async def refuse(self, code: ErrorCode, message: str | None = None) -> None: ...
 
-    async def refuse(self, error: ClientError) -> None: ...
+    def backlogged(self) -> bool: ...
 
 
 class LocalRooms:
@@ -81,8 +81,8 @@ class LocalRooms:
             await asyncio.sleep(settings.ROOM_RESYNC_SECONDS)
             try:
                 await self.tick()
-            except ClientError:
-                continue  # database busy: the next tick tries again
+            except ServerBusy:
+                continue  # the next tick tries again
             except Exception:  # the loop must outlive any one bad tick
                 log.exception("liveness tick failed")
 
@@ -110,7 +110,7 @@ class LocalRooms:
             if room_id not in versions:
                 for connection in list(members):
                     self.remove(connection)
-                    await _quietly(connection.refuse(ClientError("room_expired")))
+                    await _quietly(connection.refuse("room_expired"))
                 continue
             lagging = [c for c in members if c.version < versions[room_id] and not c.backlogged()]
             if not lagging:

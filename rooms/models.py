@@ -113,9 +113,14 @@ class Room(models.Model):
 
     @property
     def group_name(self) -> str:
+        return self.group_name_of(self.pk)
+
+    @staticmethod
+    def group_name_of(room_id: str) -> str:
+        """The room's channel-layer group, from a well-formed room id (ROOM_ID_SHAPE)."""
         # Built from the primary key (URL-safe base64: letters, digits, - and _), never
-        # from user text, so it is always a valid channel-layer group name.
-        return f"room.{self.pk}"
+        # from other user text, so it is always a valid channel-layer group name.
+        return f"room.{room_id}"
 
     def status_at(self, now=None) -> "Room.Status":
         now = now or timezone.now()

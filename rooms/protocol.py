@@ -5,38 +5,118 @@ outgoing events are the TypedDicts below. docs/protocol.md describes the same sh
 """
 
 import json
-from dataclasses import dataclass
-from typing import Literal, TypedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
 
-from .errors import ClientError
+from .errors import MESSAGES, ClientError, ErrorCode
 
-Action = Literal["add", "remove", "vote", "veto", "rename", "pick", "extend"]
 PickMode = Literal["top", "weighted"]
-
-# Which field carries each action's text argument (None: the action takes none).
-_ARGUMENT_FIELD: dict[str, str | None] = {
-    "add": "item",
-    "remove": "item",
-    "vote": "item",
-    "veto": "item",
-    "rename": "name",
-    "pick": None,
-    "extend": None,
-}
-# The shorthand's command words; `name:` is the shorthand of `rename`.
-_SHORTHAND_ACTIONS: dict[str, str] = {**{a: a for a in _ARGUMENT_FIELD}, "name": "rename"}
 _PICK_MODES = ("top", "weighted")
+_FRESH = "fresh"  # the shorthand word of "avoid_recent": true (lunch groups)
+# A request id the client picks; the error answering its command carries it back.
+Ref = str | int
+REF_MAX_LENGTH = 64
+# Integers a JavaScript client gets back exactly (Number.MAX_SAFE_INTEGER).
+_REF_MAX_INT = 2**53 - 1
+
+# --- Client to server: the command table -------------------------------------------
+
+Arguments = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One action of the protocol: the service that runs it and how its argument is read.
+
+    `service` names a function of rooms/services.py; it is called with `room_id`, with
+    `participant_id` when `by_participant`, with `fixed`, and with the keyword arguments
+    that `from_json` (given the JSON object) or `from_text` (given the text after the
+    shorthand's colon) return. Both raise ClientError("bad_message") for a malformed one.
+    """
+
+    service: str
+    from_json: Callable[[dict], Arguments]
+    from_text: Callable[[str], Arguments]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    by_participant: bool = True
+    # Shorthand words besides the action's own name (`name:` for rename).
+    aliases: tuple[str, ...] = ()
+
+
+def _no_argument() -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
+    return (lambda data: {}), (lambda argument: {})
+
+
+def _text_argument(
+    field_name: str, parameter: str = "name"
+) -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
+    """A string argument in JSON field `field_name`, given to the service as `parameter`."""
+
+    def from_json(data: dict) -> Arguments:
+        value = data.get(field_name)
+        if not isinstance(value, str):
+            raise ClientError("bad_message", f'"{data["action"]}" needs a string "{field_name}".')
+        return {parameter: value}
+
+    return from_json, (lambda argument: {parameter: argument})
+
+
+def _pick_from_json(data: dict) -> Arguments:
+    mode = data.get("mode", "top")
+    if mode not in _PICK_MODES:
+        raise ClientError("bad_message", 'Pick mode is "top" or "weighted".')
+    avoid_recent = data.get("avoid_recent", False)
+    if not isinstance(avoid_recent, bool):
+        raise ClientError("bad_message", '"avoid_recent" is true or false.')
+    return _pick_arguments(mode, avoid_recent)
+
+
+def _pick_from_text(argument: str) -> Arguments:
+    # pick, pick:weighted, pick:fresh, pick:weighted:fresh (the words in any order).
+    words = [word.strip().lower() for word in argument.split(":")] if argument.strip() else []
+    modes = [word for word in words if word in _PICK_MODES]
+    fresh = [word for word in words if word == _FRESH]
+    if len(modes) > 1 or len(fresh) > 1 or len(modes) + len(fresh) != len(words):
+        raise ClientError("bad_message", "Pick mode is top or weighted, optionally :fresh.")
+    return _pick_arguments(modes[0] if modes else "top", bool(fresh))
+
+
+def _pick_arguments(mode: str, avoid_recent: bool) -> Arguments:
+    # The flag only when set: a plain pick parses to what it always did.
+    return {"mode": mode, "avoid_recent": True} if avoid_recent else {"mode": mode}
+
+
+# Every action of the protocol, in one place. docs/protocol.md describes the same table.
+COMMANDS: dict[str, CommandSpec] = {
+    "add": CommandSpec("item_add", *_text_argument("item")),
+    "remove": CommandSpec("item_remove", *_text_argument("item")),
+    "vote": CommandSpec("mark_toggle", *_text_argument("item"), fixed={"kind": "vote"}),
+    "veto": CommandSpec("mark_toggle", *_text_argument("item"), fixed={"kind": "veto"}),
+    "rename": CommandSpec("participant_rename", *_text_argument("name"), aliases=("name",)),
+    "pick": CommandSpec("room_pick", _pick_from_json, _pick_from_text),
+    "extend": CommandSpec("room_extend", *_no_argument(), by_participant=False),
+}
+_SHORTHAND_WORDS: dict[str, str] = {
+    word: action for action, spec in COMMANDS.items() for word in (action, *spec.aliases)
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    action: Action
-    text: str = ""  # the item or the new name; cleaned and checked by the services
-    mode: PickMode = "top"
+    """One parsed frame: the action and the keyword arguments its service gets from it."""
+
+    action: str
+    arguments: Arguments = field(default_factory=dict)
+    ref: Ref | None = None  # the JSON command's request id, echoed on its error
+
+    @property
+    def spec(self) -> CommandSpec:
+        return COMMANDS[self.action]
 
 
 def parse_frame(frame: str) -> Command:
-    """One text frame to a Command, or ClientError(bad_message / empty_item / invalid_name)."""
+    """One text frame to a Command, or ClientError(bad_message)."""
     stripped = frame.strip()
     if stripped.startswith(("{", "[")):
         return _parse_json(stripped)
@@ -50,37 +130,41 @@ def _parse_json(frame: str) -> Command:
         raise ClientError("bad_message", "That is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise ClientError("bad_message", "A command is a JSON object.")
+    ref = _parse_ref(data.get("ref"))
+    try:
+        return _json_command(data, ref)
+    except ClientError as error:
+        error.ref = ref
+        raise
+
+
+def _parse_ref(ref: object) -> Ref | None:
+    """The command's `ref`: a string of at most 64 characters or a safe integer, or none."""
+    if ref is None:
+        return None
+    if isinstance(ref, str) and len(ref) <= REF_MAX_LENGTH:
+        return ref
+    # bool is an int in Python, not in JSON: `"ref": true` is not a request id.
+    if isinstance(ref, int) and not isinstance(ref, bool) and abs(ref) <= _REF_MAX_INT:
+        return ref
+    raise ClientError("bad_message", '"ref" is a string of up to 64 characters or an integer.')
+
+
+def _json_command(data: dict, ref: Ref | None) -> Command:
     action = data.get("action")
-    if not isinstance(action, str) or action.lower() not in _ARGUMENT_FIELD:
+    if not isinstance(action, str) or action.lower() not in COMMANDS:
         raise ClientError("bad_message", "Unknown action.")
     action = action.lower()
-    field = _ARGUMENT_FIELD[action]
-    if action == "pick":
-        mode = data.get("mode", "top")
-        if mode not in _PICK_MODES:
-            raise ClientError("bad_message", 'Pick mode is "top" or "weighted".')
-        return Command("pick", mode=mode)
-    if field is None:
-        return Command(action)
-    value = data.get(field)
-    if not isinstance(value, str):
-        raise ClientError("bad_message", f'"{action}" needs a string "{field}".')
-    return Command(action, text=value)
+    data["action"] = action
+    return Command(action, COMMANDS[action].from_json(data), ref=ref)
 
 
 def _parse_shorthand(frame: str) -> Command:
     word, _, argument = frame.partition(":")
-    action = _SHORTHAND_ACTIONS.get(word.strip().lower())
+    action = _SHORTHAND_WORDS.get(word.strip().lower())
     if action is None:
         raise ClientError("bad_message", "Unknown command; try add:<item>, vote:<item> or pick.")
-    if action == "pick":
-        mode = argument.strip().lower() or "top"
-        if mode not in _PICK_MODES:
-            raise ClientError("bad_message", "Pick mode is top or weighted.")
-        return Command("pick", mode=mode)
-    if _ARGUMENT_FIELD[action] is None:
-        return Command(action)
-    return Command(action, text=argument)
+    return Command(action, COMMANDS[action].from_text(argument))
 
 
 # --- Server to client ------------------------------------------------------------
@@ -92,23 +176,36 @@ class Decision(TypedDict):
     at: str
 
 
+class GroupInfo(TypedDict):
+    slug: str
+    name: str
+
+
 class RoomInfo(TypedDict):
     id: str
     expires_at: str
     decision: Decision | None
+    group: GroupInfo | None  # the lunch group the room belongs to
 
 
 class ItemState(TypedDict):
     name: str
     added_by: str | None
+    added_by_id: int | None
     votes: int
     voters: list[str]
+    voter_ids: list[int]  # same order as voters
     vetoed_by: list[str]
+    vetoer_ids: list[int]  # same order as vetoed_by
 
 
 class ParticipantInfo(TypedDict):
     id: int
     name: str
+
+
+class You(ParticipantInfo):
+    token: str  # the rejoin token: only ever sent to its owner, in `welcome`
 
 
 class StateEvent(TypedDict, total=False):
@@ -121,7 +218,7 @@ class StateEvent(TypedDict, total=False):
 
 class WelcomeEvent(TypedDict):
     type: Literal["welcome"]
-    you: ParticipantInfo
+    you: You
 
 
 class PickedEvent(TypedDict):
@@ -131,14 +228,19 @@ class PickedEvent(TypedDict):
     mode: PickMode
 
 
-class ErrorEvent(TypedDict):
+class ErrorEvent(TypedDict, total=False):
     type: Literal["error"]
     code: str
     message: str
+    ref: Ref  # present when the error answers a JSON command that carried one
 
 
-def error_event(error: ClientError) -> ErrorEvent:
-    return {"type": "error", "code": error.code, "message": error.message}
+def error_event(code: ErrorCode, message: str | None = None, ref: Ref | None = None) -> ErrorEvent:
+    """The `error` event for a code; `ref` when it answers a JSON command that carried one."""
+    event: ErrorEvent = {"type": "error", "code": code, "message": message or MESSAGES[code]}
+    if ref is not None:
+        event["ref"] = ref
+    return event
 
 
 def encode(event: dict) -> str:

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from . import groups
 from .errors import ClientError
 from .models import Mark, Participant, Room
 from .protocol import ItemState, StateEvent
@@ -51,16 +52,30 @@ def room_state(*, room: Room) -> StateEvent:
     """The full `state` event of a room, as every client sees it."""
     # Plain rows, not model instances: this runs on every change of every room.
     items: dict[int, ItemState] = {}
-    for pk, name, added_by in room.items.values_list("pk", "name", "added_by__name"):
-        items[pk] = {"name": name, "added_by": added_by, "votes": 0, "voters": [], "vetoed_by": []}
-    marks = Mark.objects.filter(item__room=room).values_list("item_id", "kind", "participant__name")
-    for item_id, kind, name in marks:
+    rows = room.items.values_list("pk", "name", "added_by_id", "added_by__name")
+    for pk, name, added_by_id, added_by in rows:
+        items[pk] = {
+            "name": name,
+            "added_by": added_by,
+            "added_by_id": added_by_id,
+            "votes": 0,
+            "voters": [],
+            "voter_ids": [],
+            "vetoed_by": [],
+            "vetoer_ids": [],
+        }
+    marks = Mark.objects.filter(item__room=room).values_list(
+        "item_id", "kind", "participant_id", "participant__name"
+    )
+    for item_id, kind, participant_id, name in marks:
         entry = items[item_id]
         if kind == Mark.Kind.VOTE:
             entry["voters"].append(name)
+            entry["voter_ids"].append(participant_id)
             entry["votes"] += 1
         else:
             entry["vetoed_by"].append(name)
+            entry["vetoer_ids"].append(participant_id)
     decision = None
     if room.decided_at is not None:
         decision = {
@@ -71,7 +86,12 @@ def room_state(*, room: Room) -> StateEvent:
     return {
         "type": "state",
         "version": room.version,
-        "room": {"id": room.pk, "expires_at": room.expires_at.isoformat(), "decision": decision},
+        "room": {
+            "id": room.pk,
+            "expires_at": room.expires_at.isoformat(),
+            "decision": decision,
+            "group": groups.group_ref(group_id=room.group_id),
+        },
         "items": list(items.values()),
         "participants": [
             {"id": pk, "name": name}

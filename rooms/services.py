@@ -7,63 +7,25 @@ ever sees a change that was rolled back.
 """
 
 import logging
+import operator
 import random
 import secrets
-from collections.abc import Callable
 from datetime import timedelta
-from functools import partial
+from functools import reduce
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import selectors, text
+from . import broadcast, groups, selectors, text
 from .errors import ClientError
-from .models import Connection, Item, Mark, Participant, Room
-from .protocol import Command, PickMode, encode
+from .models import Connection, Item, Mark, Participant, Room, new_secret_token, token_hash
+from .protocol import Command, PickedEvent, PickMode, StateEvent
 
 log = logging.getLogger(__name__)
 
 _system_random = secrets.SystemRandom()
-_BROADCAST_ATTEMPTS = 2
-
-
-# --- Broadcasting ----------------------------------------------------------------
-
-
-def _group_send(group: str, message: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    # After a Redis restart the first publish meets a dead pooled connection; the retry
-    # gets a fresh one. Clients that still miss it catch up through rooms/liveness.py.
-    for attempt in range(1, _BROADCAST_ATTEMPTS + 1):
-        try:
-            async_to_sync(layer.group_send)(group, message)
-            return
-        except Exception as exc:  # the change is committed; an outage must not undo it
-            log.warning(
-                "room broadcast failed group=%s type=%s attempt=%s: %s",
-                group,
-                message.get("type"),
-                attempt,
-                exc,
-            )
-
-
-def _broadcast_on_commit(room: Room, *events: dict) -> None:
-    """Queue events for the room's group; they leave only if the transaction commits."""
-    for event in events:
-        message = {
-            "type": "room.event",
-            "text": encode(event),
-            "version": room.version,
-            "is_state": event["type"] == "state",
-        }
-        transaction.on_commit(partial(_group_send, room.group_name, message))
 
 
 def _commit_change(
@@ -71,8 +33,9 @@ def _commit_change(
     *,
     activity: bool = True,
     changed_fields: tuple[str, ...] = (),
-    before: tuple[dict, ...] = (),
-) -> dict:
+    before: tuple[PickedEvent, ...] = (),
+    presence: bool = False,
+) -> StateEvent:
     """Bump the version (and the expiry, for user activity), save, broadcast; return the state."""
     room.version += 1
     fields = ["version", *changed_fields]
@@ -81,7 +44,7 @@ def _commit_change(
         fields.append("expires_at")
     room.save(update_fields=fields)
     state = selectors.room_state(room=room)
-    _broadcast_on_commit(room, *before, state)
+    broadcast.state_on_commit(group=room.group_name, state=state, before=before, presence=presence)
     return state
 
 
@@ -123,16 +86,19 @@ def room_close(*, room: Room) -> None:
         room.closed_at = timezone.now()
         room.version += 1
         room.save(update_fields=["closed_at", "version"])
-        transaction.on_commit(partial(_group_send, room.group_name, {"type": "room.closed"}))
+        broadcast.closed_on_commit(group=room.group_name)
     log.info("room closed room=%s", room.pk)
 
 
 def rooms_purge(*, older_than: timedelta) -> int:
     """Delete rooms that expired or closed more than `older_than` ago; return how many."""
-    cutoff = timezone.now() - older_than
+    now = timezone.now()
+    cutoff = now - older_than
     stale = Room.objects.filter(
         closed_at__isnull=True, expires_at__lte=cutoff
     ) | Room.objects.filter(closed_at__lte=cutoff)
+    # A group's history outlives its rooms: decided group rooms stay for GROUP_HISTORY_DAYS.
+    stale = stale.exclude(groups.rooms_kept_for_history(now))
     _, per_model = stale.delete()
     deleted = per_model.get(Room._meta.label, 0)
     log.info("rooms purged count=%s", deleted)
@@ -143,20 +109,21 @@ def rooms_purge(*, older_than: timedelta) -> int:
 
 
 def participant_join(
-    *, room_id: str, channel_name: str, session_key: str = "", name: str = ""
+    *, room_id: str, channel_name: str, session_key: str = "", name: str = "", token: str = ""
 ) -> tuple[Participant, dict]:
     """Admit a connection to the room (cap permitting) and return its participant and the state.
 
-    A browser session is one participant across tabs and reconnects; a connection without
-    a session is a participant of its own. Only participants online count toward the cap.
+    A rejoin token names a participant of this room from any browser or process; else a
+    browser session is one participant across tabs and reconnects; else the connection is
+    a participant of its own. Only participants online count toward the cap. The returned
+    participant carries its rejoin token in `participant.token` (never stored, only its hash).
     """
     nickname = _nickname_or_blank(name)
+    presented = token_hash(token) if 0 < len(token) <= _TOKEN_MAX_LENGTH else ""
     with transaction.atomic():
         room = _lock_open_room(room_id)
         _sweep_stale_connections(room)
-        participant = None
-        if session_key:
-            participant = room.participants.filter(session_key=session_key).first()
+        participant = _participant_returning(room, hashed=presented, session_key=session_key)
         online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
         already_online = participant is not None and participant.pk in online
         if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
@@ -164,16 +131,62 @@ def participant_join(
         if already_online:
             _connection_cap_check(participant)
         if participant is None:
-            participant = Participant.objects.create(
-                room=room, session_key=session_key, name=nickname or _guest_name(room)
-            )
-        elif nickname and nickname != participant.name:
-            participant.name = nickname
-            participant.save(update_fields=["name"])
+            participant = _participant_new(room, session_key, nickname)
+        else:
+            _participant_rejoin(participant, presented=presented, token=token, nickname=nickname)
         Connection.objects.create(participant=participant, channel_name=channel_name)
-        state = _commit_change(room)
+        state = _commit_change(room, presence=True)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
     return participant, state
+
+
+# Longer than any token we hand out (32 characters); longer text is not hashed at all.
+_TOKEN_MAX_LENGTH = 128
+
+
+def _participant_returning(room: Room, *, hashed: str, session_key: str) -> Participant | None:
+    """The participant a rejoin token (first) or a browser session names in this room."""
+    known = [Q(token_hash=hashed)] if hashed else []
+    if session_key:
+        known.append(Q(session_key=session_key))
+    if not known:
+        return None
+    # At most two rows: both columns are unique per room.
+    found = list(room.participants.filter(reduce(operator.or_, known)))
+    by_token = [p for p in found if hashed and p.token_hash == hashed]
+    return (by_token or found or [None])[0]
+
+
+def _participant_new(room: Room, session_key: str, nickname: str) -> Participant:
+    token = new_secret_token()
+    participant = Participant.objects.create(
+        room=room,
+        session_key=session_key,
+        name=nickname or _guest_name(room),
+        token_hash=token_hash(token),
+    )
+    participant.token = token
+    return participant
+
+
+def _participant_rejoin(
+    participant: Participant, *, presented: str, token: str, nickname: str
+) -> None:
+    """Same participant again: keep its token if it showed it, else issue a new one."""
+    fields = []
+    if presented and presented == participant.token_hash:
+        participant.token = token
+    else:
+        # Back by its session without the token (cleared storage): only the hash is kept,
+        # so the old token cannot be sent again; a new one replaces it.
+        participant.token = new_secret_token()
+        participant.token_hash = token_hash(participant.token)
+        fields.append("token_hash")
+    if nickname and nickname != participant.name:
+        participant.name = nickname
+        fields.append("name")
+    if fields:
+        participant.save(update_fields=fields)
 
 
 def _connection_cap_check(participant: Participant) -> None:
@@ -213,7 +226,7 @@ def participant_leave(*, channel_name: str) -> None:
             last_seen__gte=selectors.presence_cutoff()
         ).exists()
         if not still_online and room.is_open:
-            _commit_change(room, activity=False)
+            _commit_change(room, activity=False, presence=True)
     log.info("participant left room=%s participant=%s", room.pk, participant.pk)
 
 
@@ -338,41 +351,45 @@ def pick_choose(candidates: list[tuple[str, int]], *, mode: PickMode, rng: rando
 
 
 def room_pick(
-    *, room_id: str, participant_id: int, mode: PickMode = "top", rng: random.Random | None = None
+    *,
+    room_id: str,
+    participant_id: int,
+    mode: PickMode = "top",
+    avoid_recent: bool = False,
+    rng: random.Random | None = None,
 ) -> dict:
-    """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state."""
+    """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state.
+
+    With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
+    """
     with transaction.atomic():
         room = _lock_open_room(room_id)
         state = selectors.room_state(room=room)
         candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
+        if avoid_recent:
+            candidates = groups.candidates_fresh(candidates, room=room)
         if not candidates:
             raise ClientError("nothing_to_pick")
         winner = pick_choose(candidates, mode=mode, rng=rng or _system_random)
         picker = Participant.objects.get(pk=participant_id).name
         room.decision_item, room.decision_by, room.decided_at = winner, picker, timezone.now()
+        room.decision_key = text.item_key(winner)
         picked = {"type": "picked", "item": winner, "by": picker, "mode": mode}
-        log.info("room picked room=%s mode=%s", room.pk, mode)
-        decision = ("decision_item", "decision_by", "decided_at")
-        return _commit_change(room, changed_fields=decision, before=(picked,))
+        log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)
+        decision = ("decision_item", "decision_by", "decided_at", "decision_key")
+        state = _commit_change(room, changed_fields=decision, before=(picked,))
+        groups.decision_announce(room=room)  # queued after the commit, behind the broadcast
+        return state
 
 
 # --- Commands from the protocol --------------------------------------------------
 
-_ITEM_COMMANDS: dict[str, Callable[..., dict]] = {
-    "add": item_add,
-    "remove": item_remove,
-    "vote": partial(mark_toggle, kind=Mark.Kind.VOTE),
-    "veto": partial(mark_toggle, kind=Mark.Kind.VETO),
-}
 
-
-def command_run(*, room_id: str, participant_id: int, command: Command) -> dict:
+def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent:
     """Apply one parsed protocol command for a participant; return the room's new state."""
-    if command.action in _ITEM_COMMANDS:
-        service = _ITEM_COMMANDS[command.action]
-        return service(room_id=room_id, participant_id=participant_id, name=command.text)
-    if command.action == "rename":
-        return participant_rename(room_id=room_id, participant_id=participant_id, name=command.text)
-    if command.action == "pick":
-        return room_pick(room_id=room_id, participant_id=participant_id, mode=command.mode)
-    return room_extend(room_id=room_id)
+    spec = command.spec
+    service = globals()[spec.service]  # protocol.COMMANDS names a function of this module
+    arguments = {**spec.fixed, **command.arguments}
+    if spec.by_participant:
+        arguments["participant_id"] = participant_id
+    return service(room_id=room_id, **arguments)

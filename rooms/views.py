@@ -15,10 +15,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
-from . import selectors, services, transport
+from . import groups, selectors, services, sharing, transport
 from .errors import ClientError
 from .models import Room
 from .nicknames import nickname_random
@@ -49,12 +50,18 @@ def _ws_path(room: Room) -> str:
 
 
 def _room_urls(request: HttpRequest, room: Room) -> dict[str, str]:
-    """The room's page and WebSocket URLs on the host (and scheme) the request came to."""
-    scheme = "wss" if request.is_secure() else "ws"
+    """The room's page and WebSocket URLs on the host the request came to (or PUBLIC_URL)."""
+    base = sharing.base_url(request)
     return {
-        "url": request.build_absolute_uri(reverse("room", args=[room.pk])),
-        "ws_url": f"{scheme}://{request.get_host()}{_ws_path(room)}",
+        "url": base + reverse("room", args=[room.pk]),
+        "ws_url": base.replace("http", "ws", 1) + _ws_path(room),
     }
+
+
+def _share_url(request: HttpRequest, room: Room) -> tuple[str, bool]:
+    """The link friends can open, and whether it is a LAN address in place of loopback."""
+    base, swapped = sharing.share_base_url(request)
+    return base + reverse("room", args=[room.pk]), swapped
 
 
 def _remember_room(request: HttpRequest, room: Room) -> None:
@@ -93,20 +100,29 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     try:
         room = selectors.room_get_open(room_id=room_id)
     except ClientError as error:
-        status = 404 if error.code == "room_not_found" else 410
-        return render(request, "rooms/room_gone.html", {"code": error.code}, status=status)
+        return _room_gone(request, room_id, error.code)
     # The session cookie is the participant's identity across tabs and reconnects, so
     # make sure there is one before the page opens its WebSocket.
     _remember_room(request, room)
     urls = _room_urls(request, room)
+    share_url, swapped = _share_url(request, room)
+    group = room.group if room.group_id else None
+    favorites = [f["item"] for f in groups.group_favorites(group=group)] if group else []
     context = {
         "room": room,
+        # A group's room offers its usual places as one-tap adds (json_script group-favorites).
+        "group": group,
+        "group_favorites": favorites,
         "room_url": urls["url"],
+        "share_url": share_url,
+        "share_note": _("Friends on the same network can open this address.") if swapped else "",
         "max_participants": settings.ROOM_MAX_PARTICIPANTS,
+        "ttl_minutes": max(1, round(settings.ROOM_TTL_SECONDS / 60)),
         "client_config": {
             "roomId": room.pk,
             "wsPath": _ws_path(room),
             "roomUrl": urls["url"],
+            "shareUrl": share_url,
             "homeUrl": reverse("home"),
             "maxParticipants": settings.ROOM_MAX_PARTICIPANTS,
             "maxItemLength": settings.ROOM_ITEM_MAX_LENGTH,
@@ -120,6 +136,15 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     return render(request, "rooms/room.html", context)
 
 
+def _room_gone(request: HttpRequest, room_id: str, code: str) -> HttpResponse:
+    """404 for a room that never was; 410 for an ended one, with its decision and list."""
+    if code == "room_not_found":
+        return render(request, "rooms/room_gone.html", {"code": code}, status=404)
+    state = selectors.room_state(room=selectors.room_get(room_id=room_id))
+    context = {"code": code, "decision": state["room"]["decision"], "items": state["items"]}
+    return render(request, "rooms/room_gone.html", context, status=410)
+
+
 @require_safe
 def room_qr(request: HttpRequest, room_id: str) -> HttpResponse:
     """The room's link as a QR code (SVG), so someone at the next desk can scan it."""
@@ -127,7 +152,7 @@ def room_qr(request: HttpRequest, room_id: str) -> HttpResponse:
         room = selectors.room_get_open(room_id=room_id)
     except ClientError as error:
         return HttpResponse(status=404 if error.code == "room_not_found" else 410)
-    qr = segno.make(_room_urls(request, room)["url"], error="m")
+    qr = segno.make(_share_url(request, room)[0], error="m")
     buffer = io.BytesIO()
     qr.save(buffer, kind="svg", scale=6, border=2, dark="#3b2418", light="#fffaf3", xmldecl=False)
     response = HttpResponse(buffer.getvalue(), content_type="image/svg+xml")

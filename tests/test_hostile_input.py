@@ -89,9 +89,9 @@ def test_any_frame_parses_to_a_command_or_bad_message(frame: str) -> None:
     except ClientError as error:
         assert error.code == "bad_message"
     else:
-        assert command.action in {"add", "remove", "vote", "veto", "rename", "pick", "extend"}
-        assert isinstance(command.text, str)
-        assert command.mode in {"top", "weighted"}
+        assert command.action in protocol.COMMANDS
+        for name, value in command.arguments.items():
+            assert value in {"top", "weighted"} if name == "mode" else isinstance(value, str)
 
 
 @pytest.mark.parametrize("action", ["add", "remove", "vote", "veto"])

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from rooms import liveness, selectors
-from rooms.errors import ClientError
+from rooms.errors import ErrorCode
 
 
 @dataclass(eq=False)
@@ -22,8 +22,8 @@ class FakeConnection:
         self.sent.append(state)
         self.version = state["version"]
 
-    async def refuse(self, error: ClientError) -> None:
-        self.refused.append(error.code)
+    async def refuse(self, code: ErrorCode, message: str | None = None) -> None:
+        self.refused.append(code)
 
     def backlogged(self) -> bool:
         return not self.reading

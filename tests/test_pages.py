@@ -235,3 +235,95 @@ def test_committed_korean_catalogues_are_complete_and_compiled(domain: str) -> N
     for (context, msgid), text in entries.items():
         found = compiled.pgettext(context, msgid) if context else compiled.gettext(msgid)
         assert found == text, f"{msgid!r}: run compilemessages (docs/i18n.md)"
+
+
+def test_expired_link_shows_the_decision_and_the_list_read_only(client: Client) -> None:
+    """The link of an ended room (also the one in "Share the news") still tells what was
+    decided and what was on the list: 410, no form to change it."""
+    room = services.room_create()
+    Item.objects.create(room=room, name="Kimchi stew", key="kimchi stew")
+    Item.objects.create(room=room, name="Pho", key="pho")
+    Room.objects.filter(pk=room.pk).update(
+        decision_item="Pho",
+        decided_at=timezone.now(),
+        expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    response = client.get(f"/rooms/{room.pk}/", **EN)
+    assert response.status_code == 410
+    html = response.content.decode()
+    assert "This room has expired." in html
+    assert "You decided on Pho." in html
+    assert re.findall(r'<span class="item-name">([^<]*)</span>', html) == ["Kimchi stew", "Pho"]
+    assert 'id="item-input"' not in html and "room-config" not in html
+    korean = client.get(f"/rooms/{room.pk}/", **KO).content.decode()
+    assert "Pho(으)로 정했어요." in korean
+
+
+def test_links_use_the_address_the_page_was_opened_on(client: Client, settings) -> None:
+    """A page opened on the LAN address shares that address (link field, config, QR code)."""
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "192.168.1.23", "lunchbox.local"]
+    room = services.room_create()
+    for host in ("192.168.1.23:8000", "lunchbox.local:8000"):
+        html = client.get(f"/rooms/{room.pk}/", HTTP_HOST=host).content.decode()
+        expected = f"http://{host}/rooms/{room.pk}/"
+        assert room_config(html)["shareUrl"] == expected
+        assert f'value="{expected}"' in html
+        assert "Friends on the same network" not in html
+
+
+def test_page_opened_on_loopback_offers_the_lan_address(client: Client, settings) -> None:
+    """Opened on 127.0.0.1, the link and the QR code carry the LAN address friends can open."""
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "192.168.1.23"]
+    room = services.room_create()
+    response = client.get(f"/rooms/{room.pk}/", HTTP_HOST="127.0.0.1:8000", **EN)
+    html = response.content.decode()
+    lan = f"http://192.168.1.23:8000/rooms/{room.pk}/"
+    assert room_config(html)["shareUrl"] == lan
+    assert room_config(html)["roomUrl"] == f"http://127.0.0.1:8000/rooms/{room.pk}/"
+    assert f'value="{lan}"' in html
+    assert "Friends on the same network can open this address." in html
+    qr = client.get(f"/rooms/{room.pk}/qr.svg", HTTP_HOST="127.0.0.1:8000").content
+    drawn = io.BytesIO()
+    segno.make(lan, error="m").save(
+        drawn, kind="svg", scale=6, border=2, dark="#3b2418", light="#fffaf3", xmldecl=False
+    )
+    assert qr == drawn.getvalue()
+    # Without a LAN address being served (make dev), loopback stays loopback.
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+    html = client.get(f"/rooms/{room.pk}/", HTTP_HOST="127.0.0.1:8000").content.decode()
+    assert room_config(html)["shareUrl"] == f"http://127.0.0.1:8000/rooms/{room.pk}/"
+
+
+def test_public_url_fixes_the_links_behind_a_proxy(client: Client, settings) -> None:
+    """PUBLIC_URL wins over the address daphne saw: page, QR code and API answer."""
+    settings.PUBLIC_URL = "https://lunch.example"
+    room = services.room_create()
+    html = client.get(f"/rooms/{room.pk}/").content.decode()
+    assert room_config(html)["shareUrl"] == f"https://lunch.example/rooms/{room.pk}/"
+    body = client.post("/api/rooms/").json()
+    assert body["url"] == f"https://lunch.example/rooms/{body['id']}/"
+    assert body["ws_url"] == f"wss://lunch.example/ws/rooms/{body['id']}/"
+
+
+def test_room_page_explains_the_countdown_and_hands_over_the_limits(client: Client) -> None:
+    """The idle countdown says what it counts; the limits the script checks come from here."""
+    room = services.room_create()
+    html = client.get(f"/rooms/{room.pk}/", **EN).content.decode()
+    assert "A room closes after 10 minutes without activity" in html
+    config = room_config(html)
+    assert config["maxItemLength"] == 60 and config["maxNameLength"] == 24
+    assert 'maxlength="60"' in html and 'maxlength="24"' in html
+
+
+def test_client_scripts_copy_no_server_limits_and_write_no_html() -> None:
+    """The room's scripts take limits from the config and never put strings in as HTML."""
+    folder = Path(__file__).resolve().parent.parent / "static" / "rooms"
+    scripts = [folder / "room.js", *sorted((folder / "js").glob("*.js"))]
+    assert len(scripts) >= 4
+    for script in scripts:
+        text = script.read_text(encoding="utf-8")
+        for needle in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+            assert needle not in text, (script.name, needle)
+        # A length check against a number written in the script is a copied server limit.
+        assert not re.search(r"length\s*[<>]=?\s*[1-9]", text), script.name
+        assert "config.maxNameLength" in text or script.name != "room.js"

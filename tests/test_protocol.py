@@ -11,13 +11,17 @@ from rooms.protocol import Command, parse_frame
 @pytest.mark.parametrize(
     ("json_frame", "shorthand", "expected"),
     [
-        ({"action": "add", "item": "pizza"}, "add:pizza", Command("add", "pizza")),
-        ({"action": "remove", "item": "pizza"}, "remove:pizza", Command("remove", "pizza")),
-        ({"action": "vote", "item": "pizza"}, "vote:pizza", Command("vote", "pizza")),
-        ({"action": "veto", "item": "pizza"}, "veto:pizza", Command("veto", "pizza")),
-        ({"action": "rename", "name": "minji"}, "name:minji", Command("rename", "minji")),
-        ({"action": "pick"}, "pick", Command("pick", mode="top")),
-        ({"action": "pick", "mode": "weighted"}, "pick:weighted", Command("pick", mode="weighted")),
+        ({"action": "add", "item": "pizza"}, "add:pizza", Command("add", {"name": "pizza"})),
+        ({"action": "remove", "item": "x"}, "remove:x", Command("remove", {"name": "x"})),
+        ({"action": "vote", "item": "pizza"}, "vote:pizza", Command("vote", {"name": "pizza"})),
+        ({"action": "veto", "item": "pizza"}, "veto:pizza", Command("veto", {"name": "pizza"})),
+        ({"action": "rename", "name": "minji"}, "name:minji", Command("rename", {"name": "minji"})),
+        ({"action": "pick"}, "pick", Command("pick", {"mode": "top"})),
+        (
+            {"action": "pick", "mode": "weighted"},
+            "pick:weighted",
+            Command("pick", {"mode": "weighted"}),
+        ),
         ({"action": "extend"}, "extend", Command("extend")),
     ],
 )
@@ -31,20 +35,20 @@ def test_json_and_shorthand_parse_alike(
 
 def test_command_words_are_case_insensitive() -> None:
     """`ADD:` and `Pick:Weighted` work like their lower-case forms."""
-    assert parse_frame("ADD:Pizza") == Command("add", "Pizza")
-    assert parse_frame("Pick:Weighted") == Command("pick", mode="weighted")
-    assert parse_frame('{"action":"VOTE","item":"x"}') == Command("vote", "x")
+    assert parse_frame("ADD:Pizza") == Command("add", {"name": "Pizza"})
+    assert parse_frame("Pick:Weighted") == Command("pick", {"mode": "weighted"})
+    assert parse_frame('{"action":"VOTE","item":"x"}') == Command("vote", {"name": "x"})
 
 
 def test_shorthand_keeps_colons_in_the_argument() -> None:
     """Only the first colon separates the command word."""
-    assert parse_frame("add:pho: the good one") == Command("add", "pho: the good one")
+    assert parse_frame("add:pho: the good one") == Command("add", {"name": "pho: the good one"})
 
 
 def test_empty_arguments_reach_the_rules() -> None:
     """`add:` parses; the services then answer empty_item (see test_services)."""
-    assert parse_frame("add:") == Command("add", "")
-    assert parse_frame("name:") == Command("rename", "")
+    assert parse_frame("add:") == Command("add", {"name": ""})
+    assert parse_frame("name:") == Command("rename", {"name": ""})
 
 
 @pytest.mark.parametrize(
@@ -70,6 +74,63 @@ def test_empty_arguments_reach_the_rules() -> None:
 )
 def test_bad_messages(frame: str) -> None:
     """Anything that is not a command is bad_message, including very deep JSON."""
+    with pytest.raises(ClientError) as caught:
+        parse_frame(frame)
+    assert caught.value.code == "bad_message"
+
+
+def test_every_command_names_a_service_that_takes_its_arguments() -> None:
+    """The command table points only at real services, called with parameters they accept."""
+    import inspect
+
+    from rooms import services
+    from rooms.protocol import COMMANDS
+
+    for action, spec in COMMANDS.items():
+        service = getattr(services, spec.service)
+        parameters = inspect.signature(service).parameters
+        given = {"room_id", *spec.fixed, *spec.from_text("x" if action != "pick" else "")}
+        if spec.by_participant:
+            given.add("participant_id")
+        required = {name for name, p in parameters.items() if p.default is inspect.Parameter.empty}
+        assert required <= given <= set(parameters), action
+
+
+@pytest.mark.parametrize(
+    ("frame", "mode", "avoid_recent"),
+    [
+        ("pick", "top", False),
+        ("pick:fresh", "top", True),
+        ("PICK:Fresh", "top", True),
+        ("pick:weighted:fresh", "weighted", True),
+        ("pick:fresh:weighted", "weighted", True),
+        ("pick:top:fresh", "top", True),
+        ('{"action":"pick","avoid_recent":true}', "top", True),
+        ('{"action":"pick","mode":"weighted","avoid_recent":true}', "weighted", True),
+        ('{"action":"pick","avoid_recent":false}', "top", False),
+    ],
+)
+def test_pick_avoid_recent_forms(frame: str, mode: str, avoid_recent: bool) -> None:
+    """`pick:fresh` (with either mode) is the shorthand of "avoid_recent": true."""
+    command = parse_frame(frame)
+    assert command.action == "pick"
+    assert command.arguments["mode"] == mode
+    assert command.arguments.get("avoid_recent", False) is avoid_recent
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "pick:fresh:fresh",
+        "pick:top:weighted",
+        "pick:stale",
+        "pick:fresh:",
+        '{"action":"pick","avoid_recent":1}',
+        '{"action":"pick","avoid_recent":"yes"}',
+    ],
+)
+def test_bad_pick_avoid_recent_forms(frame: str) -> None:
+    """A repeated or unknown pick word, or a non-boolean flag, is bad_message."""
     with pytest.raises(ClientError) as caught:
         parse_frame(frame)
     assert caught.value.code == "bad_message"

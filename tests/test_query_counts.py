@@ -12,7 +12,7 @@ import pytest
 
 from rooms import selectors, services
 from rooms.models import Mark, Participant, Room
-from rooms.protocol import Command
+from rooms.protocol import COMMANDS, Command
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +40,7 @@ def room_with_people() -> tuple[Room, list[Participant]]:
 
 
 def run(room: Room, person: Participant, action: str, text: str = "") -> dict:
-    command = Command(action, text=text)
+    command = Command(action, COMMANDS[action].from_text(text))
     return services.command_run(room_id=room.pk, participant_id=person.pk, command=command)
 
 
@@ -72,7 +72,7 @@ def test_pick_query_count(room_with_people, django_assert_max_num_queries) -> No
     room, people = room_with_people
     with django_assert_max_num_queries(13):
         state = services.command_run(
-            room_id=room.pk, participant_id=people[0].pk, command=Command("pick")
+            room_id=room.pk, participant_id=people[0].pk, command=Command("pick", {"mode": "top"})
         )
     assert state["room"]["decision"]["item"] == "dish 0"
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from rooms import selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Mark, Participant, Room
-from rooms.protocol import Command
+from rooms.protocol import COMMANDS, Command
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("channel_layer_memory")]
 
@@ -32,7 +32,8 @@ def join(room: Room, name: str = "", session_key: str = "") -> Participant:
 
 
 def run(room: Room, who: Participant, frame_action: str, text: str = "", mode: str = "top") -> dict:
-    command = Command(frame_action, text=text, mode=mode)
+    argument = mode if frame_action == "pick" else text
+    command = Command(frame_action, COMMANDS[frame_action].from_text(argument))
     return services.command_run(room_id=room.pk, participant_id=who.pk, command=command)
 
 

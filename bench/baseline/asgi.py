@@ -127,9 +127,9 @@ class BaselineConsumer(AsyncWebsocketConsumer):
             command = parse_frame(text_data or "")
             if command.action not in ("add", "remove", "vote", "veto"):
                 raise ClientError("bad_message")
-            self.room.apply(command.action, command.text, self.name)
+            self.room.apply(command.action, command.arguments["name"], self.name)
         except ClientError as error:
-            await self.send(text_data=encode(error_event(error)))
+            await self.send(text_data=encode(error_event(error.code, error.message)))
             return
         await self._broadcast()
 

@@ -5,96 +5,19 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import (
-    Browser,
-    BrowserContext,
-    Page,
-    WebSocketRoute,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Page, WebSocketRoute, expect
 
+from tests.support.browser import DESKTOP, SCREENSHOTS, SMALL_PHONE, add_item, item, open_room
 from tests.support.client import create_room
 from tests.support.processes import DaphneServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-SCREENSHOTS = PROJECT_DIR / "test-artifacts" / "screenshots"
-PHONE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1280, "height": 800}
 XSS = '<img src=x onerror="window.__xss=1">'
-
-expect.set_options(timeout=10_000)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole module; each test opens its own contexts."""
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing (make test installs it)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
-    """Make browser contexts (one per person); all closed after the test."""
-    made: list[BrowserContext] = []
-
-    def make(
-        *,
-        locale: str = "en-US",
-        name: str | None = None,
-        viewport: dict | None = None,
-        reduced_motion: str = "no-preference",
-    ) -> BrowserContext:
-        context = browser.new_context(
-            locale=locale, viewport=viewport or DESKTOP, reduced_motion=reduced_motion
-        )
-        # Short, but with room for a 2-core machine busy with other test processes.
-        context.set_default_timeout(10_000)
-        context.set_default_navigation_timeout(15_000)
-        if name is not None:
-            # The nickname a person typed on an earlier visit, as the page remembers it.
-            context.add_init_script(f"localStorage.setItem('lunchsite.name', {name!r})")
-        made.append(context)
-        return context
-
-    yield make
-    for context in made:
-        context.close()
-
-
-def open_room(context: BrowserContext, url: str) -> Page:
-    page = context.new_page()
-    page.goto(url)
-    expect(page.locator("#connection")).to_have_attribute("data-status", "online")
-    return page
-
-
-def add_item(page: Page, name: str) -> None:
-    page.fill("#item-input", name)
-    page.press("#item-input", "Enter")
-
-
-def item(page: Page, name: str):
-    return page.locator("#items > li", has=page.locator(".item-name", has_text=name))
+PHONE = SMALL_PHONE
 
 
 def record_reel(page: Page) -> None:
@@ -123,7 +46,7 @@ def test_from_create_to_decision(daphne_factory: Callable[..., DaphneServer], co
     add_item(guest, "Kimchi stew")
     add_item(host, "Pizza")
     item(host, "Kimchi stew").locator("button.vote").click()
-    expect(item(guest, "Kimchi stew").locator("button.vote")).to_have_text("👍 1")
+    expect(item(guest, "Kimchi stew").locator("button.vote .icon")).to_have_text("👍 1")
     guest.get_by_role("button", name="Pick for us").click()
     for page in (host, guest):
         expect(page.locator("#decision-item")).to_have_text("Kimchi stew")
@@ -161,7 +84,7 @@ def test_two_people_see_each_others_changes(
     vote = item(joon, "Kimchi stew").locator("button.vote")
     vote.focus()
     joon.keyboard.press("Enter")
-    expect(item(mina, "Kimchi stew").locator("button.vote")).to_have_text("👍 1")
+    expect(item(mina, "Kimchi stew").locator("button.vote .icon")).to_have_text("👍 1")
     expect(item(mina, "Kimchi stew").locator(".voters")).to_have_text("👍 Joon")
     expect(item(joon, "Kimchi stew").locator("button.vote")).to_have_attribute(
         "aria-pressed", "true"

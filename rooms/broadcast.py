@@ -1,0 +1,173 @@
+"""Sending a room's changes to everyone in it, once the change has committed.
+
+Services say what changed (`state_on_commit`, `closed_on_commit`); this module owns the
+`room.event` message the consumer reads and how it reaches the room's channel-layer group.
+
+The version rule, stated once:
+- every accepted change bumps the room's `version` by exactly one, in the same transaction
+  that makes the change (the statement that locks the room), and the state read in that
+  transaction carries that version;
+- the state is published only after the transaction commits, so nobody sees a change that
+  was rolled back;
+- a consumer relays a `room.event` only if its version is above the newest state that
+  connection was sent (rooms/consumers.py), so copies that arrive late, twice, or after the
+  joiner's own state are dropped and nobody ever sees the version go backwards;
+- a publish that never arrives (Redis restarted, a worker died before flushing) is repaired
+  by rooms/liveness.py, which compares each connection's version with the room's and resends
+  the state; the page (static/rooms/room.js) ignores any state not newer than its own.
+
+Where a message goes depends on who called the service. Under `database.call` (the
+consumer) the messages are collected on the database thread and published from the event
+loop once the call returns, so a database thread never waits on Redis while it holds a
+pool connection. Anywhere else (the admin, management commands, tests) they are sent at
+once from the calling thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from .protocol import PickedEvent, StateEvent, encode
+
+log = logging.getLogger(__name__)
+
+# After a Redis restart the first publish meets a dead pooled connection; the retry gets a
+# fresh one. Clients that still miss it catch up through rooms/liveness.py.
+PUBLISH_ATTEMPTS = 2
+
+
+class RoomEvent(TypedDict):
+    """What a room's group receives for each change; the consumer relays `text` as is."""
+
+    type: Literal["room.event"]
+    text: str  # the event, encoded once for every connection
+    version: int  # the room's version the event belongs to
+    is_state: bool  # a full state (the connection's version moves) or an event before one
+    # A presence change (join, leave): its state may be merged with the room's next ones.
+    presence: bool
+
+
+class RoomClosed(TypedDict):
+    """Staff closed the room: every connection says so and hangs up."""
+
+    type: Literal["room.closed"]
+
+
+Message = RoomEvent | RoomClosed
+Outbox = list[tuple[str, Message]]
+
+
+# --- What services call ----------------------------------------------------------------
+
+
+def state_on_commit(
+    *,
+    group: str,
+    state: StateEvent,
+    before: tuple[PickedEvent, ...] = (),
+    presence: bool = False,
+) -> None:
+    """Send `before` events, then `state`, to the room's group once the transaction commits."""
+    version = state["version"]
+    for event in before:
+        _on_commit(group, _room_event(event, version, is_state=False, presence=False))
+    _on_commit(group, _room_event(state, version, is_state=True, presence=presence))
+
+
+def closed_on_commit(*, group: str) -> None:
+    """Tell the room's connections, once the transaction commits, that the room is closed."""
+    _on_commit(group, {"type": "room.closed"})
+
+
+def _room_event(event: dict, version: int, *, is_state: bool, presence: bool) -> RoomEvent:
+    return {
+        "type": "room.event",
+        "text": encode(event),
+        "version": version,
+        "is_state": is_state,
+        "presence": presence,
+    }
+
+
+# --- Collecting on the database thread ---------------------------------------------------
+
+_local = threading.local()
+
+
+@contextmanager
+def collecting() -> Iterator[Outbox]:
+    """Collect the messages committed in this block instead of sending them."""
+    outer = getattr(_local, "outbox", None)
+    outbox: Outbox = []
+    _local.outbox = outbox
+    try:
+        yield outbox
+    finally:
+        _local.outbox = outer
+
+
+def _on_commit(group: str, message: Message) -> None:
+    transaction.on_commit(partial(_committed, group, message))
+
+
+def _committed(group: str, message: Message) -> None:
+    outbox = getattr(_local, "outbox", None)
+    if outbox is not None:
+        outbox.append((group, message))
+    else:
+        _send_now(group, message)
+
+
+def _send_now(group: str, message: Message) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            async_to_sync(layer.group_send)(group, message)
+            return
+        except Exception as exc:  # the change is committed; an outage must not undo it
+            _log_failure(group, message, attempt, exc)
+
+
+# --- Publishing from the event loop ------------------------------------------------------
+
+
+async def publish(outbox: Outbox) -> None:
+    """Send collected messages to their groups, in order; an outage is logged, not raised."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, message in outbox:
+        await _publish_one(layer, group, message)
+
+
+async def _publish_one(layer, group: str, message: Message) -> None:
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            await layer.group_send(group, message)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the change is committed; the resync repairs a lost one
+            _log_failure(group, message, attempt, exc)
+
+
+def _log_failure(group: str, message: Message, attempt: int, exc: Exception) -> None:
+    log.warning(
+        "room broadcast failed group=%s type=%s attempt=%s: %r",
+        group,
+        message["type"],
+        attempt,
+        exc,
+    )

@@ -1,0 +1,260 @@
+"""HTTP for lunch groups: the group page and its forms, and the groups' JSON API."""
+
+import json
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import translation
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from . import groups
+from .errors import ClientError
+from .models import Group, Room
+from .ratelimit import fixed_window_hit
+from .views import _client_address, _room_urls
+
+log = logging.getLogger(__name__)
+
+_BAD_BODY = object()  # a body that is not a JSON object
+
+
+def _creation_wait(request: HttpRequest) -> int:
+    """Seconds this address must wait before creating another group (0: go ahead)."""
+    return fixed_window_hit(
+        f"group-create:{_client_address(request)}",
+        limit=settings.ROOM_CREATE_PER_MINUTE,
+        window=60,
+    )
+
+
+def _language(request: HttpRequest) -> str:
+    """The language the group's webhook will speak: the creator's page language."""
+    code = translation.get_language() or settings.LANGUAGE_CODE
+    known = {language for language, _ in settings.LANGUAGES}
+    return code if code in known else settings.LANGUAGE_CODE
+
+
+def _group_get_or_404(slug: str) -> Group | None:
+    try:
+        return groups.group_get(slug=slug)
+    except ClientError:
+        return None
+
+
+def _room_json(request: HttpRequest, room: Room) -> dict[str, str]:
+    return {"id": room.pk, **_room_urls(request, room), "expires_at": room.expires_at.isoformat()}
+
+
+def _webhook_host(group: Group) -> str:
+    """The webhook shown without its path: chat webhooks carry their secret in the path."""
+    if not group.webhook_url:
+        return ""
+    return group.webhook_url.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+
+
+def _group_json(request: HttpRequest, group: Group) -> dict[str, Any]:
+    room = groups.group_open_room(group=group)
+    return {
+        "slug": group.slug,
+        "name": group.name,
+        "url": request.build_absolute_uri(reverse("group", args=[group.slug])),
+        "api_url": request.build_absolute_uri(reverse("api_group", args=[group.slug])),
+        "room": _room_json(request, room) if room else None,
+        "history": groups.group_history(group=group),
+        "favorites": groups.group_favorites(group=group),
+        "webhook": {
+            "host": _webhook_host(group),
+            "last_status": group.webhook_last_status or None,
+            "last_at": group.webhook_last_at.isoformat() if group.webhook_last_at else None,
+        }
+        if group.webhook_url
+        else None,
+    }
+
+
+def _json_body(request: HttpRequest) -> Any:
+    if not request.body.strip():
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (ValueError, RecursionError):
+        return _BAD_BODY
+    return body if isinstance(body, dict) else _BAD_BODY
+
+
+def _optional_webhook(body: dict) -> str | None:
+    """The body's webhook_url: None if absent, "" to clear (null or ""), else the string."""
+    if "webhook_url" not in body:
+        return None
+    value = body["webhook_url"]
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ClientError("invalid_webhook")
+    return value
+
+
+def _error(error: ClientError, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": error.code}, status=status)
+
+
+def _rate_limited_json(wait: int) -> JsonResponse:
+    response = JsonResponse({"error": "rate_limited", "retry_after": wait}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+# --- Pages -----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def group_create_form(request: HttpRequest) -> HttpResponse:
+    """GET: the form to start a group; POST: create it and go to its page (303)."""
+    if request.method != "POST":
+        return render(request, "rooms/group_new.html", {"form": {}})
+    form = {key: request.POST.get(key, "") for key in ("name", "webhook_url")}
+    wait = _creation_wait(request)
+    if wait:
+        response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
+        response["Retry-After"] = str(wait)
+        return response
+    try:
+        group = groups.group_create(
+            name=form["name"], webhook_url=form["webhook_url"], language=_language(request)
+        )
+    except ClientError as error:
+        context = {"form": form, "error": error.code}
+        return render(request, "rooms/group_new.html", context, status=400)
+    response = HttpResponse(status=303)
+    response["Location"] = reverse("group", args=[group.slug])
+    return response
+
+
+def _render_group(
+    request: HttpRequest, group: Group, *, status: int = 200, error: str = ""
+) -> HttpResponse:
+    room = groups.group_open_room(group=group)
+    context = {
+        "group": group,
+        "group_url": request.build_absolute_uri(reverse("group", args=[group.slug])),
+        "room": room,
+        "history": groups.group_history(group=group),
+        "favorites": groups.group_favorites(group=group),
+        "webhook_host": _webhook_host(group),
+        "webhook_ok": group.webhook_last_status.startswith("delivered"),
+        "recent_days": settings.GROUP_RECENT_DAYS,
+        "history_days": settings.GROUP_HISTORY_DAYS,
+        "error": error,
+    }
+    return render(request, "rooms/group.html", context, status=status)
+
+
+@require_safe
+def group_page(request: HttpRequest, slug: str) -> HttpResponse:
+    group = _group_get_or_404(slug)
+    if group is None:
+        return render(request, "rooms/group_gone.html", status=404)
+    return _render_group(request, group)
+
+
+@require_POST
+def group_room_form(request: HttpRequest, slug: str) -> HttpResponse:
+    """Open today's room (the open one, or a new one) and go there (303)."""
+    group = _group_get_or_404(slug)
+    if group is None:
+        return render(request, "rooms/group_gone.html", status=404)
+    room, _ = groups.group_room_open(group=group)
+    response = HttpResponse(status=303)
+    response["Location"] = reverse("room", args=[room.pk])
+    return response
+
+
+@require_POST
+def group_settings_form(request: HttpRequest, slug: str) -> HttpResponse:
+    """Rename the group or set its webhook from the group page; 303 back to it."""
+    group = _group_get_or_404(slug)
+    if group is None:
+        return render(request, "rooms/group_gone.html", status=404)
+    name = request.POST.get("name")
+    if "clear_webhook" in request.POST:
+        webhook_url = ""
+    else:  # an empty box leaves the webhook as it is (the page never shows the full URL)
+        webhook_url = request.POST.get("webhook_url", "").strip() or None
+    try:
+        groups.group_update(group=group, name=name, webhook_url=webhook_url)
+    except ClientError as error:
+        group.refresh_from_db()
+        return _render_group(request, group, status=400, error=error.code)
+    response = HttpResponse(status=303)
+    response["Location"] = reverse("group", args=[group.slug])
+    return response
+
+
+# --- JSON API --------------------------------------------------------------------
+
+
+@csrf_exempt  # for API clients, who hold no CSRF cookie; rate-limited per address instead
+@require_POST
+def api_group_create(request: HttpRequest) -> JsonResponse:
+    body = _json_body(request)
+    if body is _BAD_BODY:
+        return JsonResponse({"error": "bad_message"}, status=400)
+    wait = _creation_wait(request)
+    if wait:
+        return _rate_limited_json(wait)
+    name = body.get("name")
+    try:
+        webhook_url = _optional_webhook(body) or ""
+        group = groups.group_create(
+            name=name if isinstance(name, str) else "",
+            webhook_url=webhook_url,
+            language=_language(request),
+        )
+    except ClientError as error:
+        return _error(error)
+    return JsonResponse(
+        {
+            "slug": group.slug,
+            "name": group.name,
+            "url": request.build_absolute_uri(reverse("group", args=[group.slug])),
+            "api_url": request.build_absolute_uri(reverse("api_group", args=[group.slug])),
+        },
+        status=201,
+    )
+
+
+@csrf_exempt  # PATCH from API clients; the link is the key, as with rooms
+@require_http_methods(["GET", "HEAD", "PATCH"])
+def api_group(request: HttpRequest, slug: str) -> JsonResponse:
+    """GET: the group with its open room, history and favourites; PATCH: rename / webhook."""
+    group = _group_get_or_404(slug)
+    if group is None:
+        return JsonResponse({"error": "group_not_found"}, status=404)
+    if request.method == "PATCH":
+        body = _json_body(request)
+        if body is _BAD_BODY:
+            return JsonResponse({"error": "bad_message"}, status=400)
+        name = body.get("name")
+        try:
+            if "name" in body and not isinstance(name, str):
+                raise ClientError("invalid_name")
+            groups.group_update(group=group, name=name, webhook_url=_optional_webhook(body))
+        except ClientError as error:
+            return _error(error)
+    return JsonResponse(_group_json(request, group))
+
+
+@csrf_exempt  # for API clients; at most one open room per group, so it cannot be used to flood
+@require_POST
+def api_group_room(request: HttpRequest, slug: str) -> JsonResponse:
+    """The group's open room (200), or a new one (201)."""
+    group = _group_get_or_404(slug)
+    if group is None:
+        return JsonResponse({"error": "group_not_found"}, status=404)
+    room, created = groups.group_room_open(group=group)
+    return JsonResponse(_room_json(request, room), status=201 if created else 200)

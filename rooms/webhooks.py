@@ -1,0 +1,223 @@
+"""Posting a group's decision to its team chat: which URLs may be posted to, and the delivery.
+
+A webhook URL is user input that makes the server send requests, so it is checked twice:
+when it is saved (a clear 400 for the person typing it) and when it is used (DNS may have
+changed meanwhile). The request then goes to the very address that was checked, with the
+URL's host name kept for the Host header, TLS SNI and the certificate check, so a name that
+resolves differently a second time cannot steer it elsewhere.
+
+Delivery runs on a small thread pool after the decision has committed: a slow or dead chat
+server never delays the room's `picked` event.
+"""
+
+import ipaddress
+import logging
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypedDict
+
+import httpx
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+
+from .errors import ClientError
+from .models import Group, Room
+from .protocol import GroupInfo
+
+log = logging.getLogger(__name__)
+
+# Two threads: a decision is rare (one per room), and a hanging receiver holds one thread
+# for at most GROUP_WEBHOOK_ATTEMPTS x GROUP_WEBHOOK_TIMEOUT_SECONDS plus the backoff.
+_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="webhook")
+_MAX_URL_LENGTH = Group._meta.get_field("webhook_url").max_length
+_STATUS_LENGTH = Group._meta.get_field("webhook_last_status").max_length
+
+
+class WebhookPayload(TypedDict):
+    text: str
+    group: GroupInfo
+    room: str
+    item: str
+    by: str
+    at: str
+
+
+class _Refused(Exception):
+    """The URL may not be posted to (scheme, host, or an address that is not public)."""
+
+
+class _Unresolved(Exception):
+    """The host name did not resolve (perhaps only for now)."""
+
+
+# --- Checking a URL --------------------------------------------------------------
+
+
+def webhook_url_clean(url: str) -> str:
+    """The URL, trimmed, if it may be posted to; else ClientError(invalid_webhook)."""
+    url = url.strip()
+    try:
+        target = _parse(url)
+        _allowed_addresses(target)
+    except (_Refused, _Unresolved) as exc:
+        log.info("webhook refused: %s", exc)
+        raise ClientError("invalid_webhook") from None
+    return url
+
+
+def _parse(url: str) -> httpx.URL:
+    if len(url) > _MAX_URL_LENGTH or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise _Refused("not a URL")
+    try:
+        target = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise _Refused(f"not a URL: {exc}") from None
+    schemes = {"https", "http"} if settings.DEBUG else {"https"}
+    if target.scheme not in schemes:
+        raise _Refused(f"scheme {target.scheme!r} not allowed")
+    if not target.raw_host:
+        raise _Refused("no host")
+    return target
+
+
+def _allowed_addresses(target: httpx.URL) -> list[str]:
+    """Every address the URL's host stands for, if all of them may be posted to."""
+    host = target.raw_host.decode("ascii")
+    port = target.port or (443 if target.scheme == "https" else 80)
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise _Unresolved(f"{host} does not resolve: {exc}") from None
+        # Keep the resolver's order (it prefers what this host can reach), without repeats.
+        addresses = list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
+    if not addresses:
+        raise _Unresolved(f"{host} has no address")
+    if not settings.GROUP_WEBHOOK_ALLOW_PRIVATE:
+        # All of them, not just the first: a name with one public and one private address
+        # would otherwise reach the private one whenever the order changes.
+        for address in addresses:
+            if not address_is_public(address):
+                raise _Refused(f"{host} resolves to a non-public address {address}")
+    return addresses
+
+
+def address_is_public(address: str) -> bool:
+    """True for a globally routable unicast address (not loopback, private, link-local...)."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return ip.is_global and not (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+# --- The message ----------------------------------------------------------------
+
+
+def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
+    """What is posted for a room's decision; `text` is one sentence in the group's language."""
+    with translation.override(group.language):
+        text = gettext("Lunch for %(group)s: %(item)s (picked by %(by)s)") % {
+            "group": group.name,
+            "item": room.decision_item,
+            "by": room.decision_by,
+        }
+    return {
+        "text": text,
+        "group": {"slug": group.slug, "name": group.name},
+        "room": room.pk,
+        "item": room.decision_item,
+        "by": room.decision_by,
+        "at": room.decided_at.isoformat(),
+    }
+
+
+# --- Delivering ------------------------------------------------------------------
+
+
+def webhook_post_on_commit(*, group_id: int, url: str, payload: WebhookPayload) -> None:
+    """Queue the POST for when the current transaction commits (never if it rolls back)."""
+    transaction.on_commit(
+        lambda: _EXECUTOR.submit(_deliver_job, group_id=group_id, url=url, payload=payload)
+    )
+
+
+def _deliver_job(*, group_id: int, url: str, payload: WebhookPayload) -> None:
+    try:
+        webhook_deliver(group_id=group_id, url=url, payload=payload)
+    except Exception:  # a pool thread's exception would vanish silently otherwise
+        log.exception("webhook delivery crashed group=%s", group_id)
+    finally:
+        # A pool thread is never cleaned up after by Django's request cycle.
+        connections.close_all()
+
+
+def webhook_deliver(*, group_id: int, url: str, payload: WebhookPayload) -> bool:
+    """POST the payload, retrying with backoff; record and log the outcome; True if delivered."""
+    attempts = max(1, settings.GROUP_WEBHOOK_ATTEMPTS)
+    for attempt in range(1, attempts + 1):
+        delivered, retry, detail = _post_once(url, payload)
+        if delivered or not retry or attempt == attempts:
+            break
+        time.sleep(settings.GROUP_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1))
+    outcome = "delivered" if delivered else "failed"
+    status = f"{outcome}: {detail}" + ("" if delivered else f" ({attempt} attempt(s))")
+    level = logging.INFO if delivered else logging.WARNING
+    log.log(level, "webhook %s group=%s room=%s", status, group_id, payload["room"])
+    _record(group_id, status[:_STATUS_LENGTH])
+    return delivered
+
+
+def _post_once(url: str, payload: WebhookPayload) -> tuple[bool, bool, str]:
+    """One attempt: (delivered, worth retrying, what happened)."""
+    try:
+        target = _parse(url)
+        address = _allowed_addresses(target)[0]
+    except _Refused:
+        return False, False, "refused (not a public https address)"
+    except _Unresolved:
+        return False, True, "host did not resolve"
+    pinned = target.copy_with(host=address)
+    try:
+        with (
+            httpx.Client(
+                timeout=settings.GROUP_WEBHOOK_TIMEOUT_SECONDS,
+                follow_redirects=False,  # a redirect could point anywhere, unchecked
+                trust_env=False,  # no proxy from the environment: we connect where we checked
+            ) as client,
+            client.stream(
+                "POST",
+                pinned,
+                json=payload,
+                headers={"Host": target.netloc.decode("ascii")},
+                extensions={"sni_hostname": target.raw_host.decode("ascii")},
+            ) as response,
+        ):
+            status = response.status_code  # the body is never read: it is not needed
+    except httpx.TimeoutException:
+        return False, True, "timed out"
+    except httpx.HTTPError as exc:
+        return False, True, f"{type(exc).__name__}"
+    if 200 <= status < 300:
+        return True, False, f"HTTP {status}"
+    return False, status == 429 or status >= 500, f"HTTP {status}"
+
+
+def _record(group_id: int, status: str) -> None:
+    try:
+        Group.objects.filter(pk=group_id).update(
+            webhook_last_status=status, webhook_last_at=timezone.now()
+        )
+    except Exception as exc:  # the outcome is also in the log; a lost record harms nobody
+        log.warning("webhook outcome not recorded group=%s: %r", group_id, exc)

@@ -1,0 +1,418 @@
+// The page drawn from the state: `render(state)` reads nothing but `state` (and the elements
+// it drew before), and puts user text in with textContent only, never as HTML.
+
+import { errorText, gettext, interpolate, labelsOf, ngettext, peopleLabels } from "./text.js";
+
+const WARN_SECONDS = 60;
+const $ = (id) => document.getElementById(id);
+
+export function render(state) {
+  if (state.screen) {
+    renderScreen(state);
+    return;
+  }
+  renderConnection(state);
+  renderCountdown(state);
+  const room = state.room;
+  const labels = peopleLabels(room);
+  renderHeadcount(state, labels);
+  renderLock(state);
+  if (room) {
+    renderParticipants(state, labels);
+    renderItems(state, labels);
+    renderHostMenu(state, labels);
+  }
+  renderDecision(state, labels);
+  renderReel(state);
+  renderUndo(state);
+  renderErrors(state);
+}
+
+// --- Status line ----------------------------------------------------------------------
+
+function renderConnection(state) {
+  const box = $("connection");
+  box.dataset.status = state.connection;
+  // The live region changes only when the status does: no announcement per retry.
+  const text = {
+    connecting: gettext("Connecting…"),
+    online: gettext("Connected"),
+    offline: gettext("Offline. Reconnecting…"),
+  }[state.connection];
+  setText($("connection-text"), text);
+  setText($("connection-retry"), state.connection === "offline" && state.retrySeconds
+    ? interpolate(gettext("(next try in %s s)"), [state.retrySeconds]) : "");
+}
+
+export function remainingSeconds(state) {
+  return Math.max(0, Math.round((state.expiresAt - (state.now + state.clockOffset)) / 1000));
+}
+
+function renderCountdown(state) {
+  const remaining = remainingSeconds(state);
+  const minutes = Math.floor(remaining / 60);
+  const seconds = String(remaining % 60).padStart(2, "0");
+  const time = $("countdown-time");
+  setText(time, minutes + ":" + seconds);
+  const iso = new Date(state.expiresAt).toISOString();
+  if (time.getAttribute("datetime") !== iso) time.setAttribute("datetime", iso);
+  const warn = remaining <= WARN_SECONDS;
+  $("countdown").dataset.level = warn ? "warn" : "ok";
+  $("warning").hidden = !warn;
+}
+
+// --- Headcount, lock ----------------------------------------------------------------------
+
+function goingOf(state) {
+  return (state.room && state.room.room.going) || null;
+}
+
+function goingSentence(going, labels) {
+  if (!going || !going.length) return "";
+  const names = going.map((person) => labels.get(person.id) || person.name).join(", ");
+  return interpolate(ngettext("%s of us: %s", "%s of us: %s", going.length), [going.length, names]);
+}
+
+export function shareSentence(state) {
+  const decision = decisionOf(state);
+  if (!decision) return "";
+  const labels = peopleLabels(state.room);
+  const going = goingSentence(goingOf(state), labels);
+  const text = interpolate(gettext("We're eating %s!"), [decision.item]);
+  return going ? text + " " + going + "." : text;
+}
+
+function renderHeadcount(state, labels) {
+  const going = goingOf(state);
+  $("going-bar").hidden = going === null;
+  if (going === null) return;
+  const mine = going.some((person) => person.id === state.me.id);
+  const button = $("going");
+  button.setAttribute("aria-pressed", mine ? "true" : "false");
+  setText($("going-count"), going.length
+    ? goingSentence(going, labels)
+    : gettext("Nobody has said they're coming yet."));
+}
+
+function renderLock(state) {
+  const locked = Boolean(state.room && state.room.room.locked);
+  $("locked-note").hidden = !locked;
+  $("item-input").disabled = locked;
+  $("add-button").disabled = locked;
+  $("item-input").setAttribute("aria-describedby", locked ? "locked-note item-error" : "item-error");
+}
+
+// --- People ---------------------------------------------------------------------------
+
+function amHost(state) {
+  const me = state.room && state.room.participants.find((person) => person.id === state.me.id);
+  return Boolean(me && me.host);
+}
+
+function renderParticipants(state, labels) {
+  const participants = state.room.participants;
+  setText($("people-count"), participants.length + "/" + state.config.maxParticipants);
+  const chips = participants.map((person) => {
+    const chip = element("li", "chip", labels.get(person.id) || person.name);
+    if (person.host) {
+      chip.classList.add("host");
+      chip.append(" ", element("span", "chip-tag host-tag", "👑 " + gettext("host")));
+    }
+    if (person.id === state.me.id) {
+      chip.classList.add("me");
+      chip.append(" ", element("span", "chip-tag", gettext("you")));
+    }
+    return chip;
+  });
+  // Rebuilt only when what it shows changed (chips hold no focus, but screen readers may).
+  const signature = chips.map((chip) => chip.textContent).join("\n");
+  const list = $("participants");
+  if (list.dataset.signature !== signature) {
+    list.replaceChildren(...chips);
+    list.dataset.signature = signature;
+  }
+}
+
+function renderHostMenu(state, labels) {
+  const host = amHost(state);
+  const menu = $("host-menu");
+  menu.hidden = !host;
+  if (!host) return;
+  const locked = Boolean(state.room.room.locked);
+  setText($("lock-toggle"), locked ? "🔓 " + gettext("Unlock the list") : "🔒 " + gettext("Lock the list"));
+  $("lock-toggle").dataset.action = locked ? "unlock" : "lock";
+  const others = state.room.participants.filter((person) => person.id !== state.me.id);
+  const list = $("host-people");
+  const existing = new Map(Array.from(list.children, (row) => [Number(row.dataset.id), row]));
+  const rows = others.map((person) => {
+    const row = existing.get(person.id) || hostRow(person.id);
+    existing.delete(person.id);
+    const label = labels.get(person.id) || person.name;
+    setText(row.querySelector(".host-person"), label);
+    const make = row.querySelector("button.make-host");
+    make.setAttribute("aria-label", interpolate(gettext("Make %s the host"), [label]));
+    make.dataset.label = label;
+    const kick = row.querySelector("button.kick");
+    kick.setAttribute("aria-label", interpolate(gettext("Remove %s from the room"), [label]));
+    kick.dataset.label = label;
+    return row;
+  });
+  existing.forEach((row) => row.remove());
+  rows.forEach((row, index) => {
+    if (list.children[index] !== row) list.insertBefore(row, list.children[index] || null);
+  });
+  $("host-people-empty").hidden = others.length > 0;
+
+  const confirm = state.confirm;
+  $("confirm").hidden = !confirm;
+  if (confirm) {
+    setText($("confirm-text"), confirm.kind === "close"
+      ? gettext("Close the room for everyone now? The list stays readable, but nobody can change it.")
+      : interpolate(gettext("Remove %s from the room? Their votes and vetoes go; they cannot come back."), [confirm.label]));
+    setText($("confirm-yes"), confirm.kind === "close" ? gettext("Close the room") : gettext("Remove them"));
+  }
+}
+
+function hostRow(id) {
+  const row = element("li", "host-row");
+  row.dataset.id = String(id);
+  const make = element("button", "button small make-host", gettext("Make host"));
+  make.type = "button";
+  make.dataset.id = String(id);
+  const kick = element("button", "button small danger kick", gettext("Remove…"));
+  kick.type = "button";
+  kick.dataset.id = String(id);
+  const buttons = element("span", "host-row-actions");
+  buttons.append(make, kick);
+  row.append(element("span", "host-person"), buttons);
+  return row;
+}
+
+// --- Ideas -----------------------------------------------------------------------------
+
+function renderItems(state, labels) {
+  const list = $("items");
+  const removing = state.removal ? state.removal.name : null;
+  const items = state.room.items.filter((item) => item.name !== removing);
+  const most = Math.max(1, state.room.participants.length, ...items.map((item) => item.votes));
+  const decision = decisionOf(state);
+  const decided = decision ? decision.item : null;
+  // Rows are kept and updated in place, keyed by name: a tap that lands while another
+  // person's change arrives still hits the same button (and keyboard focus stays put).
+  const existing = new Map(Array.from(list.children, (row) => [row.dataset.name, row]));
+  const rows = items.map((item) => {
+    const row = existing.get(item.name) || itemRow(item.name);
+    existing.delete(item.name);
+    updateRow(row, item, most, decided, state, labels);
+    return row;
+  });
+  existing.forEach((row) => row.remove());
+  rows.forEach((row, index) => {
+    if (list.children[index] !== row) list.insertBefore(row, list.children[index] || null);
+  });
+  $("items-empty").hidden = items.length > 0;
+  setText($("items-count"), items.length ? String(items.length) : "");
+}
+
+let rowsMade = 0;
+
+function itemRow(itemName) {
+  rowsMade += 1;
+  const row = element("li", "item");
+  row.dataset.name = itemName;
+  const head = element("div", "item-head");
+  head.append(element("span", "item-name", itemName), element("span", "item-meta"));
+  const bar = element("div", "bar");
+  bar.setAttribute("aria-hidden", "true");
+  bar.append(element("span", "bar-fill"));
+  const actions = element("div", "item-actions");
+  actions.append(actionButton("vote", itemName), actionButton("veto", itemName));
+  const foot = element("div", "item-foot");
+  foot.append(element("div", "item-marks"), actionButton("remove", itemName));
+  const error = element("p", "field-error item-error");
+  error.id = "item-error-" + rowsMade;
+  error.setAttribute("role", "alert");
+  row.append(head, actions, bar, foot, error);
+  for (const button of row.querySelectorAll("button")) button.setAttribute("aria-describedby", error.id);
+  return row;
+}
+
+function actionButton(action, itemName) {
+  const button = element("button", "icon-button " + action);
+  button.type = "button";
+  button.dataset.action = action;
+  button.dataset.item = itemName;
+  const icon = element("span", "icon");
+  icon.setAttribute("aria-hidden", "true");
+  button.append(icon, element("span", "label"), element("span", "more visually-hidden"));
+  return button;
+}
+
+function updateRow(row, item, most, decided, state, labels) {
+  const vetoed = item.vetoed_by.length > 0;
+  row.classList.toggle("vetoed", vetoed);
+  row.classList.toggle("winner", decided === item.name);
+  const addedBy = item.added_by_id != null ? labels.get(item.added_by_id) || item.added_by : item.added_by;
+  setText(row.querySelector(".item-meta"), addedBy ? interpolate(gettext("added by %s"), [addedBy]) : "");
+  // CSSOM, not a style attribute: allowed by our Content-Security-Policy.
+  const width = Math.round((100 * item.votes) / most) + "%";
+  const fill = row.querySelector(".bar-fill");
+  if (fill.style.width !== width) fill.style.width = width;
+
+  const voters = labelsOf(labels, item.voter_ids, item.voters);
+  const vetoers = labelsOf(labels, item.vetoer_ids, item.vetoed_by);
+  const marks = [];
+  if (voters.length) marks.push(element("span", "voters", "👍 " + voters.join(", ")));
+  if (vetoed) marks.push(element("span", "vetoes", "✋ " + interpolate(gettext("vetoed by %s"), [vetoers.join(", ")])));
+  const box = row.querySelector(".item-marks");
+  if (box.textContent !== marks.map((mark) => mark.textContent).join("")) box.replaceChildren(...marks);
+
+  // My vote and veto by my id; by name only against a server that sends no ids.
+  const mine = (ids, names) => (ids ? ids.includes(state.me.id) : names.includes(state.me.name));
+  setButton(row.querySelector("button.vote"), "👍 " + item.votes, gettext("Vote"),
+    interpolate(ngettext("for %s, %s vote", "for %s, %s votes", item.votes), [item.name, item.votes]),
+    mine(item.voter_ids, item.voters));
+  setButton(row.querySelector("button.veto"), "✋", gettext("Veto"), item.name, mine(item.vetoer_ids, item.vetoed_by));
+  setButton(row.querySelector("button.remove"), "✕", gettext("Remove"), item.name, null);
+  const error = state.errors["item:" + item.name];
+  setText(row.querySelector(".item-error"), error ? errorText(error, state.config) : "");
+}
+
+function setButton(button, icon, text, more, pressed) {
+  // The name is the visible word, then what it is about for screen readers ("Vote for
+  // Pho, 2 votes"): the words people see are the words they can say (WCAG 2.5.3).
+  setText(button.querySelector(".icon"), icon);
+  setText(button.querySelector(".label"), text);
+  setText(button.querySelector(".more"), " " + more);
+  if (pressed !== null) button.setAttribute("aria-pressed", pressed ? "true" : "false");
+}
+
+// --- Decision and reel --------------------------------------------------------------------
+
+function decisionOf(state) {
+  if (state.spin) return null;
+  if (state.picked) return state.picked;
+  return state.room ? state.room.room.decision : null;
+}
+
+function renderDecision(state, labels) {
+  const decision = decisionOf(state);
+  const banner = $("decision");
+  banner.hidden = !decision;
+  $("pick").disabled = Boolean(state.spin);
+  if (!decision) return;
+  setText($("decision-item"), decision.item);
+  setText($("decision-by"), decision.by ? interpolate(gettext("picked by %s"), [decision.by]) : "");
+  const going = goingSentence(goingOf(state), labels);
+  setText($("decision-going"), going);
+}
+
+function renderReel(state) {
+  const reel = $("reel");
+  const text = state.spin ? state.spin.shown : state.reel ? state.reel.text : null;
+  reel.hidden = text === null;
+  reel.classList.toggle("landed", !state.spin && Boolean(state.reel));
+  if (text !== null) setText($("reel-text"), text);
+}
+
+function renderUndo(state) {
+  const bar = $("undo-bar");
+  // Focus on the undo button when the bar goes is kept on the page, not dropped to <body>.
+  if (!state.removal && !bar.hidden && bar.contains(document.activeElement)) $("item-input").focus();
+  bar.hidden = !state.removal;
+  if (state.removal) setText($("undo-text"), interpolate(gettext("%s removed."), [state.removal.name]));
+}
+
+function renderErrors(state) {
+  for (const [id, origin] of [["item-error", "add"], ["name-error", "rename"], ["pick-error", "pick"],
+    ["warning-error", "extend"], ["going-error", "going"], ["host-error", "host"]]) {
+    setText($(id), state.errors[origin] ? errorText(state.errors[origin], state.config) : "");
+  }
+}
+
+// --- Screens for rooms we cannot be in -------------------------------------------------------
+
+function renderScreen(state) {
+  $("room").hidden = true;
+  $("undo-bar").hidden = true;
+  $("reel").hidden = true;
+  for (const kind of ["full", "gone", "expired", "kicked"]) $("screen-" + kind).hidden = kind !== state.screen;
+  document.body.dataset.screen = state.screen;
+  if (state.screen !== "expired" || !state.room) return;
+  // What was decided, and the list, read-only: the link still tells the story.
+  const decision = state.room.room.decision;
+  const note = $("screen-expired-decision");
+  note.hidden = !decision;
+  if (decision) setText(note, interpolate(gettext("You decided on %s."), [decision.item]));
+  const rows = state.room.items.map((item) => {
+    const row = element("li", "readonly-item");
+    row.append(element("span", "item-name", item.name),
+      element("span", "item-meta", interpolate(ngettext("%s vote", "%s votes", item.votes), [item.votes])));
+    if (item.vetoed_by.length) row.classList.add("vetoed");
+    return row;
+  });
+  $("screen-expired-items").replaceChildren(...rows);
+  $("screen-expired-list").hidden = rows.length === 0;
+}
+
+// --- One-off effects on the page ---------------------------------------------------------------
+
+/** Carry out a DOM effect that `dispatch` asked for; false if it is not a DOM effect. */
+export function applyDomEffect(effect) {
+  switch (effect.kind) {
+    case "announce":
+      // Politely, through one live region; a repeat of the same words is still read.
+      $("announcer").textContent = $("announcer").textContent === effect.text ? effect.text + " " : effect.text;
+      return true;
+    case "name-field":
+      if (document.activeElement !== $("name-input")) $("name-input").value = effect.name;
+      return true;
+    case "clear-field":
+      if ($("item-input").value.trim() === effect.text.trim()) $("item-input").value = "";
+      return true;
+    case "focus":
+      focusTarget(effect);
+      return true;
+    case "reveal-decision":
+      revealDecision();
+      return true;
+    default:
+      return false;
+  }
+}
+
+function focusTarget(effect) {
+  let target = null;
+  if (effect.target === "screen") target = document.querySelector("section.screen:not([hidden]) h1");
+  else if (effect.target === "undo") target = $("undo");
+  else if (effect.target === "confirm") target = $("confirm-no");
+  else if (effect.target === "host-menu") target = $("host-menu-summary");
+  else if (effect.target === "item") {
+    const row = Array.from($("items").children).find((li) => li.dataset.name === effect.name);
+    target = row ? row.querySelector("button.remove") : $("item-input");
+  } else target = $(effect.target);
+  if (target && !target.disabled) target.focus();
+}
+
+function revealDecision() {
+  const banner = $("decision");
+  if (banner.hidden) return;
+  // Everyone sees the winner without scrolling; focus follows, unless someone is typing.
+  const active = document.activeElement;
+  const typing = active && active.matches && active.matches("input:not([type=radio]), textarea") && active.value;
+  banner.scrollIntoView({ block: "start", behavior: "auto" });
+  if (!typing) banner.focus({ preventScroll: true });
+}
+
+// --- Helpers ---------------------------------------------------------------------------------
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}

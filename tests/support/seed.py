@@ -1,0 +1,58 @@
+"""Put a room in a given shape over the WebSocket protocol, synchronously, for page tests."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from websockets.sync.client import ClientConnection, connect
+
+
+class Person:
+    """One participant on a plain WebSocket: send commands, wait for the state to show them."""
+
+    def __init__(self, ws_url: str, name: str, token: str | None = None) -> None:
+        query = f"?name={name}" + (f"&token={token}" if token else "")
+        self.ws: ClientConnection = connect(ws_url + query, open_timeout=10)
+        self.you: dict = {}
+        self.state: dict = {}
+        self.events: list[dict] = []
+        self.wait(lambda e: e["type"] == "state")
+
+    def wait(self, predicate, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = json.loads(self.ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+            self.events.append(event)
+            if event["type"] == "welcome":
+                self.you = event["you"]
+            if event["type"] == "state":
+                self.state = event
+            if predicate(event):
+                return event
+
+    def do(self, command: dict, until=None) -> dict:
+        """Send a command and wait for the state it leads to (or an error)."""
+        # States from others' earlier commands first, so the next one read is ours.
+        try:
+            while True:
+                self.wait(lambda e: False, timeout=0.1)
+        except TimeoutError:
+            pass
+        self.ws.send(json.dumps(command))
+        return self.wait(
+            lambda e: e["type"] == "error" or (e["type"] == "state" and (until or bool)(e))
+        )
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def lively_room(person: Person, other: Person) -> None:
+    """Four ideas, votes from both, a veto: the room most screenshots show."""
+    for name in ("Kimchi stew", "Pho", "Tonkatsu", "Bibimbap"):
+        person.do({"action": "add", "item": name})
+    person.do({"action": "vote", "item": "Kimchi stew"})
+    other.do({"action": "vote", "item": "Kimchi stew"})
+    other.do({"action": "vote", "item": "Pho"})
+    other.do({"action": "veto", "item": "Tonkatsu"})

@@ -1,0 +1,63 @@
+"""Staff see groups with their rooms and decisions, and find them by name or slug."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from rooms import groups
+from rooms.models import Group, Room
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def crew() -> Group:
+    """A group with one decided room and today's open room, next to another group."""
+    group = groups.group_create(name="Lunch crew", language="en")
+    at = timezone.now() - timedelta(days=2)
+    Room.objects.create(
+        group=group,
+        expires_at=at + timedelta(minutes=10),
+        decision_item="bibimbap",
+        decision_by="minji",
+        decided_at=at,
+    )
+    groups.group_room_open(group=group)
+    groups.group_create(name="Other team", language="ko")
+    return group
+
+
+def test_group_list_shows_rooms_and_last_decision(admin_client: Client, crew: Group) -> None:
+    """The group list shows each group's room count and last decision."""
+    page = admin_client.get("/admin/rooms/group/").content.decode()
+    assert "Lunch crew" in page and "Other team" in page
+    assert "bibimbap" in page
+
+
+@pytest.mark.parametrize("term", ["crew", "slug"])
+def test_groups_are_searchable_by_name_and_slug(admin_client: Client, crew: Group, term) -> None:
+    """Searching by a piece of the name, or by the slug, finds the group and only it."""
+    query = crew.slug if term == "slug" else "crew"
+    page = admin_client.get("/admin/rooms/group/", {"q": query}).content.decode()
+    assert "Lunch crew" in page and "Other team" not in page
+
+
+def test_group_page_lists_its_rooms_and_decisions(admin_client: Client, crew: Group) -> None:
+    """A group's admin page lists its rooms with who picked what."""
+    page = admin_client.get(f"/admin/rooms/group/{crew.pk}/change/").content.decode()
+    for room in crew.rooms.all():
+        assert room.pk in page
+    assert "bibimbap" in page and "minji" in page
+
+
+def test_purge_rooms_keeps_the_groups_history(crew: Group) -> None:
+    """manage.py purge_rooms leaves a group's decided rooms within the history window."""
+    Room.objects.filter(group=crew).update(expires_at=timezone.now() - timedelta(days=2))
+    call_command("purge_rooms", "--older-than", "3600", stdout=StringIO())
+    assert list(Room.objects.filter(group=crew).values_list("decision_item", flat=True)) == [
+        "bibimbap"
+    ]
