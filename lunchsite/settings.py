@@ -196,6 +196,13 @@ ROOM_MAX_ITEMS = env.int("ROOM_MAX_ITEMS", default=30)
 ROOM_CREATE_PER_MINUTE = env.int("ROOM_CREATE_PER_MINUTE", default=30)
 # Counted per participant (all of its connections on one process together), not per socket.
 ROOM_ACTIONS_PER_10S = env.int("ROOM_ACTIONS_PER_10S", default=20)
+# Distinct participants a room admits over its whole life (rejoins by token or session do
+# not count again): a client that throws away its identity cannot vote 20 times.
+ROOM_MAX_PARTICIPANTS_EVER = env.int(
+    "ROOM_MAX_PARTICIPANTS_EVER", default=3 * ROOM_MAX_PARTICIPANTS
+)
+# The host without an open connection this long loses the role to whoever joined first.
+ROOM_HOST_GRACE_SECONDS = env.float("ROOM_HOST_GRACE_SECONDS", default=60)
 # One participant (a browser session) may hold this many live connections to a room; the next
 # is refused with too_many_connections and close code 4429.
 ROOM_MAX_CONNECTIONS_PER_PARTICIPANT = env.int("ROOM_MAX_CONNECTIONS_PER_PARTICIPANT", default=5)

@@ -58,12 +58,19 @@ class RoomEvent(TypedDict):
 
 
 class RoomClosed(TypedDict):
-    """Staff closed the room: every connection says so and hangs up."""
+    """Staff or the host closed the room: every connection says so and hangs up."""
 
     type: Literal["room.closed"]
 
 
-Message = RoomEvent | RoomClosed
+class RoomKicked(TypedDict):
+    """The host removed a participant: its connections say so and hang up."""
+
+    type: Literal["room.kicked"]
+    participant: int
+
+
+Message = RoomEvent | RoomClosed | RoomKicked
 Outbox = list[tuple[str, Message]]
 
 
@@ -87,6 +94,11 @@ def state_on_commit(
 def closed_on_commit(*, group: str) -> None:
     """Tell the room's connections, once the transaction commits, that the room is closed."""
     _on_commit(group, {"type": "room.closed"})
+
+
+def kicked_on_commit(*, group: str, participant_id: int) -> None:
+    """Tell the room's connections, once the transaction commits, whom the host removed."""
+    _on_commit(group, {"type": "room.kicked", "participant": participant_id})
 
 
 def _room_event(event: dict, version: int, *, is_state: bool, presence: bool) -> RoomEvent:

@@ -182,8 +182,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=message["text"])
 
     async def room_closed(self, message: broadcast.RoomClosed) -> None:
-        """Staff closed the room: say so and hang up."""
+        """Staff or the host closed the room: say so and hang up."""
         await self.refuse("room_expired")
+
+    async def room_kicked(self, message: broadcast.RoomKicked) -> None:
+        """The host removed a participant: if it is this one, say so and hang up."""
+        if message["participant"] == self.participant_id:
+            await self.refuse("kicked")
 
     # --- Helpers -------------------------------------------------------------------
 

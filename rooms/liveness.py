@@ -5,7 +5,9 @@ versions of its rooms in one query, hangs up the connections of rooms that expir
 were closed, and sends the current state to connections a lost broadcast left behind
 (Redis pub/sub delivers at most once: a publish during a Redis restart is gone). Every
 ROOM_HEARTBEAT_SECONDS it refreshes the presence of all its connections in one UPDATE,
-so a worker that dies stops counting toward its rooms' caps once its rows go stale.
+so a worker that dies stops counting toward its rooms' caps once its rows go stale. A few
+times per host grace it asks which of its rooms' hosts have been gone past the grace, and
+passes their role on (the condition is in the database, so any process may do it).
 
 Only connections that are still served are refreshed: each is remembered with the task that
 serves it, and one whose task has ended (daphne cancels a consumer that takes too long to
@@ -56,6 +58,7 @@ class LocalRooms:
         self._behind_since: dict[str, float] = {}
         self._task: asyncio.Task | None = None
         self._next_beat = 0.0
+        self._next_host_check = 0.0
 
     def add(self, connection: LiveConnection) -> None:
         """Look after a connection; called from the task that serves it."""
@@ -102,6 +105,7 @@ class LocalRooms:
         # the answer knows nothing of, which is not the same as rooms that are gone.
         room_ids = list(self.rooms)
         versions = await database.call(selectors.rooms_open_versions, room_ids=room_ids)
+        await self._pass_on_absent_hosts(room_ids)
         now = time.monotonic()
         for room_id in room_ids:
             members = self.rooms.get(room_id)
@@ -138,6 +142,18 @@ class LocalRooms:
                     "connection no longer served room=%s; its presence lapses", connection.room_id
                 )
                 self.remove(connection)
+
+    async def _pass_on_absent_hosts(self, room_ids: list[str]) -> None:
+        """Pass on the role of hosts gone past ROOM_HOST_GRACE_SECONDS (~12 checks a grace)."""
+        if time.monotonic() < self._next_host_check:
+            return
+        interval = max(settings.ROOM_RESYNC_SECONDS, settings.ROOM_HOST_GRACE_SECONDS / 12)
+        self._next_host_check = time.monotonic() + interval
+        for room_id in await database.call(selectors.rooms_host_overdue, room_ids=room_ids):
+            try:
+                await database.call(services.host_pass_on, room_id=room_id)
+            except (ClientError, ServerBusy):
+                continue  # expired meanwhile, or the database is busy: next time
 
 
 async def _quietly(action) -> bool:

@@ -19,6 +19,8 @@ Ref = str | int
 REF_MAX_LENGTH = 64
 # Integers a JavaScript client gets back exactly (Number.MAX_SAFE_INTEGER).
 _REF_MAX_INT = 2**53 - 1
+# Participant ids are positive and fit the database's 64-bit integer.
+_MAX_PARTICIPANT_ID = 2**63 - 1
 
 # --- Client to server: the command table -------------------------------------------
 
@@ -42,6 +44,8 @@ class CommandSpec:
     by_participant: bool = True
     # Shorthand words besides the action's own name (`name:` for rename).
     aliases: tuple[str, ...] = ()
+    # Shorthand words that stand for the action with these arguments (`in` for going).
+    words: Mapping[str, Arguments] = field(default_factory=dict)
 
 
 def _no_argument() -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
@@ -87,6 +91,44 @@ def _pick_arguments(mode: str, avoid_recent: bool) -> Arguments:
     return {"mode": mode, "avoid_recent": True} if avoid_recent else {"mode": mode}
 
 
+def _participant_argument() -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
+    """A participant's id: a JSON integer in `participant`, digits after the colon."""
+
+    def from_json(data: dict) -> Arguments:
+        value = data.get("participant")
+        if not _is_participant_id(value):
+            raise ClientError("bad_message", f'"{data["action"]}" needs an integer "participant".')
+        return {"target_id": value}
+
+    def from_text(argument: str) -> Arguments:
+        digits = argument.strip()
+        # isascii: an Arabic-Indic digit is a digit to Python, not part of an id to us.
+        value = int(digits) if digits.isascii() and digits.isdigit() else None
+        if not _is_participant_id(value):
+            raise ClientError("bad_message", "Name the participant by id: kick:<id>, host:<id>.")
+        return {"target_id": value}
+
+    return from_json, from_text
+
+
+def _is_participant_id(value: object) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_PARTICIPANT_ID
+    )
+
+
+def _going_from_json(data: dict) -> Arguments:
+    value = data.get("going")
+    if not isinstance(value, bool):
+        raise ClientError("bad_message", '"going" needs "going": true or false.')
+    return {"going": value}
+
+
+def _going_from_text(argument: str) -> Arguments:
+    # The shorthand is `in` / `out` (CommandSpec.words); `going:…` is not a command.
+    raise ClientError("bad_message", "Say in or out.")
+
+
 # Every action of the protocol, in one place. docs/protocol.md describes the same table.
 COMMANDS: dict[str, CommandSpec] = {
     "add": CommandSpec("item_add", *_text_argument("item")),
@@ -96,9 +138,23 @@ COMMANDS: dict[str, CommandSpec] = {
     "rename": CommandSpec("participant_rename", *_text_argument("name"), aliases=("name",)),
     "pick": CommandSpec("room_pick", _pick_from_json, _pick_from_text),
     "extend": CommandSpec("room_extend", *_no_argument(), by_participant=False),
+    "going": CommandSpec(
+        "participant_going",
+        _going_from_json,
+        _going_from_text,
+        words={"in": {"going": True}, "out": {"going": False}},
+    ),
+    # The host's actions (the services answer not_host to anyone else).
+    "lock": CommandSpec("room_lock", *_no_argument(), fixed={"locked": True}),
+    "unlock": CommandSpec("room_lock", *_no_argument(), fixed={"locked": False}),
+    "kick": CommandSpec("participant_kick", *_participant_argument()),
+    "host": CommandSpec("host_hand_over", *_participant_argument()),
+    "close": CommandSpec("room_close_by_host", *_no_argument()),
 }
 _SHORTHAND_WORDS: dict[str, str] = {
-    word: action for action, spec in COMMANDS.items() for word in (action, *spec.aliases)
+    word: action
+    for action, spec in COMMANDS.items()
+    for word in (action, *spec.aliases, *spec.words)
 }
 
 
@@ -164,7 +220,11 @@ def _parse_shorthand(frame: str) -> Command:
     action = _SHORTHAND_WORDS.get(word.strip().lower())
     if action is None:
         raise ClientError("bad_message", "Unknown command; try add:<item>, vote:<item> or pick.")
-    return Command(action, COMMANDS[action].from_text(argument))
+    spec = COMMANDS[action]
+    word = word.strip().lower()
+    if word in spec.words:
+        return Command(action, dict(spec.words[word]))
+    return Command(action, spec.from_text(argument))
 
 
 # --- Server to client ------------------------------------------------------------
@@ -176,6 +236,11 @@ class Decision(TypedDict):
     at: str
 
 
+class Person(TypedDict):
+    id: int
+    name: str
+
+
 class GroupInfo(TypedDict):
     slug: str
     name: str
@@ -185,6 +250,8 @@ class RoomInfo(TypedDict):
     id: str
     expires_at: str
     decision: Decision | None
+    locked: bool  # the host locked the list: `add` is refused
+    going: list[Person]  # who said they are coming, online or not, in the order they said it
     group: GroupInfo | None  # the lunch group the room belongs to
 
 
@@ -202,9 +269,12 @@ class ItemState(TypedDict):
 class ParticipantInfo(TypedDict):
     id: int
     name: str
+    host: bool
 
 
-class You(ParticipantInfo):
+class You(TypedDict):
+    id: int
+    name: str
     token: str  # the rejoin token: only ever sent to its owner, in `welcome`
 
 

@@ -4,12 +4,12 @@ import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from . import groups
 from .errors import ClientError
-from .models import Mark, Participant, Room
+from .models import Connection, Mark, Participant, Room
 from .protocol import ItemState, StateEvent
 
 ROOM_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -83,6 +83,14 @@ def room_state(*, room: Room) -> StateEvent:
             "by": room.decision_by,
             "at": room.decided_at.isoformat(),
         }
+    # One query for both lists: who is online, and who said they are coming (online or not).
+    fresh = Connection.objects.filter(participant=OuterRef("pk"), last_seen__gte=presence_cutoff())
+    people = list(
+        room.participants.annotate(online=Exists(fresh))
+        .filter(Q(online=True) | Q(going_since__isnull=False, kicked_at__isnull=True))
+        .values_list("pk", "name", "online", "going_since")
+    )
+    going = sorted((since, pk, name) for pk, name, _, since in people if since is not None)
     return {
         "type": "state",
         "version": room.version,
@@ -90,14 +98,24 @@ def room_state(*, room: Room) -> StateEvent:
             "id": room.pk,
             "expires_at": room.expires_at.isoformat(),
             "decision": decision,
+            "locked": room.locked,
+            "going": [{"id": pk, "name": name} for _, pk, name in going],
             "group": groups.group_ref(group_id=room.group_id),
         },
         "items": list(items.values()),
         "participants": [
-            {"id": pk, "name": name}
-            for pk, name in participants_online(room=room).values_list("pk", "name")
+            {"id": pk, "name": name, "host": pk == room.host_id}
+            for pk, name, online, _ in people
+            if online
         ],
     }
+
+
+def rooms_host_overdue(*, room_ids: list[str]) -> list[str]:
+    """Which of these open rooms' hosts have had no connection for ROOM_HOST_GRACE_SECONDS."""
+    cutoff = timezone.now() - timedelta(seconds=settings.ROOM_HOST_GRACE_SECONDS)
+    rooms = Room.objects.active().filter(pk__in=room_ids, host_absent_since__lte=cutoff)
+    return list(rooms.values_list("pk", flat=True))
 
 
 def rooms_open_versions(*, room_ids: list[str]) -> dict[str, int]:

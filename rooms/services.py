@@ -64,8 +64,16 @@ def _room_item(room: Room, raw_name: str) -> Item:
 # --- Rooms -----------------------------------------------------------------------
 
 
-def room_create() -> Room:
-    room = Room.objects.create()
+def room_create(*, host_session_key: str = "") -> Room:
+    """A new room; whoever joins first with `room.host_token` (or this session) is its host.
+
+    `room.host_token` is set only on the returned instance: the database keeps its hash.
+    """
+    host_token = new_secret_token()
+    room = Room.objects.create(
+        host_token_hash=token_hash(host_token), host_session_key=host_session_key
+    )
+    room.host_token = host_token
     log.info("room created room=%s", room.pk)
     return room
 
@@ -83,11 +91,34 @@ def room_close(*, room: Room) -> None:
         room = Room.objects.select_for_update().get(pk=room.pk)
         if room.closed_at is not None:
             return
-        room.closed_at = timezone.now()
-        room.version += 1
-        room.save(update_fields=["closed_at", "version"])
-        broadcast.closed_on_commit(group=room.group_name)
+        _close(room)
     log.info("room closed room=%s", room.pk)
+
+
+def room_close_by_host(*, room_id: str, participant_id: int) -> None:
+    """The host ends the room for everyone now, exactly as staff closing it does."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        _host_only(room, participant_id)
+        _close(room)
+    log.info("room closed by its host room=%s", room.pk)
+
+
+def _close(room: Room) -> None:
+    room.closed_at = timezone.now()
+    room.version += 1
+    room.save(update_fields=["closed_at", "version"])
+    broadcast.closed_on_commit(group=room.group_name)
+
+
+def room_lock(*, room_id: str, participant_id: int, locked: bool) -> dict:
+    """The host locks the list (no more adds) or unlocks it."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        _host_only(room, participant_id)
+        room.locked = locked
+        log.info("room %s room=%s", "locked" if locked else "unlocked", room.pk)
+        return _commit_change(room, changed_fields=("locked",))
 
 
 def rooms_purge(*, older_than: timedelta) -> int:
@@ -111,12 +142,13 @@ def rooms_purge(*, older_than: timedelta) -> int:
 def participant_join(
     *, room_id: str, channel_name: str, session_key: str = "", name: str = "", token: str = ""
 ) -> tuple[Participant, dict]:
-    """Admit a connection to the room (cap permitting) and return its participant and the state.
+    """Admit a connection to the room (caps permitting) and return its participant and the state.
 
     A rejoin token names a participant of this room from any browser or process; else a
     browser session is one participant across tabs and reconnects; else the connection is
-    a participant of its own. Only participants online count toward the cap. The returned
-    participant carries its rejoin token in `participant.token` (never stored, only its hash).
+    a participant of its own. Only participants online count toward the cap; every new one
+    counts toward ROOM_MAX_PARTICIPANTS_EVER. The returned participant carries its rejoin
+    token in `participant.token` (never stored, only its hash).
     """
     nickname = _nickname_or_blank(name)
     presented = token_hash(token) if 0 < len(token) <= _TOKEN_MAX_LENGTH else ""
@@ -124,24 +156,36 @@ def participant_join(
         room = _lock_open_room(room_id)
         _sweep_stale_connections(room)
         participant = _participant_returning(room, hashed=presented, session_key=session_key)
-        online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
+        if participant is not None and participant.kicked_at is not None:
+            raise ClientError("kicked")
+        online = list(selectors.participants_online(room=room).values_list("pk", flat=True))
         already_online = participant is not None and participant.pk in online
         if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
             raise ClientError("room_full")
         if already_online:
             _connection_cap_check(participant)
+        _host_pass_if_overdue(room, online)
+        # The room's creator: its host token (which becomes its rejoin token), or its session.
+        by_host_token = bool(presented) and presented == room.host_token_hash
+        creator = by_host_token or bool(session_key and session_key == room.host_session_key)
         if participant is None:
-            participant = _participant_new(room, session_key, nickname)
+            participant = _participant_new(
+                room, session_key, nickname, token=token if by_host_token else ""
+            )
         else:
-            _participant_rejoin(participant, presented=presented, token=token, nickname=nickname)
+            kept = by_host_token or (bool(presented) and presented == participant.token_hash)
+            _participant_rejoin(participant, token=token if kept else "", nickname=nickname)
+        _host_claim(room, participant, creator=creator)
         Connection.objects.create(participant=participant, channel_name=channel_name)
-        state = _commit_change(room, presence=True)
+        state = _commit_change(room, changed_fields=_HOST_FIELDS, presence=True)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
     return participant, state
 
 
 # Longer than any token we hand out (32 characters); longer text is not hashed at all.
 _TOKEN_MAX_LENGTH = 128
+# The room's columns a join or a leave may change besides its version.
+_HOST_FIELDS = ("host", "host_token_hash", "host_session_key", "host_absent_since")
 
 
 def _participant_returning(room: Room, *, hashed: str, session_key: str) -> Participant | None:
@@ -157,29 +201,32 @@ def _participant_returning(room: Room, *, hashed: str, session_key: str) -> Part
     return (by_token or found or [None])[0]
 
 
-def _participant_new(room: Room, session_key: str, nickname: str) -> Participant:
-    token = new_secret_token()
+def _participant_new(room: Room, session_key: str, nickname: str, *, token: str) -> Participant:
+    """A new participant (with `token`, or a new one), unless the room admitted enough already."""
+    before = room.participants.count()
+    if before >= settings.ROOM_MAX_PARTICIPANTS_EVER:
+        log.info("room admitted its lifetime maximum room=%s", room.pk)
+        raise ClientError("room_full")
+    token = token or new_secret_token()
     participant = Participant.objects.create(
         room=room,
         session_key=session_key,
-        name=nickname or _guest_name(room),
+        name=nickname or f"guest-{before + 1}",
         token_hash=token_hash(token),
     )
     participant.token = token
     return participant
 
 
-def _participant_rejoin(
-    participant: Participant, *, presented: str, token: str, nickname: str
-) -> None:
-    """Same participant again: keep its token if it showed it, else issue a new one."""
+def _participant_rejoin(participant: Participant, *, token: str, nickname: str) -> None:
+    """Same participant again, with `token` from now on; none given: a new one.
+
+    Back by its session without its token (storage cleared), the old token cannot be sent
+    again (only its hash is kept), so a new one replaces it.
+    """
     fields = []
-    if presented and presented == participant.token_hash:
-        participant.token = token
-    else:
-        # Back by its session without the token (cleared storage): only the hash is kept,
-        # so the old token cannot be sent again; a new one replaces it.
-        participant.token = new_secret_token()
+    participant.token = token or new_secret_token()
+    if token_hash(participant.token) != participant.token_hash:
         participant.token_hash = token_hash(participant.token)
         fields.append("token_hash")
     if nickname and nickname != participant.name:
@@ -205,10 +252,6 @@ def _nickname_or_blank(name: str) -> str:
         return ""
 
 
-def _guest_name(room: Room) -> str:
-    return f"guest-{room.participants.count() + 1}"
-
-
 def participant_leave(*, channel_name: str) -> None:
     """Forget a closed connection; the others see the new presence if someone went offline."""
     with transaction.atomic():
@@ -226,7 +269,11 @@ def participant_leave(*, channel_name: str) -> None:
             last_seen__gte=selectors.presence_cutoff()
         ).exists()
         if not still_online and room.is_open:
-            _commit_change(room, activity=False, presence=True)
+            if participant.pk == room.host_id:
+                room.host_absent_since = timezone.now()
+            _commit_change(
+                room, activity=False, changed_fields=("host_absent_since",), presence=True
+            )
     log.info("participant left room=%s participant=%s", room.pk, participant.pk)
 
 
@@ -260,15 +307,27 @@ def _presence_repair(room_id: str, missing: list[tuple[str, int]]) -> None:
     with transaction.atomic():
         room = _lock_open_room(room_id)
         online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
+        # A kicked participant's connections were removed on purpose: tell them again (the
+        # kick's broadcast may have been lost) rather than putting them back.
+        kicked = set(
+            Participant.objects.filter(
+                pk__in=[p for _, p in missing], kicked_at__isnull=False
+            ).values_list("pk", flat=True)
+        )
         came_back = False
         for channel, participant_id in missing:
+            if participant_id in kicked:
+                broadcast.kicked_on_commit(group=room.group_name, participant_id=participant_id)
+                continue
             # Swept while its worker was stalled: it is alive after all.
             came_back |= participant_id not in online
+            if participant_id == room.host_id:
+                room.host_absent_since = None
             Connection.objects.get_or_create(
                 channel_name=channel, defaults={"participant_id": participant_id}
             )
         if _sweep_stale_connections(room) or came_back:
-            _commit_change(room, activity=False)
+            _commit_change(room, activity=False, changed_fields=("host_absent_since",))
 
 
 def _sweep_stale_connections(room: Room) -> bool:
@@ -282,7 +341,96 @@ def _sweep_stale_connections(room: Room) -> bool:
     stale.delete()
     log.info("swept stale connections room=%s participants=%s", room.pk, sorted(ghosts))
     online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
-    return bool(ghosts - online)
+    gone = ghosts - online
+    if room.host_id in gone and room.host_absent_since is None:
+        # Last seen before the presence cutoff: its grace has been running since at least then.
+        room.host_absent_since = selectors.presence_cutoff()
+    return bool(gone)
+
+
+# --- The host --------------------------------------------------------------------
+
+
+def _host_only(room: Room, participant_id: int) -> None:
+    if room.host_id != participant_id:
+        raise ClientError("not_host")
+
+
+def _host_claim(room: Room, participant: Participant, *, creator: bool) -> None:
+    """The room's creator takes the role on its first join; a room without a host gets one."""
+    if creator:
+        # Claimed: from now on the creator is a participant like any other (its token is
+        # its rejoin token), and the role can pass on.
+        room.host, room.host_token_hash, room.host_session_key = participant, "", ""
+    elif room.host_id is None:
+        room.host = participant
+    if room.host_id == participant.pk:
+        room.host_absent_since = None
+
+
+def _host_pass_if_overdue(room: Room, online: list[int]) -> bool:
+    """Past its grace, an absent host's role passes to who joined first of those online.
+
+    With nobody online the room has no host until the next join. True if the role moved.
+    """
+    if room.host_absent_since is None:
+        return False
+    grace = timedelta(seconds=settings.ROOM_HOST_GRACE_SECONDS)
+    if timezone.now() - room.host_absent_since < grace:
+        return False
+    previous = room.host_id
+    room.host_id = next((pk for pk in online if pk != previous), None)
+    room.host_absent_since = None
+    log.info("host role passed room=%s participant=%s", room.pk, room.host_id)
+    return True
+
+
+def host_pass_on(*, room_id: str) -> None:
+    """Run by every process for its rooms: hand an absent host's role on once its grace is over."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        online = list(selectors.participants_online(room=room).values_list("pk", flat=True))
+        if _host_pass_if_overdue(room, online):
+            _commit_change(room, activity=False, changed_fields=("host", "host_absent_since"))
+
+
+def host_hand_over(*, room_id: str, participant_id: int, target_id: int) -> dict:
+    """The host makes another online participant the host."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        _host_only(room, participant_id)
+        online = selectors.participants_online(room=room)
+        if target_id == participant_id or not online.filter(pk=target_id).exists():
+            raise ClientError("unknown_participant")
+        room.host_id, room.host_absent_since = target_id, None
+        log.info("host handed over room=%s participant=%s", room.pk, target_id)
+        return _commit_change(room, changed_fields=("host", "host_absent_since"))
+
+
+def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> dict:
+    """The host removes an online participant: its votes and vetoes go, it cannot come back."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        _host_only(room, participant_id)
+        # One statement checks and marks: online in this room, not the host itself.
+        kicked = (
+            Participant.objects.filter(
+                pk=target_id,
+                room=room,
+                kicked_at__isnull=True,
+                connections__last_seen__gte=selectors.presence_cutoff(),
+            )
+            .exclude(pk=participant_id)
+            .update(kicked_at=timezone.now(), going_since=None)
+        )
+        if not kicked:
+            raise ClientError("unknown_participant")
+        Mark.objects.filter(participant_id=target_id).delete()
+        Connection.objects.filter(participant_id=target_id).delete()
+        # Its connections, on whichever process, hang up with `kicked` (rooms/consumers.py).
+        broadcast.kicked_on_commit(group=room.group_name, participant_id=target_id)
+        log.info("participant kicked room=%s participant=%s", room.pk, target_id)
+        return _commit_change(room)
 
 
 def participant_rename(*, room_id: str, participant_id: int, name: str) -> dict:
@@ -290,6 +438,18 @@ def participant_rename(*, room_id: str, participant_id: int, name: str) -> dict:
     with transaction.atomic():
         room = _lock_open_room(room_id)
         Participant.objects.filter(pk=participant_id, room=room).update(name=new_name)
+        return _commit_change(room)
+
+
+def participant_going(*, room_id: str, participant_id: int, going: bool) -> dict:
+    """I am coming (or not): the headcount keeps the order in which people said it."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        me = Participant.objects.filter(pk=participant_id, room=room)
+        if going:
+            me.filter(going_since__isnull=True).update(going_since=timezone.now())
+        else:
+            me.update(going_since=None)
         return _commit_change(room)
 
 
@@ -301,6 +461,8 @@ def item_add(*, room_id: str, participant_id: int, name: str) -> dict:
     key = text.item_key(item_name)
     with transaction.atomic():
         room = _lock_open_room(room_id)
+        if room.locked:
+            raise ClientError("room_locked")
         # One query for both checks: adds are the most frequent action.
         counts = room.items.aggregate(total=Count("pk"), same=Count("pk", filter=Q(key=key)))
         if counts["same"]:
@@ -319,6 +481,8 @@ def item_add(*, room_id: str, participant_id: int, name: str) -> dict:
 def item_remove(*, room_id: str, participant_id: int, name: str) -> dict:
     with transaction.atomic():
         room = _lock_open_room(room_id)
+        if room.locked and room.host_id != participant_id:
+            raise ClientError("room_locked")  # the locked list is the host's to trim
         _room_item(room, name).delete()
         return _commit_change(room)
 
@@ -385,8 +549,11 @@ def room_pick(
 # --- Commands from the protocol --------------------------------------------------
 
 
-def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent:
-    """Apply one parsed protocol command for a participant; return the room's new state."""
+def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent | None:
+    """Apply one parsed protocol command for a participant; return the room's new state.
+
+    `close` returns none: the room is gone, and everyone is told so instead.
+    """
     spec = command.spec
     service = globals()[spec.service]  # protocol.COMMANDS names a function of this module
     arguments = {**spec.fixed, **command.arguments}

@@ -88,7 +88,11 @@ def room_create_form(request: HttpRequest) -> HttpResponse:
         response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
         response["Retry-After"] = str(wait)
         return response
-    room = services.room_create()
+    # The creating browser's session joins as the host: make sure it has one now.
+    if request.session.session_key is None:
+        request.session.save()
+    room = services.room_create(host_session_key=request.session.session_key)
+    _remember_room(request, room)
     # 303 See Other: the browser follows with a GET, and a reload does not create another room.
     response = HttpResponse(status=303)
     response["Location"] = reverse("room", args=[room.pk])
@@ -181,7 +185,13 @@ def api_room_create(request: HttpRequest) -> JsonResponse:
         return response
     room = services.room_create()
     return JsonResponse(
-        {"id": room.pk, **_room_urls(request, room), "expires_at": room.expires_at.isoformat()},
+        {
+            "id": room.pk,
+            **_room_urls(request, room),
+            "expires_at": room.expires_at.isoformat(),
+            # Join with ?token=<host_token> to be the room's host (and to rejoin as it).
+            "host_token": room.host_token,
+        },
         status=201,
     )
 

@@ -89,11 +89,33 @@ def test_every_command_names_a_service_that_takes_its_arguments() -> None:
     for action, spec in COMMANDS.items():
         service = getattr(services, spec.service)
         parameters = inspect.signature(service).parameters
-        given = {"room_id", *spec.fixed, *spec.from_text("x" if action != "pick" else "")}
+        sample = {"pick": "", "kick": "1", "host": "1"}.get(action, "x")
+        arguments = next(iter(spec.words.values()), None) or spec.from_text(sample)
+        given = {"room_id", *spec.fixed, *arguments}
         if spec.by_participant:
             given.add("participant_id")
         required = {name for name, p in parameters.items() if p.default is inspect.Parameter.empty}
         assert required <= given <= set(parameters), action
+
+
+@pytest.mark.parametrize(
+    ("json_frame", "shorthand", "expected"),
+    [
+        ({"action": "lock"}, "lock", Command("lock")),
+        ({"action": "unlock"}, "UNLOCK", Command("unlock")),
+        ({"action": "close"}, "close", Command("close")),
+        ({"action": "kick", "participant": 7}, "kick:7", Command("kick", {"target_id": 7})),
+        ({"action": "host", "participant": 12}, "host: 12", Command("host", {"target_id": 12})),
+        ({"action": "going", "going": True}, "in", Command("going", {"going": True})),
+        ({"action": "going", "going": False}, "OUT", Command("going", {"going": False})),
+    ],
+)
+def test_host_and_headcount_commands_parse_alike(
+    json_frame: dict, shorthand: str, expected: Command
+) -> None:
+    """The host's actions and the headcount: JSON and shorthand give the same Command."""
+    assert parse_frame(json.dumps(json_frame)) == expected
+    assert parse_frame(shorthand) == expected
 
 
 @pytest.mark.parametrize(
@@ -116,6 +138,31 @@ def test_pick_avoid_recent_forms(frame: str, mode: str, avoid_recent: bool) -> N
     assert command.action == "pick"
     assert command.arguments["mode"] == mode
     assert command.arguments.get("avoid_recent", False) is avoid_recent
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"action": "kick"}',
+        '{"action": "kick", "participant": "7"}',
+        '{"action": "kick", "participant": true}',
+        '{"action": "kick", "participant": 0}',
+        '{"action": "host", "participant": 1.5}',
+        '{"action": "host", "participant": 9223372036854775808}',
+        '{"action": "going"}',
+        '{"action": "going", "going": 1}',
+        "kick:",
+        "kick:abc",
+        "host:-3",
+        "kick:\u0661",  # an Arabic-Indic digit is a digit to Python, not an id
+        "going:yes",
+    ],
+)
+def test_bad_host_and_headcount_commands(frame: str) -> None:
+    """Ids are positive JSON integers (digits in the shorthand); going is a JSON boolean."""
+    with pytest.raises(ClientError) as caught:
+        parse_frame(frame)
+    assert caught.value.code == "bad_message"
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def test_api_creates_room_without_csrf() -> None:
         )
         assert response.status_code == 201
         data = response.json()
-        assert set(data) == {"id", "url", "ws_url", "expires_at"}
+        assert set(data) == {"id", "url", "ws_url", "expires_at", "host_token"}
         assert data["url"] == f"http://lunch.example/rooms/{data['id']}/"
         assert data["ws_url"] == f"ws://lunch.example/ws/rooms/{data['id']}/"
         assert timezone.datetime.fromisoformat(data["expires_at"]).tzinfo is not None
