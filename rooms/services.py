@@ -163,6 +163,8 @@ def participant_join(
         already_online = participant is not None and participant.pk in online
         if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
             raise ClientError("room_full")
+        if already_online:
+            _connection_cap_check(participant)
         _host_pass_if_overdue(room, online)
         # The room's creator: its host token (which becomes its rejoin token), or its session.
         by_host_token = bool(presented) and presented == room.host_token_hash
@@ -233,6 +235,13 @@ def _participant_rejoin(participant: Participant, *, token: str, nickname: str) 
         fields.append("name")
     if fields:
         participant.save(update_fields=fields)
+
+
+def _connection_cap_check(participant: Participant) -> None:
+    """One person, many sockets: refuse a connection past ROOM_MAX_CONNECTIONS_PER_PARTICIPANT."""
+    live = participant.connections.filter(last_seen__gte=selectors.presence_cutoff()).count()
+    if live >= settings.ROOM_MAX_CONNECTIONS_PER_PARTICIPANT:
+        raise ClientError("too_many_connections")
 
 
 def _nickname_or_blank(name: str) -> str:
