@@ -147,6 +147,8 @@ def _render_group(
         "favorites": groups.group_favorites(group=group),
         "webhook_host": _webhook_host(group),
         "webhook_ok": group.webhook_last_status.startswith("delivered"),
+        # "failed: timed out (3 attempt(s))": the page says "failed" in its own language.
+        "webhook_detail": group.webhook_last_status.partition(": ")[2],
         "recent_days": settings.GROUP_RECENT_DAYS,
         "history_days": settings.GROUP_HISTORY_DAYS,
         "error": error,
