@@ -1,8 +1,13 @@
 # The everyday commands. `make run` and `make test` install what they need first.
-.PHONY: run test lint format bench
+.PHONY: run dev test lint format bench
 
+# Serves the office network (all interfaces, DEBUG off) and prints the address to share.
 run:
 	./scripts/run.sh
+
+# Development: DEBUG on, autoreload, loopback only.
+dev:
+	./scripts/dev.sh
 
 test:
 	./scripts/test.sh

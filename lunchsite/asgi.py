@@ -13,12 +13,14 @@ from channels.sessions import SessionMiddlewareStack  # noqa: E402
 
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 from rooms.security import allowed_hosts_or_terminal  # noqa: E402
+from rooms.transport import with_send_backlog  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": allowed_hosts_or_terminal(
-            SessionMiddlewareStack(URLRouter(websocket_urlpatterns))
+        # Outermost, so that it sees daphne's own `send` (see rooms/transport.py).
+        "websocket": with_send_backlog(
+            allowed_hosts_or_terminal(SessionMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -1,5 +1,6 @@
 """The room's WebSocket endpoint: frames in, services called, events out."""
 
+import asyncio
 import logging
 from urllib.parse import parse_qs
 
@@ -8,10 +9,10 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import broadcast, database, liveness, protocol, selectors, services
+from . import broadcast, database, liveness, protocol, selectors, services, transport
 from .errors import CLOSE_CODES, ClientError, ErrorCode, ServerBusy
 from .models import Room
-from .ratelimit import SlidingWindow
+from .ratelimit import participant_window
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,9 @@ _CLOSE_TRY_AGAIN = 4503
 class RoomConsumer(AsyncWebsocketConsumer):
     """One participant's connection to one room."""
 
+    participant_id: int | None = None
+    group: str | None = None
+
     # --- Connection lifecycle ------------------------------------------------------
 
     async def connect(self) -> None:
@@ -31,7 +35,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.participant_id: int | None = None
         self.group: str | None = None
         self.version = -1  # the newest state this connection was sent
-        self.limiter = SlidingWindow(settings.ROOM_ACTIONS_PER_10S, 10)
         await self.accept()
         if not selectors.ROOM_ID_SHAPE.fullmatch(self.room_id):
             await self.refuse("room_not_found")
@@ -56,6 +59,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.refuse("server_busy")
             return
         self.participant_id = participant.pk
+        # Shared by this participant's connections here: more sockets, no more actions.
+        self.limiter = participant_window(
+            participant.pk, limit=settings.ROOM_ACTIONS_PER_10S, window=10
+        )
         you = {"id": participant.pk, "name": participant.name, "token": participant.token}
         welcome: protocol.WelcomeEvent = {"type": "welcome", "you": you}
         await self.send(text_data=protocol.encode(welcome))
@@ -64,8 +71,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope, receive, send) -> None:
         """Serve the connection; if the channel layer fails under it, leave and close 4503."""
+        self._backlog = scope.get(transport.SEND_BACKLOG_KEY, _no_backlog)
         try:
-            await super().__call__(scope, receive, _unless_gone(send))
+            await super().__call__(scope, receive, self._sender(send))
         except Exception as exc:
             if not _is_layer_outage(exc):
                 raise
@@ -82,6 +90,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 await self.disconnect(code=_CLOSE_TRY_AGAIN)
             await send({"type": "websocket.send", "text": busy})
             await send({"type": "websocket.close", "code": _CLOSE_TRY_AGAIN})
+        finally:
+            await self._cleanup_after_serving()
+
+    async def _cleanup_after_serving(self) -> None:
+        """Whatever ended this connection, leave nothing behind: no ghost, no subscription."""
+        if self.participant_id is not None or self.group is not None:
+            # disconnect never ran: daphne cancelled us ("took too long to shut down and was
+            # killed"). Stop the heartbeat now and leave in a task of its own, which
+            # daphne's repeated cancels of this one cannot cut short.
+            log.warning("connection ended without disconnect room=%s; leaving", self.room_id)
+            liveness.local_rooms.remove(self)
+            _run_detached(self.disconnect(code=_CLOSE_GONE))
+        channel = getattr(self, "channel_name", None)
+        if channel is not None:
+            await transport.channel_release(self.channel_layer, channel)
 
     async def disconnect(self, code: int) -> None:
         """Leave the group and tell the room this connection is gone."""
@@ -188,6 +211,34 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send_error(code, message, ref=ref)
         await self.close(code=CLOSE_CODES.get(code, _CLOSE_TRY_AGAIN))
 
+    def backlogged(self) -> bool:
+        """True while the client has more unread than ROOM_SEND_BACKLOG_BYTES waiting at daphne."""
+        return self._backlog() > settings.ROOM_SEND_BACKLOG_BYTES
+
+    def _sender(self, send):
+        """`send` for this connection: bounded for slow readers, quiet for clients already gone.
+
+        A client that does not read (a stalled phone, or on purpose) would make daphne buffer
+        every state for it. Past the limit frames are skipped and the connection marked as
+        behind; once it drains, the per-process resync sends it the newest state only. A
+        room event can also reach the consumer after its client hung up but before daphne's
+        disconnect does; daphne then raises autobahn's Disconnected, and the message is
+        simply not needed any more.
+        """
+
+        async def send_bounded(message: dict) -> None:
+            if message["type"] == "websocket.send" and self.backlogged():
+                if self.version >= 0:
+                    log.info("slow reader room=%s: skipping to the newest state", self.room_id)
+                self.version = -1  # behind every room: the resync sends the newest state
+                return
+            try:
+                await send(message)
+            except Disconnected:
+                log.debug("dropped %s for a client that already left", message.get("type"))
+
+        return send_bounded
+
     def _session_key(self) -> str:
         session = self.scope.get("session")
         return (session.session_key or "") if session is not None else ""
@@ -198,21 +249,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return query.get(key, [""])[0]
 
 
-def _unless_gone(send):
-    """`send` that drops a message for a client who already left, instead of raising.
+# The code a killed connection leaves with (nobody receives it: its client is gone).
+_CLOSE_GONE = 1006
 
-    A room event can reach the consumer after its client hung up but before daphne's
-    disconnect message does; daphne then raises autobahn's Disconnected. The disconnect
-    that follows cleans up, so the message is simply not needed any more.
-    """
+_detached: set[asyncio.Task] = set()
 
-    async def send_unless_gone(message: dict) -> None:
-        try:
-            await send(message)
-        except Disconnected:
-            log.debug("dropped %s for a client that already left", message.get("type"))
 
-    return send_unless_gone
+def _run_detached(coroutine) -> None:
+    """Run a cleanup in a task of its own, kept alive until it finishes."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
+
+
+def _no_backlog() -> int:
+    return 0
 
 
 def _is_layer_outage(exc: BaseException) -> bool:

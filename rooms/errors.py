@@ -21,6 +21,7 @@ ErrorCode = Literal[
     "room_not_found",
     "room_expired",
     "room_full",
+    "too_many_connections",
     "server_busy",
     "not_host",
     "room_locked",
@@ -37,6 +38,7 @@ CLOSE_CODES: dict[str, int] = {
     "room_expired": 4410,
     "room_full": 4403,
     "kicked": 4403,
+    "too_many_connections": 4429,
 }
 
 MESSAGES: dict[str, str] = {
@@ -53,6 +55,7 @@ MESSAGES: dict[str, str] = {
     "room_not_found": "This room does not exist.",
     "room_expired": "This room has expired.",
     "room_full": "This room is full.",
+    "too_many_connections": "You have this room open in too many places; close one.",
     "server_busy": "The server is busy; try again.",
     "not_host": "Only the host can do that.",
     "room_locked": "The host has locked the list.",

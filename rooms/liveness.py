@@ -8,6 +8,12 @@ ROOM_HEARTBEAT_SECONDS it refreshes the presence of all its connections in one U
 so a worker that dies stops counting toward its rooms' caps once its rows go stale. A few
 times per host grace it asks which of its rooms' hosts have been gone past the grace, and
 passes their role on (the condition is in the database, so any process may do it).
+
+Only connections that are still served are refreshed: each is remembered with the task that
+serves it, and one whose task has ended (daphne cancels a consumer that takes too long to
+shut down, and its `disconnect` never runs) is dropped, so its row goes stale like a dead
+worker's. A connection that is not reading (`backlogged`) is not resent states it would not
+take; it gets the newest once it drains.
 """
 
 from __future__ import annotations
@@ -40,25 +46,31 @@ class LiveConnection(Protocol):
 
     async def refuse(self, code: ErrorCode, message: str | None = None) -> None: ...
 
+    def backlogged(self) -> bool: ...
+
 
 class LocalRooms:
     """The live connections of this process, and the task that looks after them."""
 
     def __init__(self) -> None:
         self.rooms: dict[str, set[LiveConnection]] = defaultdict(set)
+        self._served_by: dict[LiveConnection, asyncio.Task | None] = {}
         self._behind_since: dict[str, float] = {}
         self._task: asyncio.Task | None = None
         self._next_beat = 0.0
         self._next_host_check = 0.0
 
     def add(self, connection: LiveConnection) -> None:
+        """Look after a connection; called from the task that serves it."""
         self.rooms[connection.room_id].add(connection)
+        self._served_by[connection] = asyncio.current_task()
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._next_beat = time.monotonic() + settings.ROOM_HEARTBEAT_SECONDS
             self._task = loop.create_task(self._run(), name="lunchsite-liveness")
 
     def remove(self, connection: LiveConnection) -> None:
+        self._served_by.pop(connection, None)
         members = self.rooms.get(connection.room_id)
         if members is None:
             return
@@ -81,6 +93,7 @@ class LocalRooms:
         """One round: heartbeat when due, then expiry and lost broadcasts."""
         if time.monotonic() >= self._next_beat:
             self._next_beat = time.monotonic() + settings.ROOM_HEARTBEAT_SECONDS
+            self.drop_unserved()
             connections = [
                 (c.room_id, c.channel_name, c.participant_id)
                 for members in self.rooms.values()
@@ -103,7 +116,7 @@ class LocalRooms:
                     self.remove(connection)
                     await _quietly(connection.refuse("room_expired"))
                 continue
-            lagging = [c for c in members if c.version < versions[room_id]]
+            lagging = [c for c in members if c.version < versions[room_id] and not c.backlogged()]
             if not lagging:
                 self._behind_since.pop(room_id, None)
                 continue
@@ -120,6 +133,15 @@ class LocalRooms:
             for connection in lagging:
                 if not await _quietly(connection.send_state(state)):
                     self.remove(connection)
+
+    def drop_unserved(self) -> None:
+        """Forget connections whose serving task has ended: they must not be heartbeated."""
+        for connection, task in list(self._served_by.items()):
+            if task is not None and task.done():
+                log.warning(
+                    "connection no longer served room=%s; its presence lapses", connection.room_id
+                )
+                self.remove(connection)
 
     async def _pass_on_absent_hosts(self, room_ids: list[str]) -> None:
         """Pass on the role of hosts gone past ROOM_HOST_GRACE_SECONDS (~12 checks a grace)."""

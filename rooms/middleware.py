@@ -1,9 +1,13 @@
-"""Security headers Django 5.2 does not set by itself: a Content-Security-Policy with nonces."""
+"""HTTP middleware: a Content-Security-Policy with nonces, and JSON errors for the API."""
 
+import logging
 import secrets
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+log = logging.getLogger(__name__)
 
 
 class ContentSecurityPolicyMiddleware:
@@ -31,3 +35,80 @@ class ContentSecurityPolicyMiddleware:
                 ]
             )
         return response
+
+
+# What an /api/ client gets for each error status Django or a view answered without JSON.
+_API_ERROR_CODES = {
+    400: "bad_message",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "message_too_large",
+    500: "server_error",
+    503: "server_busy",
+}
+# How long an API client should wait after server_busy: a pool wait and a restart or two.
+API_RETRY_AFTER_SECONDS = 5
+
+
+class ApiErrorMiddleware:
+    """Every /api/ error is JSON; a database that is down is 503 server_busy, not an HTML 500.
+
+    A view that meets a lost database connection (PostgreSQL restarted, or the connection
+    killed with pg_terminate_backend) is run once more on a fresh connection first: the pool
+    hands out the idle connections it has, and those died with the first one.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not _is_api(request) or response.status_code < 400:
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        code = _API_ERROR_CODES.get(response.status_code, "server_error")
+        replacement = JsonResponse({"error": code}, status=response.status_code)
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                replacement[header] = response[header]
+        return replacement
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not _is_api(request) or not isinstance(exception, DatabaseError):
+            return None  # anything else is a bug: Django logs it, __call__ makes it JSON
+        if _lost_connection(exception) and not getattr(request, "_api_retried", False):
+            request._api_retried = True
+            log.warning("database connection lost under %s; retrying once", request.path)
+            _forget_dead_connections()
+            match = request.resolver_match
+            try:
+                return match.func(request, *match.args, **match.kwargs)
+            except DatabaseError as again:
+                exception = again
+        log.warning("database unavailable for %s: %s", request.path, exception)
+        response = JsonResponse({"error": "server_busy"}, status=503)
+        response["Retry-After"] = str(API_RETRY_AFTER_SECONDS)
+        return response
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _lost_connection(exception: DatabaseError) -> bool:
+    """A connection that broke under us, as opposed to no connection to be had at all."""
+    if not isinstance(exception, OperationalError | InterfaceError):
+        return False
+    cause = exception.__cause__
+    return not (cause is not None and type(cause).__name__ == "PoolTimeout")
+
+
+def _forget_dead_connections() -> None:
+    """Drop this thread's broken connection, and let the pool test the idle ones it holds."""
+    if not connection.in_atomic_block:  # (only tests wrap a request in a transaction)
+        connection.close()
+    pool = getattr(connection, "pool", None) if connection.vendor == "postgresql" else None
+    if pool is not None:
+        pool.check()

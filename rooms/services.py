@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from . import broadcast, groups, selectors, text
 from .errors import ClientError
-from .models import Connection, Item, Mark, Participant, Room, new_secret_token, token_hash
+from .models import Connection, Group, Item, Mark, Participant, Room, new_secret_token, token_hash
 from .protocol import Command, PickedEvent, PickMode, StateEvent
 
 log = logging.getLogger(__name__)
@@ -115,14 +115,15 @@ def _save(room: Room, *fields: str) -> None:
 # --- Rooms -----------------------------------------------------------------------
 
 
-def room_create(*, host_session_key: str = "") -> Room:
+def room_create(*, host_session_key: str = "", group: Group | None = None) -> Room:
     """A new room; whoever joins first with `room.host_token` (or this session) is its host.
 
     `room.host_token` is set only on the returned instance: the database keeps its hash.
+    A lunch group's room is opened through groups.group_room_open (one open per group).
     """
     host_token = new_secret_token()
     room = Room.objects.create(
-        host_token_hash=token_hash(host_token), host_session_key=host_session_key
+        host_token_hash=token_hash(host_token), host_session_key=host_session_key, group=group
     )
     room.host_token = host_token
     log.info("room created room=%s", room.pk)
@@ -217,6 +218,8 @@ def participant_join(
         already_online = participant is not None and participant.pk in online
         if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
             raise ClientError("room_full")
+        if already_online:
+            _connection_cap_check(participant)
         _host_pass_if_overdue(room, online)
         # The room's creator: its host token (which becomes its rejoin token), or its session.
         by_host_token = bool(presented) and presented == room.host_token_hash
@@ -309,6 +312,13 @@ def _participant_rejoin(participant: Participant, *, token: str, nickname: str) 
         fields.append("name")
     if fields:
         participant.save(update_fields=fields)
+
+
+def _connection_cap_check(participant: Participant) -> None:
+    """One person, many sockets: refuse a connection past ROOM_MAX_CONNECTIONS_PER_PARTICIPANT."""
+    live = participant.connections.filter(last_seen__gte=selectors.presence_cutoff()).count()
+    if live >= settings.ROOM_MAX_CONNECTIONS_PER_PARTICIPANT:
+        raise ClientError("too_many_connections")
 
 
 def _nickname_or_blank(name: str) -> str:

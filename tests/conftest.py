@@ -85,15 +85,22 @@ def e2e_database(tmp_path: Path) -> Iterator[str]:
 def daphne_factory(e2e_database: str, tmp_path: Path) -> Iterator[Callable[..., DaphneServer]]:
     """Start daphne processes on the test's database; every one is stopped afterwards.
 
-    Keyword arguments become environment variables (ROOM_TTL_SECONDS=2, REDIS_URL=...).
+    Keyword arguments become environment variables (ROOM_TTL_SECONDS=2, REDIS_URL=...);
+    `daphne_args` are more command-line options for daphne.
     """
     servers: list[DaphneServer] = []
 
     def start(
-        *, redis_url: str | None = None, port: int | None = None, **env: object
+        *,
+        redis_url: str | None = None,
+        port: int | None = None,
+        daphne_args: tuple[str, ...] = (),
+        **env: object,
     ) -> DaphneServer:
         log_path = tmp_path / f"daphne-{len(servers)}.log"
-        server = DaphneServer(server_env(e2e_database, redis_url, **env), log_path)
+        server = DaphneServer(
+            server_env(e2e_database, redis_url, **env), log_path, args=tuple(daphne_args)
+        )
         if port is not None:
             server.port = port
         servers.append(server)

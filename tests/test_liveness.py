@@ -16,6 +16,7 @@ class FakeConnection:
     version: int = 0
     sent: list = field(default_factory=list)
     refused: list = field(default_factory=list)
+    reading: bool = True
 
     async def send_state(self, state: dict) -> None:
         self.sent.append(state)
@@ -23,6 +24,9 @@ class FakeConnection:
 
     async def refuse(self, code: ErrorCode, message: str | None = None) -> None:
         self.refused.append(code)
+
+    def backlogged(self) -> bool:
+        return not self.reading
 
 
 @pytest.fixture
@@ -76,3 +80,49 @@ async def test_lagging_connections_get_the_state_after_the_grace(local, monkeypa
     await local.tick()
     assert behind.sent == [{"version": 5}]
     assert current.sent == []
+
+
+async def test_a_connection_that_is_not_reading_waits_for_the_newest_state(
+    local, monkeypatch
+) -> None:
+    """A backlogged connection is not resent states; once it drains it gets the newest one."""
+    stuck = FakeConnection("r", version=-1, reading=False)
+    local.rooms["r"].add(stuck)
+    answer(monkeypatch, {"r": 7}, states={"r": {"version": 7}})
+    for _ in range(3):
+        await local.tick()
+    assert stuck.sent == []
+    stuck.reading = True
+    await local.tick()
+    await local.tick()
+    assert stuck.sent == [{"version": 7}]
+
+
+async def test_the_heartbeat_skips_connections_whose_task_ended(local, monkeypatch) -> None:
+    """A connection whose serving task ended (daphne killed it) is not kept fresh."""
+    import asyncio
+
+    refreshed: list[list] = []
+
+    async def call(service, **kwargs):
+        if service is liveness.services.presence_refresh:
+            refreshed.append(sorted(c for _, c, _ in kwargs["connections"]))
+            return None
+        return {"r": 0}
+
+    monkeypatch.setattr(liveness.database, "call", call)
+    served, killed = FakeConnection("r", "served"), FakeConnection("r", "killed")
+
+    async def serve(connection: FakeConnection, forever: bool) -> None:
+        local.add(connection)
+        if forever:
+            await asyncio.Event().wait()
+
+    alive = asyncio.create_task(serve(served, forever=True))
+    await asyncio.create_task(serve(killed, forever=False))  # ends without remove()
+    local._next_beat = 0
+    await local.tick()
+    assert refreshed == [["served"]]
+    assert killed not in local.rooms["r"]
+    alive.cancel()
+    local._task.cancel()

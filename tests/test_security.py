@@ -77,8 +77,8 @@ def test_check_deploy_is_clean_with_production_settings() -> None:
 
 @pytest.mark.parametrize(
     "secret_key",
-    [None, "", "django-insecure-lunchsite-development-only", "changeme", "x" * 31],
-    ids=["missing", "empty", "default", "short", "31-chars"],
+    [None, "", "django-insecure-lunchsite-development-only", "changeme", "x" * 49],
+    ids=["missing", "empty", "default", "short", "49-chars"],
 )
 def test_start_up_refuses_a_missing_or_weak_secret_key(secret_key: str | None) -> None:
     """With DEBUG off, no secret key, the development default or a short one stops start-up."""

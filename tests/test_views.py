@@ -144,7 +144,7 @@ def test_healthz_reports_a_dead_channel_layer(client: Client, settings) -> None:
 
 
 def test_room_creation_survives_a_cache_outage(client: Client, monkeypatch) -> None:
-    """With the rate limiter's cache (Redis) down, rooms are still created: it fails open."""
+    """With the rate limiter's cache (Redis) down, rooms are still created (per-process limit)."""
     from django.core.cache import cache
 
     def down(*args, **kwargs):
@@ -154,3 +154,79 @@ def test_room_creation_survives_a_cache_outage(client: Client, monkeypatch) -> N
     monkeypatch.setattr(cache, "incr", down)
     assert client.post("/api/rooms/").status_code == 201
     assert client.post("/rooms/").status_code == 303
+
+
+def test_room_creation_limit_falls_back_to_this_process_without_the_cache(
+    client: Client, monkeypatch, settings
+) -> None:
+    """Cache down: the creation limit still holds, counted in this process."""
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    settings.ROOM_CREATE_PER_MINUTE = 2
+    monkeypatch.setattr(cache, "add", down)
+    statuses = [client.post("/api/rooms/").status_code for _ in range(5)]
+    assert statuses.count(429) >= 1 and statuses.count(201) <= 4, statuses
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("get", "/api/nothing/", 404, "not_found"),
+        ("put", "/api/rooms/", 405, "method_not_allowed"),
+        ("post", "/api/rooms/abc/", 405, "method_not_allowed"),
+    ],
+)
+def test_every_api_error_is_json(client: Client, method, path, status, code) -> None:
+    """Errors under /api/ answer JSON with an error code, never Django's HTML pages."""
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(response.content) == {"error": code}
+
+
+def test_api_database_outage_is_503_server_busy(client: Client, monkeypatch) -> None:
+    """A database that stays unreachable: 503 {"error": "server_busy"} with Retry-After."""
+    from django.db import OperationalError
+
+    from rooms import views
+
+    def down(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(views.selectors, "room_get_open", down)
+    response = client.get("/api/rooms/abcdefgh/")
+    assert response.status_code == 503
+    assert json.loads(response.content) == {"error": "server_busy"}
+    assert int(response["Retry-After"]) > 0
+
+
+def test_api_retries_once_on_a_lost_connection(client: Client, monkeypatch) -> None:
+    """A connection that broke under a view: the view runs once more and answers."""
+    from django.db import OperationalError
+
+    from rooms import views
+
+    room = services.room_create()
+    real = views.selectors.room_get_open
+    calls = []
+
+    def lost_once(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OperationalError("terminating connection due to administrator command")
+        return real(**kwargs)
+
+    monkeypatch.setattr(views.selectors, "room_get_open", lost_once)
+    response = client.get(f"/api/rooms/{room.pk}/")
+    assert response.status_code == 200
+    assert len(calls) == 2
+
+
+def test_pages_keep_their_html_errors(client: Client) -> None:
+    """Only /api/ is turned into JSON: a missing page is still the site's HTML 404."""
+    response = client.get("/nothing-here/")
+    assert response.status_code == 404
+    assert not response["Content-Type"].startswith("application/json")

@@ -15,12 +15,14 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -34,7 +36,14 @@ from lunchsite.asgi import application
 from rooms import selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Participant, new_room_id
-from tests.support.client import RoomClient, create_room, item_names, next_answer, room_state
+from tests.support.client import (
+    RoomClient,
+    create_room,
+    http_json,
+    item_names,
+    next_answer,
+    room_state,
+)
 from tests.support.processes import (
     DaphneServer,
     RedisServer,
@@ -463,3 +472,184 @@ async def test_channel_layer_failure_leaves_no_ghost(settings) -> None:
     online = sync_to_async(lambda: selectors.participants_online(room=room).count())
     assert await online() == 0
     await communicator.wait()
+
+
+# --- Health of an idle worker across a Redis restart ---------------------------------
+
+
+def timed_healthz(worker: DaphneServer) -> tuple[int, dict, float]:
+    started = time.monotonic()
+    status, body = healthz(worker)
+    return status, body, time.monotonic() - started
+
+
+async def test_idle_worker_health_recovers_after_redis_returns(
+    daphne_factory: Callable[..., DaphneServer], fresh_redis: RedisServer
+) -> None:
+    """No client connected: /healthz is 503 while Redis is down, 200 within 10 s of its return."""
+    server = daphne_factory(redis_url=fresh_redis.url)
+    assert timed_healthz(server)[0] == 200
+    fresh_redis.stop()
+    for _ in range(3):  # the checks that time out while Redis is away are what broke it
+        status, body, took = timed_healthz(server)
+        assert status == 503 and body["channel_layer"].startswith("error"), body
+        assert took <= 3.2, took
+    fresh_redis.start()  # same port, empty
+    back = time.monotonic()
+    while True:
+        status, body, took = timed_healthz(server)
+        assert took <= 3.2, (took, body)
+        if status == 200:
+            break
+        assert time.monotonic() - back < 10, body
+        await asyncio.sleep(0.5)
+    # and it stays up
+    assert [timed_healthz(server)[0] for _ in range(3)] == [200, 200, 200]
+
+
+async def test_redis_outage_logs_one_warning_each_way_and_a_count(
+    daphne_factory: Callable[..., DaphneServer], fresh_redis: RedisServer
+) -> None:
+    """A Redis outage: one warning when it goes, one when it is back; no traceback a second."""
+    server = daphne_factory(redis_url=fresh_redis.url)
+    room = create_room(server.http_url)
+    client = await RoomClient(room_ws(server, room["id"])).connect()
+    try:
+        fresh_redis.stop()
+        await asyncio.sleep(6)  # channels-redis's receive task fails about once a second
+        fresh_redis.start()
+        deadline = time.monotonic() + 10
+        while "redis reachable again" not in server.log():
+            assert time.monotonic() < deadline, server.log()[-3000:]
+            await asyncio.sleep(0.3)
+    finally:
+        await client.close()
+    log = server.log()
+    assert log.count("redis unreachable") == 1, log[-3000:]
+    assert log.count("redis reachable again") == 1
+    back = next(line for line in log.splitlines() if "redis reachable again" in line)
+    assert int(back.split("(")[1].split()[0]) >= 3  # the errors it counted instead of logging
+    assert "Traceback" not in log
+    assert "Unexpected exception in receive task" not in log
+
+
+def test_healthz_is_exempt_from_the_https_redirect(
+    daphne_factory: Callable[..., DaphneServer],
+) -> None:
+    """With DJANGO_HTTPS=1 a plain-HTTP probe of /healthz gets its answer; pages redirect."""
+    server = daphne_factory(DJANGO_HTTPS=1)
+    assert healthz(server)[0] == 200
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as page:
+        opener.open(f"{server.http_url}/", timeout=10)
+    assert page.value.code == 301
+
+
+def test_room_creation_is_limited_per_process_while_redis_is_down(
+    daphne_factory: Callable[..., DaphneServer], fresh_redis: RedisServer
+) -> None:
+    """The creation limit's counters live in Redis; while it is down each process counts."""
+    server = daphne_factory(redis_url=fresh_redis.url, ROOM_CREATE_PER_MINUTE=3)
+    fresh_redis.stop()
+    answers = [http_json("POST", f"{server.http_url}/api/rooms/")[0] for _ in range(7)]
+    # 3 per minute's window, and these few requests touch at most two windows
+    assert answers.count(201) <= 6 and answers.count(429) >= 1, answers
+    assert set(answers) == {201, 429}, answers
+    assert "Traceback" not in server.log()
+
+
+# --- The JSON API when the database goes away --------------------------------------
+
+
+def _terminate_backends(database_url: str) -> int:
+    import psycopg
+
+    parts = urlsplit(database_url)
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [parts.path.lstrip("/")],
+        ).fetchall()
+    return len(rows)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="kills PostgreSQL backends; runs in the PostgreSQL pass",
+)
+def test_api_survives_its_pooled_connections_being_killed(
+    daphne_factory: Callable[..., DaphneServer], e2e_database: str
+) -> None:
+    """pg_terminate_backend on the app's connections mid-traffic: answers stay 200 and JSON."""
+    # Production's pool (tests/settings.py turns it off for the test process, and daphne
+    # would inherit that).
+    server = daphne_factory(DATABASE_POOL=1)
+    rooms = [create_room(server.http_url) for _ in range(4)]
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def hammer(room_id: str) -> None:
+        while not stop.is_set():
+            request = f"{server.http_url}/api/rooms/{room_id}/"
+            try:
+                with urllib.request.urlopen(request, timeout=20) as response:
+                    answers.append((response.status, response.headers["Content-Type"]))
+            except urllib.error.HTTPError as error:
+                answers.append((error.code, error.headers["Content-Type"]))
+
+    threads = [threading.Thread(target=hammer, args=(r["id"],)) for r in rooms * 2]
+    for thread in threads:
+        thread.start()
+    killed = 0
+    try:
+        for _ in range(8):  # connections die while requests are using them
+            time.sleep(0.5)
+            killed += _terminate_backends(e2e_database)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert killed >= 8
+    assert {content_type for _, content_type in answers} == {"application/json"}, answers
+    statuses = [status for status, _ in answers]
+    assert set(statuses) <= {200, 503}
+    assert statuses.count(200) >= 0.9 * len(statuses), statuses.count(503)
+    assert "Traceback" not in server.log()
+
+
+async def test_api_answers_json_503_while_postgres_is_down(
+    private_postgres: tuple[str, Callable[[], None], Callable[[], None]], tmp_path: Path
+) -> None:
+    """PostgreSQL stopped: every /api/ call answers 503 {"error": "server_busy"} + Retry-After."""
+    url, stop_pg, start_pg = private_postgres
+    env = server_env(url, DATABASE_POOL=1)
+    migrate(env)
+    server = DaphneServer(env, tmp_path / "daphne-api-pg.log").start()
+    try:
+        room = create_room(server.http_url)
+        stop_pg()
+        for method, path in [("GET", f"/api/rooms/{room['id']}/"), ("POST", "/api/rooms/")]:
+            request = urllib.request.Request(f"{server.http_url}{path}", method=method)
+            started = time.monotonic()
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(request, timeout=20)
+            assert time.monotonic() - started < 8
+            assert answer.value.code == 503
+            assert answer.value.headers["Content-Type"] == "application/json"
+            assert int(answer.value.headers["Retry-After"]) > 0
+            assert json.loads(answer.value.read()) == {"error": "server_busy"}
+        start_pg()
+        deadline = time.monotonic() + 30
+        while http_json("GET", f"{server.http_url}/api/rooms/{room['id']}/")[0] != 200:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.5)
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()

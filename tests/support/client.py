@@ -46,10 +46,14 @@ class RoomClient:
         self._new_event = asyncio.Event()
         self._reader: asyncio.Task | None = None
 
-    async def connect(self, *, origin: str | None = None, welcome: bool = True) -> RoomClient:
-        headers = {"Origin": origin} if origin else None
+    async def connect(
+        self, *, origin: str | None = None, cookie: str | None = None, welcome: bool = True
+    ) -> RoomClient:
+        headers = {"Origin": origin} if origin else {}
+        if cookie:
+            headers["Cookie"] = cookie
         self.ws = await websockets.connect(
-            self.ws_url, additional_headers=headers, open_timeout=10, max_size=2**21
+            self.ws_url, additional_headers=headers or None, open_timeout=10, max_size=2**21
         )
         self._reader = asyncio.create_task(self._read())
         if welcome:

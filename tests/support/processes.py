@@ -151,6 +151,7 @@ class DaphneServer:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    args: tuple[str, ...] = ()  # more daphne options, e.g. ("--application-close-timeout", "1")
 
     @property
     def http_url(self) -> str:
@@ -171,6 +172,7 @@ class DaphneServer:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
+                *self.args,
                 "lunchsite.asgi:application",
             ],
             cwd=PROJECT_DIR,
@@ -216,3 +218,9 @@ class DaphneServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def rss_kib(self) -> int:
+        """The process's resident memory (VmRSS), in KiB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(line.split()[1])

@@ -39,7 +39,8 @@ function renderConnection(state) {
     online: gettext("Connected"),
     offline: gettext("Offline. Reconnecting…"),
   }[state.connection];
-  setText($("connection-text"), text);
+  const refused = state.errors.connection;
+  setText($("connection-text"), refused ? errorText(refused, state.config) : text);
   setText($("connection-retry"), state.connection === "offline" && state.retrySeconds
     ? interpolate(gettext("(next try in %s s)"), [state.retrySeconds]) : "");
 }
@@ -149,12 +150,7 @@ function renderHostMenu(state, labels) {
     existing.delete(person.id);
     const label = labels.get(person.id) || person.name;
     setText(row.querySelector(".host-person"), label);
-    const make = row.querySelector("button.make-host");
-    make.setAttribute("aria-label", interpolate(gettext("Make %s the host"), [label]));
-    make.dataset.label = label;
-    const kick = row.querySelector("button.kick");
-    kick.setAttribute("aria-label", interpolate(gettext("Remove %s from the room"), [label]));
-    kick.dataset.label = label;
+    row.querySelector("button.kick").dataset.label = label;
     return row;
   });
   existing.forEach((row) => row.remove());
@@ -176,15 +172,20 @@ function renderHostMenu(state, labels) {
 function hostRow(id) {
   const row = element("li", "host-row");
   row.dataset.id = String(id);
+  const person = element("span", "host-person");
+  person.id = "host-person-" + id;
   const make = element("button", "button small make-host", gettext("Make host"));
   make.type = "button";
   make.dataset.id = String(id);
   const kick = element("button", "button small danger kick", gettext("Remove…"));
   kick.type = "button";
   kick.dataset.id = String(id);
+  // The buttons say what they do; the group says to whom (its name is the person's).
   const buttons = element("span", "host-row-actions");
+  buttons.setAttribute("role", "group");
+  buttons.setAttribute("aria-labelledby", person.id);
   buttons.append(make, kick);
-  row.append(element("span", "host-person"), buttons);
+  row.append(person, buttons);
   return row;
 }
 
@@ -273,7 +274,10 @@ function updateRow(row, item, most, decided, state, labels) {
     interpolate(ngettext("for %s, %s vote", "for %s, %s votes", item.votes), [item.name, item.votes]),
     mine(item.voter_ids, item.voters));
   setButton(row.querySelector("button.veto"), "✋", gettext("Veto"), item.name, mine(item.vetoer_ids, item.vetoed_by));
-  setButton(row.querySelector("button.remove"), "✕", gettext("Remove"), item.name, null);
+  const remove = row.querySelector("button.remove");
+  setButton(remove, "✕", gettext("Remove"), item.name, null);
+  // While the list is locked only the host removes (the server refuses anyone else).
+  remove.hidden = Boolean(state.room.room.locked) && !amHost(state);
   const error = state.errors["item:" + item.name];
   setText(row.querySelector(".item-error"), error ? errorText(error, state.config) : "");
 }
