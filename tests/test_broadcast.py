@@ -95,43 +95,37 @@ def presence_state(version: int, *, presence: bool = True) -> broadcast.RoomEven
     }
 
 
-async def test_joins_together_send_the_room_one_state(settings) -> None:
-    """Five presence states within the window: the room gets one, the newest."""
+async def received_versions(channel: str) -> list[int]:
+    """The versions a listener gets until nothing more comes for 0.4 s."""
+    versions = []
+    while True:
+        try:
+            message = await asyncio.wait_for(get_channel_layer().receive(channel), timeout=0.4)
+        except TimeoutError:
+            return versions
+        versions.append(message["version"])
+
+
+@pytest.mark.parametrize(
+    ("published", "received"),
+    [
+        # Five joins within the window, published in any order: one state, the newest.
+        ([(3, True), (1, True), (5, True), (4, True), (2, True)], [5]),
+        # A change newer than the held presence state: it replaces it.
+        ([(7, True), (8, False)], [8]),
+        # A change older than the held presence state: the held one still goes out.
+        ([(9, True), (8, False)], [8, 9]),
+    ],
+    ids=["joins-coalesce", "newer-change-replaces", "older-change-keeps"],
+)
+async def test_presence_states_are_coalesced(settings, published, received) -> None:
+    """Presence states wait ROOM_PRESENCE_COALESCE_SECONDS; only the newest needed goes out."""
     settings.ROOM_PRESENCE_COALESCE_SECONDS = 0.2
     room = await sync_to_async(services.room_create)()
     channel = await listen(room)
-    for version in (3, 1, 5, 4, 2):  # published in any order, as processes' threads do
-        await broadcast.publish([(room.group_name, presence_state(version))])
-    message = await asyncio.wait_for(get_channel_layer().receive(channel), timeout=2)
-    assert message["version"] == 5
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(get_channel_layer().receive(channel), timeout=0.4)
-
-
-async def test_a_newer_change_replaces_a_held_presence_state(settings) -> None:
-    """A change's state newer than the held presence state goes out; the held one does not."""
-    settings.ROOM_PRESENCE_COALESCE_SECONDS = 0.2
-    room = await sync_to_async(services.room_create)()
-    channel = await listen(room)
-    await broadcast.publish([(room.group_name, presence_state(7))])
-    await broadcast.publish([(room.group_name, presence_state(8, presence=False))])
-    message = await asyncio.wait_for(get_channel_layer().receive(channel), timeout=1)
-    assert message["version"] == 8
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(get_channel_layer().receive(channel), timeout=0.4)
-
-
-async def test_an_older_change_does_not_drop_a_newer_held_state(settings) -> None:
-    """A change's state older than the held presence state leaves the held one to go out."""
-    settings.ROOM_PRESENCE_COALESCE_SECONDS = 0.2
-    room = await sync_to_async(services.room_create)()
-    channel = await listen(room)
-    await broadcast.publish([(room.group_name, presence_state(9))])
-    await broadcast.publish([(room.group_name, presence_state(8, presence=False))])
-    layer = get_channel_layer()
-    versions = [(await asyncio.wait_for(layer.receive(channel), timeout=1))["version"]]
-    versions.append((await asyncio.wait_for(layer.receive(channel), timeout=1))["version"])
-    assert versions == [8, 9]
+    for version, presence in published:
+        await broadcast.publish([(room.group_name, presence_state(version, presence=presence))])
+    assert await received_versions(channel) == received
 
 
 async def test_every_joiner_is_in_its_own_first_state() -> None:
