@@ -36,7 +36,8 @@ export function createState(config, now) {
     // Server time minus page time: countdowns agree even when a phone's clock is off.
     clockOffset: Date.parse(config.serverNow) - now,
     now: now,
-    spins: 0,
+    spins: 0, // pick reels started, and removals: ids that tell a stale timer from a live one
+    removals: 0,
   };
 }
 
@@ -106,7 +107,9 @@ export function dispatch(state, message) {
     case "page:remove":
       // Hidden here at once; sent when the undo time is over (or at once for the next one).
       if (state.removal) effects.push({ kind: "send-remove", name: state.removal.name });
-      state.removal = { name: message.name, id: (state.removal ? state.removal.id : 0) + 1 };
+      // A new id each time: the timer of an undone removal must not send a later one early.
+      state.removals += 1;
+      state.removal = { name: message.name, id: state.removals };
       effects.push({ kind: "after", ms: UNDO_MS, message: { type: "page:remove-due", id: state.removal.id } });
       effects.push({ kind: "focus", target: "undo" });
       break;
