@@ -18,7 +18,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -35,7 +35,7 @@ _system_random = secrets.SystemRandom()
 _BUMP_SQL = """
 UPDATE rooms_room SET version = version + 1{expiry}
  WHERE id = %(room)s AND closed_at IS NULL AND expires_at > %(now)s
-RETURNING *
+RETURNING {columns}
 """
 
 
@@ -53,11 +53,49 @@ def _lock_and_bump(room_id: str, *, activity: bool = True) -> Room:
     if activity:
         params["expires"] = now + timedelta(seconds=settings.ROOM_TTL_SECONDS)
         expiry = ", expires_at = %(expires)s"
-    rooms = list(Room.objects.raw(_BUMP_SQL.format(expiry=expiry), params))
-    if not rooms:
+    room = _room_returned(_BUMP_SQL.format(expiry=expiry, columns=_room_columns()), params)
+    if room is None:
         selectors.room_get_open(room_id=room_id)  # room_not_found or room_expired
         raise ClientError("room_expired")  # it expired between the two reads
-    return rooms[0]
+    return room
+
+
+def _room_columns() -> str:
+    return ", ".join(field.column for field in Room._meta.concrete_fields)
+
+
+def _room_returned(sql: str, params: dict) -> Room | None:
+    """The Room a statement `RETURNING _room_columns()` returned, or None.
+
+    Built as the ORM would (Model.from_db, the backend's converters), without a queryset:
+    this runs on every change, and a RawQuerySet costs more than the statement.
+    """
+    rows = _execute(sql, params)
+    if not rows:
+        return None
+    db = connections[DEFAULT_DB_ALIAS]
+    values = list(rows[0])
+    for index, field, converters in _room_converters(db):
+        for converter in converters:
+            values[index] = converter(values[index], field, db)
+    return Room.from_db(db.alias, _ROOM_ATTNAMES, values)
+
+
+_ROOM_ATTNAMES = [field.attname for field in Room._meta.concrete_fields]
+_converters_by_vendor: dict[str, list] = {}
+
+
+def _room_converters(db) -> list:
+    """(column index, field, converters) for each Room column the backend converts."""
+    if db.vendor not in _converters_by_vendor:
+        found = []
+        for index, field in enumerate(Room._meta.concrete_fields):
+            column = field.get_col(Room._meta.db_table)
+            converters = db.ops.get_db_converters(column) + field.get_db_converters(db)
+            if converters:
+                found.append((index, field, converters))
+        _converters_by_vendor[db.vendor] = found
+    return _converters_by_vendor[db.vendor]
 
 
 def _broadcast_state(
@@ -336,7 +374,7 @@ UPDATE rooms_room SET version = version + 1
                JOIN rooms_participant p ON p.id = c.participant_id
               WHERE c.channel_name = %(channel)s)
    AND closed_at IS NULL AND expires_at > %(now)s
-RETURNING *
+RETURNING {columns}
 """
 
 
@@ -346,8 +384,9 @@ def participant_leave(*, channel_name: str) -> None:
         # The room is locked before the connection goes, as every change does it, so the
         # state read below sees any other tab of this participant that left just before.
         # A participant still online in another tab costs one state that looks the same.
-        rooms = list(
-            Room.objects.raw(_LEAVE_LOCK_SQL, {"channel": channel_name, "now": timezone.now()})
+        room = _room_returned(
+            _LEAVE_LOCK_SQL.format(columns=_room_columns()),
+            {"channel": channel_name, "now": timezone.now()},
         )
         gone = _execute(
             "DELETE FROM rooms_connection WHERE channel_name = %(channel)s"
@@ -355,8 +394,7 @@ def participant_leave(*, channel_name: str) -> None:
             {"channel": channel_name},
         )
         participant_id = gone[0][0] if gone else None
-        if rooms:
-            room = rooms[0]
+        if room is not None:
             if participant_id is not None and participant_id == room.host_id:
                 still_online = Connection.objects.filter(
                     participant_id=participant_id, last_seen__gte=selectors.presence_cutoff()
