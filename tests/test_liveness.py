@@ -1,5 +1,6 @@
 """The per-process upkeep: expiry hang-ups and lost-broadcast repair, without a database."""
 
+import asyncio
 from dataclasses import dataclass, field
 
 import pytest
@@ -80,6 +81,19 @@ async def test_lagging_connections_get_the_state_after_the_grace(local, monkeypa
     await local.tick()
     assert behind.sent == [{"version": 5}]
     assert current.sent == []
+
+
+async def test_a_busy_room_keeping_up_is_not_resent_states(local, monkeypatch) -> None:
+    """One change always in flight, each arriving within the grace: no resync, no state read."""
+    monkeypatch.setattr(liveness, "GRACE_SECONDS", 0.01)
+    keeping_up = FakeConnection("r", version=4)
+    local.rooms["r"].add(keeping_up)
+    for version in (5, 6, 7, 8):
+        answer(monkeypatch, {"r": version}, states={"r": {"version": version}})
+        await local.tick()
+        keeping_up.version = version  # its broadcast arrives before the next tick
+        await asyncio.sleep(0.02)  # the grace passes between ticks
+    assert keeping_up.sent == []
 
 
 async def test_a_connection_that_is_not_reading_waits_for_the_newest_state(
