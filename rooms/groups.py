@@ -5,6 +5,7 @@ entry of the history. purge_rooms keeps those rooms for GROUP_HISTORY_DAYS, the 
 history and the favourites look back over.
 """
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -79,7 +80,21 @@ def group_update(*, group: Group, name: str | None = None, webhook_url: str | No
     if fields:
         group.save(update_fields=fields)
         log.info("group updated group=%s fields=%s", group.pk, ",".join(fields))
+    if name is not None:
+        _room_shows_new_name(group)
     return group
+
+
+def _room_shows_new_name(group: Group) -> None:
+    """The open room's clients see the group's new name (`state.room.group`) at once."""
+    from . import services  # services imports this module for pick and purge
+
+    room = group_open_room(group=group)
+    if room is None:
+        return
+    # It may expire or close in between: then nobody is left to tell.
+    with contextlib.suppress(ClientError):
+        services.room_state_resend(room_id=room.pk)
 
 
 def group_get(*, slug: str) -> Group:
