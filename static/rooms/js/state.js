@@ -61,6 +61,7 @@ export function dispatch(state, message) {
         finish(state, ERROR_SCREENS[message.code], effects);
       } else {
         state.errors = { [message.origin || "add"]: message.code };
+        if (message.origin === "add") state.pendingAdd = null; // refused: the field keeps it
         if (message.origin === "add") effects.push({ kind: "focus", target: "item-input" });
       }
       break;
