@@ -12,6 +12,7 @@ import asyncio
 import json
 import socket
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 
@@ -225,6 +226,7 @@ async def test_readers_that_never_read_cost_bounded_memory(
         await asyncio.sleep(2)
         rss_after = server.rss_kib()
         grown_mib = (rss_after - rss_before) / 1024
+        print(f"stalled readers: rss {rss_before} -> {rss_after} KiB")
         # Without a bound this grew by about 90 MiB: every state kept for every stalled reader.
         assert grown_mib < 20, (rss_before, rss_after)
 
@@ -245,3 +247,50 @@ async def test_readers_that_never_read_cost_bounded_memory(
         for ws in stalled:
             ws.transport.abort()
         await asyncio.gather(*(c.close() for c in voters))
+
+
+# --- What held (issue 9): kept as tests ---------------------------------------------------
+
+
+async def test_joins_to_unknown_rooms_are_refused_cheaply(
+    daphne_factory: Callable[..., DaphneServer], redis_server: RedisServer
+) -> None:
+    """500 joins to rooms that do not exist: each gets room_not_found and 4404, memory stays."""
+    server = daphne_factory(redis_url=redis_server.url)
+    await churn(server, create_room(server.http_url)["id"], 20, 20)  # warm up
+    rss_before = server.rss_kib()
+    codes: list[int | None] = []
+
+    async def knock(i: int) -> None:
+        client = RoomClient(room_ws(server, f"nosuchroom{i:06d}"))
+        await client.connect(welcome=False)
+        assert (await first_answer(client))["code"] == "room_not_found"
+        codes.append(await client.wait_closed())
+
+    for start in range(0, 500, 20):
+        await asyncio.gather(*(knock(i) for i in range(start, start + 20)))
+    assert codes == [4404] * 500
+    await asyncio.sleep(1)
+    assert (server.rss_kib() - rss_before) / 1024 < 15
+    assert asgi_subscriptions(redis_server.url) == []
+
+
+def test_spoofed_forwarded_for_does_not_escape_the_creation_limit(
+    daphne_factory: Callable[..., DaphneServer],
+) -> None:
+    """Without --proxy-headers, X-Forwarded-For is ignored: the limit counts the real address."""
+    server = daphne_factory(ROOM_CREATE_PER_MINUTE=2)
+    statuses = []
+    for i in range(6):
+        request = urllib.request.Request(
+            f"{server.http_url}/api/rooms/",
+            method="POST",
+            headers={"X-Forwarded-For": f"198.51.100.{i}", "X-Real-IP": f"198.51.100.{i}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+    # two per minute's window; six quick requests touch at most two windows
+    assert statuses.count(201) <= 4 and statuses.count(429) >= 2, statuses
