@@ -194,7 +194,12 @@ async def test_readers_that_never_read_cost_bounded_memory(
     daphne_factory: Callable[..., DaphneServer], redis_server: RedisServer
 ) -> None:
     """50 sockets that stop reading while 9 people vote: the server's memory stays flat."""
-    server = daphne_factory(redis_url=redis_server.url, ROOM_MAX_PARTICIPANTS=100)
+    # daphne's own ping timeout (~50 s) would drop the stalled sockets: not what is tested.
+    server = daphne_factory(
+        redis_url=redis_server.url,
+        daphne_args=("--ping-interval", "300", "--ping-timeout", "300"),
+        ROOM_MAX_PARTICIPANTS=100,
+    )
     room = create_room(server.http_url)
     url = room_ws(server, room["id"])
     voters = [await RoomClient(url + f"?name=voter{i}").connect() for i in range(9)]
@@ -232,7 +237,7 @@ async def test_readers_that_never_read_cost_bounded_memory(
 
         final = room_state(server.http_url, room["id"])
         for client in voters:  # the people who read were served all along
-            await client.wait_state(lambda s: s["version"] == final["version"], timeout=10)
+            await client.wait_state(lambda s: s["version"] >= final["version"], timeout=10)
         # A stalled reader that reads again skips to the newest state.
         reader = stalled[0]
         deadline = time.monotonic() + 20
@@ -242,7 +247,7 @@ async def test_readers_that_never_read_cost_bounded_memory(
             event = json.loads(await asyncio.wait_for(reader.recv(), timeout=10))
             if event["type"] == "state":
                 newest = event["version"]
-        assert newest == final["version"]
+        assert newest >= final["version"]
     finally:
         for ws in stalled:
             ws.transport.abort()
