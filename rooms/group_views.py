@@ -147,6 +147,8 @@ def _render_group(
         "favorites": groups.group_favorites(group=group),
         "webhook_host": _webhook_host(group),
         "webhook_ok": group.webhook_last_status.startswith("delivered"),
+        # "failed: timed out (3 attempt(s))": the page says "failed" in its own language.
+        "webhook_detail": group.webhook_last_status.partition(": ")[2],
         "recent_days": settings.GROUP_RECENT_DAYS,
         "history_days": settings.GROUP_HISTORY_DAYS,
         "error": error,
@@ -168,7 +170,10 @@ def group_room_form(request: HttpRequest, slug: str) -> HttpResponse:
     group = _group_get_or_404(slug)
     if group is None:
         return render(request, "rooms/group_gone.html", status=404)
-    room, _ = groups.group_room_open(group=group)
+    # The browser that opens today's room is its host (as with POST /rooms/).
+    if request.session.session_key is None:
+        request.session.save()
+    room, _ = groups.group_room_open(group=group, host_session_key=request.session.session_key)
     response = HttpResponse(status=303)
     response["Location"] = reverse("room", args=[room.pk])
     return response
@@ -257,4 +262,7 @@ def api_group_room(request: HttpRequest, slug: str) -> JsonResponse:
     if group is None:
         return JsonResponse({"error": "group_not_found"}, status=404)
     room, created = groups.group_room_open(group=group)
-    return JsonResponse(_room_json(request, room), status=201 if created else 200)
+    if not created:
+        return JsonResponse(_room_json(request, room))
+    # Only the caller that opened the room hears its host token, as with POST /api/rooms/.
+    return JsonResponse({**_room_json(request, room), "host_token": room.host_token}, status=201)

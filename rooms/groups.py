@@ -5,6 +5,7 @@ entry of the history. purge_rooms keeps those rooms for GROUP_HISTORY_DAYS, the 
 history and the favourites look back over.
 """
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -79,7 +80,21 @@ def group_update(*, group: Group, name: str | None = None, webhook_url: str | No
     if fields:
         group.save(update_fields=fields)
         log.info("group updated group=%s fields=%s", group.pk, ",".join(fields))
+    if name is not None:
+        _room_shows_new_name(group)
     return group
+
+
+def _room_shows_new_name(group: Group) -> None:
+    """The open room's clients see the group's new name (`state.room.group`) at once."""
+    from . import services  # services imports this module for pick and purge
+
+    room = group_open_room(group=group)
+    if room is None:
+        return
+    # It may expire or close in between: then nobody is left to tell.
+    with contextlib.suppress(ClientError):
+        services.room_state_resend(room_id=room.pk)
 
 
 def group_get(*, slug: str) -> Group:
@@ -108,20 +123,24 @@ def group_open_room(*, group: Group) -> Room | None:
     return Room.objects.active().filter(group=group).order_by("-created_at").first()
 
 
-def group_room_open(*, group: Group) -> tuple[Room, bool]:
+def group_room_open(*, group: Group, host_session_key: str = "") -> tuple[Room, bool]:
     """The group's open room, created if there is none: (room, created).
 
     At most one room per group is open, whatever the number of concurrent calls and
     processes: the group's row is locked while we look and create (PostgreSQL: SELECT ...
     FOR UPDATE; SQLite: the IMMEDIATE transaction already holds the database's write lock).
+    A new room is created as any room is (its `host_token` set on the instance), and
+    whoever opened it (this session) is its host.
     """
+    from . import services  # services imports this module for pick and purge
+
     with transaction.atomic():
         Group.objects.select_for_update().filter(pk=group.pk).first()
         room = group_open_room(group=group)
         if room is not None:
             return room, False
-        room = Room.objects.create(group=group)
-    log.info("room created room=%s group=%s", room.pk, group.pk)
+        room = services.room_create(host_session_key=host_session_key, group=group)
+    log.info("group room opened room=%s group=%s", room.pk, group.pk)
     return room, True
 
 

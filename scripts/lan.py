@@ -89,7 +89,8 @@ def banner(port: int) -> str:
     if urls:
         lines.append("Friends on the same network can open:")
         lines += [f"    {url}" for url in urls]
-        lines.append(f"    http://{socket.gethostname().lower()}.local:{port}/  (if your network has mDNS)")
+        name = socket.gethostname().lower()
+        lines.append(f"    http://{name}.local:{port}/  (if your network has mDNS)")
     else:
         lines.append("No network address found: only this computer can open it.")
     lines.append(f"On this computer: http://127.0.0.1:{port}/")

@@ -157,6 +157,8 @@ def test_group_page_room_button_opens_one_room(client: Client, group) -> None:
     room = Room.objects.get(group=group)
     assert first.status_code == second.status_code == 303
     assert first["Location"] == second["Location"] == f"/rooms/{room.pk}/"
+    # The browser that opened it is the room's host when it joins.
+    assert room.host_session_key == client.session.session_key != ""
 
 
 def test_settings_form_sets_and_clears_the_webhook(client: Client, group, settings) -> None:
@@ -200,9 +202,11 @@ def test_api_room_is_created_once_then_returned(client: Client, group) -> None:
     first = api(client, "post", f"/api/groups/{group.slug}/room/")
     second = api(client, "post", f"/api/groups/{group.slug}/room/")
     assert (first.status_code, second.status_code) == (201, 200)
-    assert first.json() == second.json()
-    data = first.json()
+    data = second.json()
     assert set(data) == {"id", "url", "ws_url", "expires_at"}
+    # Only the opener hears the host token, as with POST /api/rooms/.
+    assert first.json() == {**data, "host_token": first.json()["host_token"]}
+    assert len(first.json()["host_token"]) >= 22
     assert data["ws_url"] == f"ws://lunch.example/ws/rooms/{data['id']}/"
     Room.objects.filter(pk=data["id"]).update(expires_at=timezone.now())
     third = api(client, "post", f"/api/groups/{group.slug}/room/")

@@ -359,3 +359,29 @@ def test_going_counts_as_activity(settings, room: Room) -> None:
     run(room, person, "going", going=True)
     remaining = (Room.objects.get(pk=room.pk).expires_at - timezone.now()).total_seconds()
     assert remaining > settings.ROOM_TTL_SECONDS - 5
+
+
+def test_a_lost_kick_is_told_again_at_the_next_heartbeat(
+    room: Room, django_capture_on_commit_callbacks
+) -> None:
+    """A kicked connection whose process still heartbeats it is not put back but told again."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    host = join(room, "host", token=room.host_token)
+    troll = join(room, "troll")
+    channel = Connection.objects.get(participant=troll).channel_name
+    run(room, host, "kick", participant=troll.pk)
+    layer = get_channel_layer()
+    listener = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(room.group_name, listener)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.presence_refresh(connections=[(room.pk, channel, troll.pk)])
+    assert not Connection.objects.filter(participant=troll).exists()
+
+    async def next_message() -> dict:
+        return await asyncio.wait_for(layer.receive(listener), timeout=3)
+
+    assert async_to_sync(next_message)() == {"type": "room.kicked", "participant": troll.pk}

@@ -219,3 +219,22 @@ async def test_errors_answering_a_json_command_echo_its_ref() -> None:
     state = await receive(alice)
     assert state["type"] == "state" and "ref" not in state
     await alice.disconnect()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("channel_layer_memory")
+def test_tokens_and_their_hashes_stay_out_of_the_admin(admin_client) -> None:
+    """Staff see rooms and participants, never a token or a token's hash."""
+    room = services.room_create()
+    alice = join(room, "alice", token=room.host_token)
+    bob = join(room, "bob")
+    secrets = [room.host_token, bob.token]
+    secrets += list(Participant.objects.values_list("token_hash", flat=True))
+    pages = [
+        admin_client.get("/admin/rooms/room/").content.decode(),
+        admin_client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode(),
+    ]
+    assert "alice" in pages[1] and alice.token == room.host_token
+    for page in pages:
+        for secret in secrets:
+            assert secret not in page

@@ -378,6 +378,10 @@ def test_screenshots_phone_and_desktop(
     phone.goto(room_url)
     expect(phone.locator("#decision-item")).to_have_text("Kimchi stew")
     phone.screenshot(path=SCREENSHOTS / "room-decided-phone.png", full_page=True)
+    dark = contexts(name="Sora", viewport=PHONE, color_scheme="dark").new_page()
+    dark.goto(room_url)
+    expect(dark.locator("#decision-item")).to_have_text("Kimchi stew")
+    dark.screenshot(path=SCREENSHOTS / "room-decided-phone-dark.png", full_page=True)
     assert not violations, violations
 
 

@@ -13,7 +13,8 @@ class Person:
 
     def __init__(self, ws_url: str, name: str, token: str | None = None) -> None:
         query = f"?name={name}" + (f"&token={token}" if token else "")
-        self.ws: ClientConnection = connect(ws_url + query, open_timeout=10)
+        # Entered by hand (not a `with` block): the connection lives across test steps.
+        self.ws: ClientConnection = connect(ws_url + query, open_timeout=10).__enter__()
         self.you: dict = {}
         self.state: dict = {}
         self.events: list[dict] = []
@@ -45,7 +46,7 @@ class Person:
         )
 
     def close(self) -> None:
-        self.ws.close()
+        self.ws.__exit__(None, None, None)
 
 
 def lively_room(person: Person, other: Person) -> None:

@@ -1,0 +1,165 @@
+"""Lunch groups against running daphne: one room per group across processes, and the webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.support.client import RoomClient, http_json
+
+pytestmark = pytest.mark.e2e
+
+
+def create_group(base_url: str, **body: object) -> dict:
+    status, data = http_json("POST", f"{base_url}/api/groups/", json.dumps(body).encode())
+    assert status == 201, (status, data)
+    return data
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """A team chat's incoming webhook: records each POST; may hang instead of answering."""
+
+    daemon_threads = True
+
+    def __init__(self, *, hang: bool = False) -> None:
+        self.posts: list[dict] = []
+        self.hang = hang
+        self.release = threading.Event()
+        self.received = threading.Event()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/T0/SECRET"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        server: Receiver = self.server  # type: ignore[assignment]
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        server.posts.append(
+            {"content_type": self.headers.get("Content-Type"), "body": json.loads(body)}
+        )
+        server.received.set()
+        if server.hang:
+            server.release.wait(60)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator:
+    servers: list[Receiver] = []
+
+    def start(**kwargs) -> Receiver:
+        server = Receiver(**kwargs)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+# Plain http to a loopback receiver: allowed only with DEBUG and GROUP_WEBHOOK_ALLOW_PRIVATE.
+WEBHOOK_ENV = {"DJANGO_DEBUG": "1", "GROUP_WEBHOOK_ALLOW_PRIVATE": "1"}
+
+
+def test_one_open_room_across_two_processes(daphne_factory) -> None:
+    """Calls released at the same instant on two daphne processes get one room per group.
+
+    Twelve groups, four callers each (two per process) held at a barrier and let go together,
+    so the first calls of each group race across processes; every group ends with one room.
+    """
+    servers = [daphne_factory(), daphne_factory()]
+    slugs = [create_group(servers[0].http_url, name=f"team {n}")["slug"] for n in range(12)]
+    callers = 4
+    barrier = threading.Barrier(callers)
+
+    def open_room(n: int, slug: str) -> tuple[int, dict]:
+        barrier.wait()
+        return http_json("POST", f"{servers[n % 2].http_url}/api/groups/{slug}/room/")
+
+    for slug in slugs:
+        with ThreadPoolExecutor(max_workers=callers) as pool:
+            answers = list(pool.map(open_room, range(callers), [slug] * callers))
+        statuses = sorted(status for status, _ in answers)
+        assert statuses == [200] * (callers - 1) + [201], (slug, statuses)
+        assert len({body["id"] for _, body in answers}) == 1, answers
+        _, after = http_json("GET", f"{servers[1].http_url}/api/groups/{slug}/")
+        assert after["room"]["id"] == answers[0][1]["id"]
+
+
+async def decide(base_url: str, slug: str, names: tuple[str, ...]) -> tuple[list, float]:
+    """Open today's room, join `names`, add two ideas, pick; (clients, seconds until all saw it)."""
+    _, room = http_json("POST", f"{base_url}/api/groups/{slug}/room/")
+    clients = [await RoomClient(f"{room['ws_url']}?name={name}").connect() for name in names]
+    await clients[0].send("add:pho")
+    await clients[0].send("vote:pho")
+    await asyncio.gather(
+        *(c.wait_state(lambda s: s["items"] and s["items"][0]["votes"] == 1) for c in clients)
+    )
+    started = time.monotonic()
+    await clients[0].send("pick:fresh")
+    await asyncio.gather(*(c.wait_for(lambda e: e["type"] == "picked") for c in clients))
+    return clients, time.monotonic() - started
+
+
+async def test_decision_is_posted_to_the_webhook(daphne_factory, receiver_factory) -> None:
+    """A decision reaches a real local HTTP server as JSON, and the group page shows it went."""
+    receiver = receiver_factory()
+    server = daphne_factory(**WEBHOOK_ENV)
+    group = create_group(server.http_url, name="Team Kimchi", webhook_url=receiver.url)
+    clients, _ = await decide(server.http_url, group["slug"], ("minji", "joon"))
+    assert await asyncio.to_thread(receiver.received.wait, 10)
+    [post] = receiver.posts
+    assert post["content_type"] == "application/json"
+    body = post["body"]
+    assert (body["item"], body["by"]) == ("pho", "minji")
+    assert body["group"] == {"slug": group["slug"], "name": "Team Kimchi"}
+    assert body["room"] == clients[0].state["room"]["id"]
+    assert "pho" in body["text"] and "minji" in body["text"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _, data = http_json("GET", f"{server.http_url}/api/groups/{group['slug']}/")
+        if data["webhook"]["last_status"]:
+            break
+        await asyncio.sleep(0.1)
+    assert data["webhook"]["last_status"] == "delivered: HTTP 200"
+    assert [h["item"] for h in data["history"]] == ["pho"]
+    await asyncio.gather(*(c.close() for c in clients))
+
+
+async def test_a_hanging_webhook_does_not_delay_the_decision(daphne_factory, receiver_factory):
+    """With the receiver hanging (5 s timeout, retries), everyone gets `picked` at once."""
+    receiver = receiver_factory(hang=True)
+    server = daphne_factory(**WEBHOOK_ENV)
+    group = create_group(server.http_url, name="Team Pho", webhook_url=receiver.url)
+    clients, took = await decide(server.http_url, group["slug"], ("minji", "joon", "sora"))
+    assert took < 1.0, f"picked reached everyone after {took:.2f} s"
+    for client in clients:
+        await client.wait_state(lambda s: s["room"]["decision"] is not None, timeout=2)
+    assert await asyncio.to_thread(receiver.received.wait, 10)  # the POST did go out
+    # The room keeps working while the webhook thread waits on the receiver.
+    await clients[1].send("add:bibimbap")
+    for client in clients:
+        await client.wait_state(lambda s: len(s["items"]) == 2, timeout=2)
+    _, data = http_json("GET", f"{server.http_url}/api/groups/{group['slug']}/")
+    assert [h["item"] for h in data["history"]] == ["pho"]
+    await asyncio.gather(*(c.close() for c in clients))
