@@ -140,6 +140,7 @@ class Client:
                 if not change.waiting:
                     done.append(change)
         for change in done:
+            self.run.done += 1
             room.pending.remove(change)
             room.busy.discard(change.item)
             if change.kind == "add":
@@ -165,6 +166,7 @@ class LoadRun:
         self.states_received = 0
         self.latencies: list[float] = []
         self.sent = 0
+        self.done = 0  # changes that reached every client of their room
         self.skipped = 0
         self._names = itertools.count()
 
@@ -220,7 +222,7 @@ class LoadRun:
         self.latencies = []
         states_before = self.states_received
         errors_before = sum(self.errors.values())
-        sent_before = self.sent
+        sent_before, done_before = self.sent, self.done
         rooms = itertools.cycle(self.rooms)
         started = time.perf_counter()
         total = int(rate * duration)
@@ -237,6 +239,7 @@ class LoadRun:
             "rate": rate,
             "duration_s": round(elapsed_send, 2),
             "actions": self.sent - sent_before,
+            "done": self.done - done_before,
             "deliveries_per_s": round(deliveries / elapsed, 1),
             "fanout_ms": summary_ms(self.latencies),
             "errors": sum(self.errors.values()) - errors_before,

@@ -1,10 +1,16 @@
 """Run the same workload against each server setup; print one table and write a JSON file.
 
-python -m bench.run [--quick] [--rooms R --clients C --rate A --duration S] [--scenarios a,b]
+python -m bench.run [--quick] [--rooms R --clients C] [--rates 30,60,...] [--step S]
+                    [--scenarios a,b] [--profile-rate A]
 
-Setups (scenario names): product or baseline, on the in-memory layer or Redis (channels-redis'
-pub/sub or core layer), on one daphne process or two (clients of each room split across them).
-It starts its own redis-server and daphne processes on free loopback ports and stops them.
+A scenario is `app-layer-Np[-sqlite]`: the product or the bare-Channels baseline, on the
+in-memory layer or Redis (channels-redis' pub/sub or core layer), on N daphne processes
+(the clients of each room split across them), on PostgreSQL (--database-url) or SQLite.
+For each: R x C clients join at once (the join storm), then the actions run at each rate
+for S seconds; after each step every room's final state is compared on all its clients
+(and with the API, for the product). It starts its own redis-server and daphne processes
+on free loopback ports and stops them. Latency and CPU are only comparable within a run:
+the table gives each product figure as a ratio against the baseline of the same run.
 """
 
 from __future__ import annotations
@@ -39,24 +45,16 @@ LAYERS = {
     "core": "channels_redis.core.RedisChannelLayer",
 }
 APPS = {"product": "lunchsite.asgi:application", "baseline": "bench.baseline.asgi:application"}
-ALL_SCENARIOS = [
-    "product-memory-1p",
-    "baseline-memory-1p",
-    "product-pubsub-1p",
+# The issue's table: the product on one and two processes, the baseline, all on Redis
+# pub/sub and PostgreSQL; then the product on SQLite at the lower rates.
+DEFAULT_SCENARIOS = [
     "baseline-pubsub-1p",
-    "product-core-1p",
-    "baseline-core-1p",
-    "product-pubsub-2p",
-    "baseline-pubsub-2p",
-    "product-core-2p",
-    "baseline-core-2p",
-]
-QUICK_SCENARIOS = [
-    "product-memory-1p",
-    "baseline-memory-1p",
     "product-pubsub-1p",
     "product-pubsub-2p",
+    "product-pubsub-1p-sqlite",
 ]
+DEFAULT_RATES = "30,60,100,150,200"
+SQLITE_RATES = "30,60"
 P99_LIMIT_MS = 100.0
 
 
@@ -66,13 +64,21 @@ class Scenario:
     app: str
     layer: str
     procs: int
+    database: str  # "postgresql" or "sqlite"
 
     @classmethod
     def parse(cls, name: str) -> Scenario:
-        app, layer, procs = name.split("-")
-        if app not in APPS or layer not in LAYERS or not procs.endswith("p"):
+        app, layer, procs, *rest = name.split("-")
+        database = rest[0] if rest else "postgresql"
+        if (
+            app not in APPS
+            or layer not in LAYERS
+            or not procs.endswith("p")
+            or database not in ("postgresql", "sqlite")
+            or len(rest) > 1
+        ):
             raise ValueError(f"unknown scenario {name!r}")
-        return cls(name, app, layer, int(procs[:-1]))
+        return cls(name, app, layer, int(procs[:-1]), database)
 
 
 class Daphne:
@@ -186,22 +192,19 @@ async def warm_up(url: str) -> None:
 
 
 async def run_scenario(sc: Scenario, args: argparse.Namespace, redis: RedisServer, db: str) -> dict:
-    """Start the servers of one setup, run the workload, measure, stop everything."""
+    """Start the servers of one setup, join everyone, run each rate, measure, stop everything."""
     workdir = Path(args.workdir)
     env = server_env(db, redis.url, sc.layer)
     servers = [Daphne(APPS[sc.app], env, workdir / f"{sc.name}-{i}.log") for i in range(sc.procs)]
-    result: dict = {"scenario": sc.name, "app": sc.app, "layer": sc.layer, "procs": sc.procs}
+    result: dict = {
+        "scenario": sc.name,
+        "app": sc.app,
+        "layer": sc.layer,
+        "procs": sc.procs,
+        "database": sc.database,
+        "steps": [],
+    }
     run: LoadRun | None = None
-    phases: dict[str, float] = {}
-    mark = time.monotonic()
-
-    def phase(name: str) -> None:
-        nonlocal mark
-        now = time.monotonic()
-        phases[name] = round(now - mark, 1)
-        mark = now
-
-    result["phase_s"] = phases
     try:
         ready = "/healthz" if sc.app == "product" else "/"
         for server in servers:
@@ -209,50 +212,22 @@ async def run_scenario(sc: Scenario, args: argparse.Namespace, redis: RedisServe
         for server in servers:
             await warm_up(server.url)
         await asyncio.sleep(1)
-        phase("start")
         rss_before = sum(s.rss_kib() for s in servers)
         run = LoadRun([s.url for s in servers], rooms=args.rooms, clients=args.clients)
         await run.create_rooms()
-        result["join"] = await run.join_all(args.join_concurrency)
-        phase("join")
-        await asyncio.sleep(args.settle)
-        rss_after = sum(s.rss_kib() for s in servers)
-        joined = max(1, result["join"]["joined"])
-        result["memory"] = {
-            "rss_before_kib": rss_before,
-            "rss_after_kib": rss_after,
-            "kib_per_connection": round((rss_after - rss_before) / joined, 1),
-        }
-        profilers = (
-            [
-                start_profiler(s, workdir / f"{sc.name}-{i}.pyspy.txt", args.duration)
-                for i, s in enumerate(servers)
-            ]
-            if args.profile
-            else []
-        )
         cpu_before = sum(s.cpu_seconds() for s in servers)
-        own_before = time.process_time()
-        started = time.perf_counter()
-        result["actions"] = await run.actions(args.rate, args.duration)
-        busy = sum(s.cpu_seconds() for s in servers) - cpu_before
-        wall = time.perf_counter() - started
-        result["actions"]["server_cpu_percent"] = round(100 * busy / wall, 1)
-        # The generator shares the machine: if it is saturated, latencies are its own.
-        result["actions"]["generator_cpu_percent"] = round(
-            100 * (time.process_time() - own_before) / wall, 1
+        result["join"] = await run.join_all(args.join_concurrency)
+        result["join"]["server_cpu_s"] = round(
+            sum(s.cpu_seconds() for s in servers) - cpu_before, 2
         )
-        for profiler in profilers:
-            profiler.wait(30)
-        phase("actions")
-        result["knee"] = []
-        for rate in args.knee_rates:
-            step = await run.actions(rate, args.knee_duration)
-            result["knee"].append(step)
-            if (step["fanout_ms"]["p99"] or 0) > P99_LIMIT_MS or step["errors"]:
-                break
-        phase("knee")
-        result["consistency"] = await run.consistency(with_api=sc.app == "product")
+        await asyncio.sleep(args.settle)
+        joined = max(1, result["join"]["joined"])
+        result["kib_per_connection"] = round(
+            (sum(s.rss_kib() for s in servers) - rss_before) / joined, 1
+        )
+        rates = args.sqlite_rates if sc.database == "sqlite" else args.rates
+        for rate in rates:
+            result["steps"].append(await run_step(sc, args, servers, run, rate))
     except Exception as exc:  # one broken setup must not hide the others' numbers
         result["failed"] = f"{type(exc).__name__}: {exc}"
     finally:
@@ -262,12 +237,43 @@ async def run_scenario(sc: Scenario, args: argparse.Namespace, redis: RedisServe
             result["errors"] = dict(run.errors)
             result["disconnects"] = run.disconnects
             result["close_codes"] = dict(run.close_codes)
-            result["skipped_actions"] = run.skipped
-            phase("close")
         for server in servers:
             await asyncio.to_thread(server.stop)
-        phase("stop")
     return result
+
+
+async def run_step(
+    sc: Scenario, args: argparse.Namespace, servers: list[Daphne], run: LoadRun, rate: float
+) -> dict:
+    """One rate for `args.step` seconds: latency, CPU per action, delivered, rooms correct."""
+    profilers = []
+    if args.profile_rate == rate:
+        profilers = [
+            start_profiler(s, Path(args.workdir) / f"{sc.name}-{i}-{rate:g}.pyspy.txt", args.step)
+            for i, s in enumerate(servers)
+        ]
+    cpu_before = sum(s.cpu_seconds() for s in servers)
+    own_before = time.process_time()
+    started = time.perf_counter()
+    step = await run.actions(rate, args.step)
+    # CPU until every change was delivered (the drain): work left over is the step's too.
+    busy = sum(s.cpu_seconds() for s in servers) - cpu_before
+    wall = time.perf_counter() - started
+    for profiler in profilers:
+        profiler.wait(30)
+    step["server_cpu_percent"] = round(100 * busy / wall, 1)
+    step["cpu_ms_per_action"] = round(1000 * busy / max(1, step["actions"]), 2)
+    # The generator shares the machine: if it is saturated, latencies are its own.
+    step["generator_cpu_percent"] = round(100 * (time.process_time() - own_before) / wall, 1)
+    step["consistency"] = await run.consistency(with_api=sc.app == "product")
+    print(
+        f"    {sc.name} {rate:g}/s: p50 {step['fanout_ms']['p50']} p99 {step['fanout_ms']['p99']}"
+        f" cpu {step['cpu_ms_per_action']} ms/action done {step['done']}/{step['actions']}"
+        f" inconsistent {step['consistency']['inconsistent']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return step
 
 
 def start_profiler(server: Daphne, out: Path, duration: float) -> subprocess.Popen:
@@ -306,71 +312,109 @@ def _fmt(value: object, digits: int = 1) -> str:
     return str(value)
 
 
-def knee_text(result: dict) -> str:
-    """The highest deliveries/s that kept p99 <= 100 ms, and the rate that broke it."""
-    steps = [result.get("actions"), *result.get("knee", [])] if result.get("actions") else []
-    ok = [s for s in steps if (s["fanout_ms"]["p99"] or 1e9) <= P99_LIMIT_MS and not s["errors"]]
-    bad = [s for s in steps if s not in ok]
-    best = max((s["deliveries_per_s"] for s in ok), default=None)
-    text = f"{best:.0f}" if best is not None else "-"
-    if bad:
-        text += f" (<{bad[0]['deliveries_per_s']:.0f})"
-    else:
-        text += " (no knee)"
-    return text
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}x" if value is not None and base else "-"
+
+
+def best_rate(result: dict) -> float | None:
+    """The highest rate whose step kept p99 <= 100 ms with every change delivered."""
+    ok = [
+        s["rate"]
+        for s in result.get("steps", [])
+        if (s["fanout_ms"]["p99"] or 1e9) <= P99_LIMIT_MS and s["done"] == s["actions"]
+    ]
+    return max(ok, default=None)
 
 
 def table(results: list[dict]) -> str:
+    """One row per scenario and rate, product figures also as ratios of the baseline's."""
     head = [
-        "scenario",
-        "join p50/p99 ms",
-        "all joined s",
-        "deliv/s",
-        "fan-out p50/p90/p99/max ms",
-        "x baseline p50/p99",
-        "errors",
-        "disc",
-        "KiB/conn",
-        "cpu%",
-        "consistent",
-        "p99<=100ms up to deliv/s",
+        "setup",
+        "actions/s",
+        "fan-out p50 ms",
+        "p99 ms",
+        "p50 / p99 x baseline",
+        "CPU ms/action",
+        "CPU x baseline",
+        "done/sent",
+        "rooms correct",
     ]
-    baselines = {(r["layer"], r["procs"]): r for r in results if r["app"] == "baseline"}
+    baseline = next((r for r in results if r["app"] == "baseline" and r["procs"] == 1), None)
+    base_steps = {s["rate"]: s for s in (baseline or {}).get("steps", [])}
     rows = []
     for r in results:
-        if "failed" in r and "actions" not in r:
+        if "failed" in r and not r.get("steps"):
             rows.append([r["scenario"], f"FAILED: {r['failed']}"] + [""] * (len(head) - 2))
             continue
-        join, act = r.get("join", {}), r.get("actions", {})
-        fan = act.get("fanout_ms", {})
-        ratio = "-"
-        base = baselines.get((r["layer"], r["procs"]))
-        if r["app"] == "product" and base and base.get("actions"):
-            bf = base["actions"]["fanout_ms"]
-            if bf["p50"] and bf["p99"] and fan.get("p50") is not None:
-                ratio = f"{fan['p50'] / bf['p50']:.2f}/{fan['p99'] / bf['p99']:.2f}"
-        cons = r.get("consistency")
-        consistent = "-"
-        if cons:
-            consistent = "yes" if not cons["inconsistent"] else f"NO {cons['inconsistent']}"
+        for step in r["steps"]:
+            fan, base = step["fanout_ms"], base_steps.get(step["rate"])
+            vs = "-"
+            if r["app"] == "product" and base:
+                bf = base["fanout_ms"]
+                vs = f"{_ratio(fan['p50'], bf['p50'])} / {_ratio(fan['p99'], bf['p99'])}"
+            cpu_vs = "-"
+            if r["app"] == "product" and base:
+                cpu_vs = _ratio(step["cpu_ms_per_action"], base["cpu_ms_per_action"])
+            cons = step["consistency"]
+            correct = f"{cons['rooms'] - cons['inconsistent']}/{cons['rooms']}"
             if r["app"] == "baseline":
-                consistent += " (clients only)"
+                correct += " (clients)"
+            rows.append(
+                [
+                    r["scenario"] + (" FAILED" if "failed" in r else ""),
+                    _fmt(step["rate"], 0),
+                    _fmt(fan["p50"], 1),
+                    _fmt(fan["p99"], 1),
+                    vs,
+                    _fmt(step["cpu_ms_per_action"], 2),
+                    cpu_vs,
+                    f"{step['done']}/{step['actions']}",
+                    correct,
+                ]
+            )
+    return _markdown(head, rows) + "\n\n" + summary(results, baseline)
+
+
+def summary(results: list[dict], baseline: dict | None) -> str:
+    """The join storm, the two-process gain and SQLite against PostgreSQL, as ratios."""
+    head = ["setup", "1,000 joined in s", "x baseline", "join CPU s", "p99<=100ms up to /s"]
+    rows = []
+    for r in results:
+        join = r.get("join", {})
+        base_join = (baseline or {}).get("join", {})
         rows.append(
             [
-                r["scenario"] + (" FAILED" if "failed" in r else ""),
-                f"{_fmt(join.get('p50_ms'), 0)}/{_fmt(join.get('p99_ms'), 0)}",
+                r["scenario"],
                 _fmt(join.get("all_joined_s"), 2),
-                _fmt(act.get("deliveries_per_s"), 0),
-                "/".join(_fmt(fan.get(k), 1) for k in ("p50", "p90", "p99", "max")),
-                ratio,
-                str(sum(r.get("errors", {}).values())),
-                str(r.get("disconnects", "-")),
-                _fmt(r.get("memory", {}).get("kib_per_connection"), 1),
-                _fmt(act.get("server_cpu_percent"), 0),
-                consistent,
-                knee_text(r) if act else "-",
+                _ratio(join.get("all_joined_s"), base_join.get("all_joined_s"))
+                if r["app"] == "product"
+                else "-",
+                _fmt(join.get("server_cpu_s"), 1),
+                _fmt(best_rate(r), 0),
             ]
         )
+    lines = [_markdown(head, rows)]
+    by_name = {r["scenario"]: r for r in results}
+    one, two = by_name.get("product-pubsub-1p"), by_name.get("product-pubsub-2p")
+    if one and two and best_rate(one) and best_rate(two):
+        lines.append(
+            f"Two processes / one: highest rate with p99 <= 100 ms {best_rate(two):g} / "
+            f"{best_rate(one):g} = {best_rate(two) / best_rate(one):.2f}x "
+            f"(capped by the highest rate run)."
+        )
+    lite = by_name.get("product-pubsub-1p-sqlite")
+    if one and lite:
+        pg = {s["rate"]: s["cpu_ms_per_action"] for s in one.get("steps", [])}
+        ratios = [
+            f"{s['rate']:g}/s: {s['cpu_ms_per_action'] / pg[s['rate']]:.2f}x"
+            for s in lite.get("steps", [])
+            if pg.get(s["rate"])
+        ]
+        lines.append("SQLite CPU per action / PostgreSQL's: " + ", ".join(ratios))
+    return "\n\n".join(lines)
+
+
+def _markdown(head: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
 
     def line(row: list[str]) -> str:
@@ -401,28 +445,29 @@ def machine() -> dict:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small and short: under 2 minutes")
+    p.add_argument("--quick", action="store_true", help="small and short: about 3 minutes")
     p.add_argument("--rooms", type=int, default=100)
     p.add_argument("--clients", type=int, default=10, help="clients per room")
-    p.add_argument("--rate", type=float, default=100, help="actions per second in total")
-    p.add_argument("--duration", type=float, default=60, help="seconds of actions (the hold)")
-    p.add_argument("--knee-rates", default="150,200,300,400,600", help="actions/s steps")
-    p.add_argument("--knee-duration", type=float, default=8)
+    p.add_argument("--rates", default=DEFAULT_RATES, help="actions per second, one step each")
+    p.add_argument("--sqlite-rates", default=SQLITE_RATES, help="the steps of SQLite scenarios")
+    p.add_argument("--step", type=float, default=20, help="seconds of actions per rate")
     p.add_argument("--join-concurrency", type=int, default=200)
     p.add_argument("--settle", type=float, default=3, help="idle seconds before RSS after join")
-    p.add_argument("--scenarios", default="", help="comma-separated; default: all")
-    p.add_argument("--profile", action="store_true", help="py-spy the servers during actions")
+    p.add_argument(
+        "--scenarios", default="", help="comma-separated; default: " + ",".join(DEFAULT_SCENARIOS)
+    )
+    p.add_argument("--profile-rate", type=float, default=0, help="py-spy the servers at this rate")
     p.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
     p.add_argument("--workdir", default="")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
     if args.quick:
-        args.rooms, args.rate, args.duration, args.settle = 30, 50, 5, 1
-        args.knee_rates, args.knee_duration = "150", 3
-        args.scenarios = args.scenarios or ",".join(QUICK_SCENARIOS)
-    args.knee_rates = [float(x) for x in args.knee_rates.split(",") if x]
+        args.rooms, args.step, args.settle = 30, 5, 1
+        args.rates, args.sqlite_rates = "30,60", "30"
+    args.rates = [float(x) for x in args.rates.split(",") if x]
+    args.sqlite_rates = [float(x) for x in args.sqlite_rates.split(",") if x]
     args.scenarios = [
-        Scenario.parse(n) for n in (args.scenarios or ",".join(ALL_SCENARIOS)).split(",")
+        Scenario.parse(n) for n in (args.scenarios or ",".join(DEFAULT_SCENARIOS)).split(",")
     ]
     return args
 
@@ -438,30 +483,29 @@ async def main(argv: list[str]) -> int:
     info["config"] = {
         k: v for k, v in vars(args).items() if k not in {"scenarios", "workdir", "database_url"}
     }
-    info["config"]["database"] = (
-        "postgresql" if args.database_url.startswith("postgres") else "sqlite"
-    )
     redis = RedisServer().start()
-    db = database_create(args.database_url, workdir)
-    migrate_env = server_env(db, None, "memory")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=PROJECT_DIR,
-        env=migrate_env,
-        check=True,
-    )
+    databases: dict[str, str] = {}
     results = []
     try:
         for sc in args.scenarios:
+            if sc.database not in databases:
+                base = args.database_url if sc.database == "postgresql" else ""
+                databases[sc.database] = database_create(base, workdir)
+                subprocess.run(
+                    [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+                    cwd=PROJECT_DIR,
+                    env=server_env(databases[sc.database], None, "memory"),
+                    check=True,
+                )
             print(f"==> {sc.name}", file=sys.stderr, flush=True)
             began = time.monotonic()
-            result = await run_scenario(sc, args, redis, db)
+            result = await run_scenario(sc, args, redis, databases[sc.database])
             result["wall_s"] = round(time.monotonic() - began, 1)
             results.append(result)
-            print(f"    {json.dumps(result)[:400]}", file=sys.stderr, flush=True)
     finally:
         redis.stop()
-        database_drop(db)
+        for url in databases.values():
+            database_drop(url)
     info["machine"]["load_avg_end"] = os.getloadavg()
     report = {**info, "results": results, "table": table(results)}
     out = Path(args.out or RESULTS_DIR / f"bench-{stamp}.json")
@@ -471,8 +515,7 @@ async def main(argv: list[str]) -> int:
     load = info["machine"]
     print(
         f"\nmachine: {load['cores']} cores, {load['cpu']}; load avg at start "
-        f"{load['load_avg_start'][0]:.2f}, at end {load['load_avg_end'][0]:.2f}; "
-        f"database {info['config']['database']}; JSON: {out}"
+        f"{load['load_avg_start'][0]:.2f}, at end {load['load_avg_end'][0]:.2f}; JSON: {out}"
     )
     failed = [r for r in results if "failed" in r]
     return 1 if failed else 0

@@ -221,6 +221,9 @@ ROOM_PRESENCE_TIMEOUT_SECONDS = env.float("ROOM_PRESENCE_TIMEOUT_SECONDS", defau
 # a 1 s grace; it also hangs up the connections of rooms that expired. 1 s keeps a lost
 # change under ~2.5 s, well within the 5 s the issue allows (rooms/liveness.py).
 ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=1)
+# Joins and leaves within this long send their room one state, not one each (0: each).
+# Every joiner still gets its own state at once (rooms/broadcast.py).
+ROOM_PRESENCE_COALESCE_SECONDS = env.float("ROOM_PRESENCE_COALESCE_SECONDS", default=0.1)
 
 # --- Lunch groups (issue 10; docs/protocol.md "Lunch groups").
 # `pick` with avoid_recent skips what the group decided in its other rooms this many days.

@@ -21,6 +21,12 @@ consumer) the messages are collected on the database thread and published from t
 loop once the call returns, so a database thread never waits on Redis while it holds a
 pool connection. Anywhere else (the admin, management commands, tests) they are sent at
 once from the calling thread.
+
+Presence changes (joins, leaves) are coalesced per room and process: their state is held
+for ROOM_PRESENCE_COALESCE_SECONDS, a newer one replaces it, and a newer state of any
+change makes it unnecessary. Ten people arriving together cost the room one or two states
+instead of ten; each joiner's own first state comes straight from its join, so it always
+lists itself, and the version rule drops whatever arrives out of order.
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Literal, TypedDict
+from weakref import WeakKeyDictionary
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from .protocol import PickedEvent, StateEvent, encode
@@ -160,8 +168,57 @@ async def publish(outbox: Outbox) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    held = _held_presence()
     for group, message in outbox:
+        if message["type"] == "room.event":
+            if message["presence"] and settings.ROOM_PRESENCE_COALESCE_SECONDS > 0:
+                held.hold(layer, group, message)
+                continue
+            if message["is_state"]:
+                held.superseded(group, message["version"])
         await _publish_one(layer, group, message)
+
+
+class _HeldPresence:
+    """The presence states of one event loop's rooms that wait to be sent, newest per room."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.held: dict[str, RoomEvent] = {}
+        self.sending: set[asyncio.Task] = set()
+
+    def hold(self, layer, group: str, message: RoomEvent) -> None:
+        current = self.held.get(group)
+        if current is None:
+            self.held[group] = message
+            self.loop.call_later(settings.ROOM_PRESENCE_COALESCE_SECONDS, self._send, layer, group)
+        elif message["version"] > current["version"]:
+            self.held[group] = message
+
+    def superseded(self, group: str, version: int) -> None:
+        """A state of `version` is going out: a held state no newer is not needed."""
+        current = self.held.get(group)
+        if current is not None and current["version"] <= version:
+            del self.held[group]
+
+    def _send(self, layer, group: str) -> None:
+        message = self.held.pop(group, None)
+        if message is None:
+            return
+        task = self.loop.create_task(_publish_one(layer, group, message))
+        self.sending.add(task)  # a reference until done, so the task is not collected
+        task.add_done_callback(self.sending.discard)
+
+
+_held_by_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, _HeldPresence] = WeakKeyDictionary()
+
+
+def _held_presence() -> _HeldPresence:
+    loop = asyncio.get_running_loop()
+    held = _held_by_loop.get(loop)
+    if held is None:
+        held = _held_by_loop[loop] = _HeldPresence(loop)
+    return held
 
 
 async def _publish_one(layer, group: str, message: Message) -> None:

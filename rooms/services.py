@@ -1,21 +1,25 @@
 """Every change to a room goes through here: the room's rules, in one place.
 
-Each service locks the room row (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the
-IMMEDIATE transaction's write lock), applies one change, bumps the room's version and
-sends the new state to the room's group once the transaction has committed, so nobody
-ever sees a change that was rolled back.
+Each service first locks the room, checks that it is open and bumps its version in one
+statement (`_lock_and_bump`: UPDATE ... RETURNING; on SQLite the IMMEDIATE transaction
+holds the write lock anyway), applies one change, reads the new state in one query and
+hands it to rooms/broadcast.py, which sends it once the transaction has committed. A
+refusal raises ClientError inside the transaction, so the bump is rolled back with it.
+
+Round trips are the cost of a change (tests/test_query_counts.py pins them), so the
+writes that the ORM would spread over several statements are single SQL statements here:
+INSERT ... ON CONFLICT DO NOTHING instead of a savepoint, and on PostgreSQL a toggle or a
+removal in one statement (SQLite, in process, has no data-modifying WITH and takes two).
 """
 
 import logging
-import operator
 import random
 import secrets
-from datetime import timedelta
-from functools import reduce
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from . import broadcast, groups, selectors, text
@@ -28,6 +32,43 @@ log = logging.getLogger(__name__)
 _system_random = secrets.SystemRandom()
 
 
+_BUMP_SQL = """
+UPDATE rooms_room SET version = version + 1{expiry}
+ WHERE id = %(room)s AND closed_at IS NULL AND expires_at > %(now)s
+RETURNING *
+"""
+
+
+def _lock_and_bump(room_id: str, *, activity: bool = True) -> Room:
+    """Lock the room, check that it is open and bump its version, in one statement.
+
+    User activity also moves the expiry. Later statements of the transaction read with a
+    fresh snapshot, after any change that held the lock before us had committed.
+    """
+    if not selectors.ROOM_ID_SHAPE.fullmatch(room_id):
+        raise ClientError("room_not_found")
+    now = timezone.now()
+    params = {"room": room_id, "now": now}
+    expiry = ""
+    if activity:
+        params["expires"] = now + timedelta(seconds=settings.ROOM_TTL_SECONDS)
+        expiry = ", expires_at = %(expires)s"
+    rooms = list(Room.objects.raw(_BUMP_SQL.format(expiry=expiry), params))
+    if not rooms:
+        selectors.room_get_open(room_id=room_id)  # room_not_found or room_expired
+        raise ClientError("room_expired")  # it expired between the two reads
+    return rooms[0]
+
+
+def _broadcast_state(
+    room: Room, *, before: tuple[PickedEvent, ...] = (), presence: bool = False
+) -> StateEvent:
+    """Read the room's new state and have it sent after the commit; return it."""
+    state = selectors.room_state(room=room)
+    broadcast.state_on_commit(group=room.group_name, state=state, before=before, presence=presence)
+    return state
+
+
 def _commit_change(
     room: Room,
     *,
@@ -36,7 +77,10 @@ def _commit_change(
     before: tuple[PickedEvent, ...] = (),
     presence: bool = False,
 ) -> StateEvent:
-    """Bump the version (and the expiry, for user activity), save, broadcast; return the state."""
+    """After `_lock_open_room`: bump the version (and the expiry, for user activity), save the
+    changed fields and broadcast; return the state. For the services that lock first and
+    then find out whether anything changes (the background ones); the others bump as they
+    lock (`_lock_and_bump`)."""
     room.version += 1
     fields = ["version", *changed_fields]
     if activity:
@@ -49,16 +93,23 @@ def _commit_change(
 
 
 def _lock_open_room(room_id: str) -> Room:
-    """The room, locked for this transaction, if it is still open."""
+    """The room, locked for this transaction, if it is still open (no version bump)."""
     return selectors.room_get_open(room_id=room_id, for_update=True)
 
 
-def _room_item(room: Room, raw_name: str) -> Item:
-    key = text.item_key(raw_name)
-    item = room.items.filter(key=key).first() if key else None
-    if item is None:
-        raise ClientError("unknown_item")
-    return item
+def _execute(sql: str, params: dict) -> list[tuple]:
+    """Run one statement of ours; its rows (RETURNING), if any."""
+    for name, value in params.items():
+        if isinstance(value, datetime):
+            params[name] = connection.ops.adapt_datetimefield_value(value)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _save(room: Room, *fields: str) -> None:
+    """Write these fields of a room locked by `_lock_and_bump` (its version is written)."""
+    Room.objects.filter(pk=room.pk).update(**{f: getattr(room, f) for f in fields})
 
 
 # --- Rooms -----------------------------------------------------------------------
@@ -79,11 +130,10 @@ def room_create(*, host_session_key: str = "", group: Group | None = None) -> Ro
     return room
 
 
-def room_extend(*, room_id: str) -> dict:
+def room_extend(*, room_id: str) -> StateEvent:
     """Keep the room alive for another TTL; nothing else changes."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
-        return _commit_change(room)
+        return _broadcast_state(_lock_and_bump(room_id))
 
 
 def room_close(*, room: Room) -> None:
@@ -112,14 +162,15 @@ def _close(room: Room) -> None:
     broadcast.closed_on_commit(group=room.group_name)
 
 
-def room_lock(*, room_id: str, participant_id: int, locked: bool) -> dict:
+def room_lock(*, room_id: str, participant_id: int, locked: bool) -> StateEvent:
     """The host locks the list (no more adds) or unlocks it."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         _host_only(room, participant_id)
         room.locked = locked
+        _save(room, "locked")
         log.info("room %s room=%s", "locked" if locked else "unlocked", room.pk)
-        return _commit_change(room, changed_fields=("locked",))
+        return _broadcast_state(room)
 
 
 def rooms_purge(*, older_than: timedelta) -> int:
@@ -154,12 +205,16 @@ def participant_join(
     nickname = _nickname_or_blank(name)
     presented = token_hash(token) if 0 < len(token) <= _TOKEN_MAX_LENGTH else ""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
-        _sweep_stale_connections(room)
-        participant = _participant_returning(room, hashed=presented, session_key=session_key)
+        room = _lock_and_bump(room_id)
+        host_before = [getattr(room, f) for f in _HOST_FIELDS]
+        # Everyone who ever joined (ROOM_MAX_PARTICIPANTS_EVER bounds them), in one query.
+        people = _participants_with_presence(room)
+        if any(p.ghost for p in people):
+            _sweep_stale_connections(room)  # a dead worker's connections: rare
+        participant = _participant_returning(people, hashed=presented, session_key=session_key)
         if participant is not None and participant.kicked_at is not None:
             raise ClientError("kicked")
-        online = list(selectors.participants_online(room=room).values_list("pk", flat=True))
+        online = [p.pk for p in people if p.online]
         already_online = participant is not None and participant.pk in online
         if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
             raise ClientError("room_full")
@@ -171,40 +226,62 @@ def participant_join(
         creator = by_host_token or bool(session_key and session_key == room.host_session_key)
         if participant is None:
             participant = _participant_new(
-                room, session_key, nickname, token=token if by_host_token else ""
+                room,
+                session_key,
+                nickname,
+                token=token if by_host_token else "",
+                before=len(people),
             )
         else:
             kept = by_host_token or (bool(presented) and presented == participant.token_hash)
             _participant_rejoin(participant, token=token if kept else "", nickname=nickname)
         _host_claim(room, participant, creator=creator)
+        changed = [
+            f for f, was in zip(_HOST_FIELDS, host_before, strict=True) if getattr(room, f) != was
+        ]
+        if changed:
+            _save(room, *changed)
         Connection.objects.create(participant=participant, channel_name=channel_name)
-        state = _commit_change(room, changed_fields=_HOST_FIELDS, presence=True)
+        state = _broadcast_state(room, presence=True)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
     return participant, state
 
 
 # Longer than any token we hand out (32 characters); longer text is not hashed at all.
 _TOKEN_MAX_LENGTH = 128
-# The room's columns a join or a leave may change besides its version.
-_HOST_FIELDS = ("host", "host_token_hash", "host_session_key", "host_absent_since")
+# The room's columns a join may change besides its version.
+_HOST_FIELDS = ("host_id", "host_token_hash", "host_session_key", "host_absent_since")
 
 
-def _participant_returning(room: Room, *, hashed: str, session_key: str) -> Participant | None:
+def _participants_with_presence(room: Room) -> list[Participant]:
+    """All of the room's participants, each marked `online` (a fresh connection) and `ghost`
+    (a connection of a worker that stopped heartbeating), in the order they joined."""
+    cutoff = selectors.presence_cutoff()
+    connections = Connection.objects.filter(participant=OuterRef("pk"))
+    return list(
+        room.participants.annotate(
+            online=Exists(connections.filter(last_seen__gte=cutoff)),
+            ghost=Exists(connections.filter(last_seen__lt=cutoff)),
+        )
+    )
+
+
+def _participant_returning(
+    people: list[Participant], *, hashed: str, session_key: str
+) -> Participant | None:
     """The participant a rejoin token (first) or a browser session names in this room."""
-    known = [Q(token_hash=hashed)] if hashed else []
-    if session_key:
-        known.append(Q(session_key=session_key))
-    if not known:
-        return None
-    # At most two rows: both columns are unique per room.
-    found = list(room.participants.filter(reduce(operator.or_, known)))
-    by_token = [p for p in found if hashed and p.token_hash == hashed]
-    return (by_token or found or [None])[0]
+    by_token = [p for p in people if hashed and p.token_hash == hashed]
+    by_session = [p for p in people if session_key and p.session_key == session_key]
+    return (by_token or by_session or [None])[0]
 
 
-def _participant_new(room: Room, session_key: str, nickname: str, *, token: str) -> Participant:
-    """A new participant (with `token`, or a new one), unless the room admitted enough already."""
-    before = room.participants.count()
+def _participant_new(
+    room: Room, session_key: str, nickname: str, *, token: str, before: int
+) -> Participant:
+    """A new participant (with `token`, or a new one), unless the room admitted enough already.
+
+    `before` is how many participants the room has admitted so far.
+    """
     if before >= settings.ROOM_MAX_PARTICIPANTS_EVER:
         log.info("room admitted its lifetime maximum room=%s", room.pk)
         raise ClientError("room_full")
@@ -253,29 +330,43 @@ def _nickname_or_blank(name: str) -> str:
         return ""
 
 
+_LEAVE_LOCK_SQL = """
+UPDATE rooms_room SET version = version + 1
+ WHERE id = (SELECT p.room_id FROM rooms_connection c
+               JOIN rooms_participant p ON p.id = c.participant_id
+              WHERE c.channel_name = %(channel)s)
+   AND closed_at IS NULL AND expires_at > %(now)s
+RETURNING *
+"""
+
+
 def participant_leave(*, channel_name: str) -> None:
-    """Forget a closed connection; the others see the new presence if someone went offline."""
+    """Forget a closed connection; the others get the room's new presence."""
     with transaction.atomic():
-        connection = (
-            Connection.objects.select_related("participant")
-            .filter(channel_name=channel_name)
-            .first()
+        # The room is locked before the connection goes, as every change does it, so the
+        # state read below sees any other tab of this participant that left just before.
+        # A participant still online in another tab costs one state that looks the same.
+        rooms = list(
+            Room.objects.raw(_LEAVE_LOCK_SQL, {"channel": channel_name, "now": timezone.now()})
         )
-        if connection is None:
-            return
-        room = Room.objects.select_for_update().get(pk=connection.participant.room_id)
-        participant = connection.participant
-        connection.delete()
-        still_online = participant.connections.filter(
-            last_seen__gte=selectors.presence_cutoff()
-        ).exists()
-        if not still_online and room.is_open:
-            if participant.pk == room.host_id:
-                room.host_absent_since = timezone.now()
-            _commit_change(
-                room, activity=False, changed_fields=("host_absent_since",), presence=True
-            )
-    log.info("participant left room=%s participant=%s", room.pk, participant.pk)
+        gone = _execute(
+            "DELETE FROM rooms_connection WHERE channel_name = %(channel)s"
+            " RETURNING participant_id",
+            {"channel": channel_name},
+        )
+        participant_id = gone[0][0] if gone else None
+        if rooms:
+            room = rooms[0]
+            if participant_id is not None and participant_id == room.host_id:
+                still_online = Connection.objects.filter(
+                    participant_id=participant_id, last_seen__gte=selectors.presence_cutoff()
+                ).exists()
+                if not still_online:
+                    room.host_absent_since = timezone.now()
+                    _save(room, "host_absent_since")
+            _broadcast_state(room, presence=True)
+    if participant_id is not None:
+        log.info("participant left channel=%s participant=%s", channel_name, participant_id)
 
 
 def presence_refresh(*, connections: list[tuple[str, str, int]]) -> None:
@@ -434,71 +525,140 @@ def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> di
         return _commit_change(room)
 
 
-def participant_rename(*, room_id: str, participant_id: int, name: str) -> dict:
+def participant_rename(*, room_id: str, participant_id: int, name: str) -> StateEvent:
+    """Give the participant a new name in this room."""
     new_name = text.participant_name(name)
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         Participant.objects.filter(pk=participant_id, room=room).update(name=new_name)
-        return _commit_change(room)
+        return _broadcast_state(room)
 
 
-def participant_going(*, room_id: str, participant_id: int, going: bool) -> dict:
+def participant_going(*, room_id: str, participant_id: int, going: bool) -> StateEvent:
     """I am coming (or not): the headcount keeps the order in which people said it."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         me = Participant.objects.filter(pk=participant_id, room=room)
         if going:
             me.filter(going_since__isnull=True).update(going_since=timezone.now())
         else:
             me.update(going_since=None)
-        return _commit_change(room)
+        return _broadcast_state(room)
 
 
 # --- Items and marks -------------------------------------------------------------
 
+# The cap and the key's uniqueness are checked by the statement that inserts, after the
+# room lock: concurrent adds to one room wait for each other, and the constraint holds.
+_ITEM_ADD_SQL = """
+INSERT INTO rooms_item (room_id, name, key, added_by_id, added_at)
+SELECT %(room)s, %(name)s, %(key)s, %(by)s, %(now)s
+ WHERE (SELECT COUNT(*) FROM rooms_item WHERE room_id = %(room)s) < %(max)s
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
 
-def item_add(*, room_id: str, participant_id: int, name: str) -> dict:
+
+def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
+    """Put a new item on the room's list."""
     item_name = text.item_name(name)
     key = text.item_key(item_name)
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         if room.locked:
             raise ClientError("room_locked")
-        # One query for both checks: adds are the most frequent action.
-        counts = room.items.aggregate(total=Count("pk"), same=Count("pk", filter=Q(key=key)))
-        if counts["same"]:
-            raise ClientError("duplicate_item")
-        if counts["total"] >= settings.ROOM_MAX_ITEMS:
+        params = {
+            "room": room.pk,
+            "name": item_name,
+            "key": key,
+            "by": participant_id,
+            "now": timezone.now(),
+            "max": settings.ROOM_MAX_ITEMS,
+        }
+        if not _execute(_ITEM_ADD_SQL, params):
+            if Item.objects.filter(room=room, key=key).exists():
+                raise ClientError("duplicate_item")
             raise ClientError("too_many_items")
-        try:
-            # The savepoint keeps the outer transaction usable if the constraint fires.
-            with transaction.atomic():
-                Item.objects.create(room=room, name=item_name, key=key, added_by_id=participant_id)
-        except IntegrityError:
-            raise ClientError("duplicate_item") from None
-        return _commit_change(room)
+        return _broadcast_state(room)
 
 
-def item_remove(*, room_id: str, participant_id: int, name: str) -> dict:
+_ITEM_REMOVE_SQL = {
+    # PostgreSQL: the item and its marks in one statement.
+    "postgresql": [
+        """
+        WITH doomed AS (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s),
+             marks AS (DELETE FROM rooms_mark WHERE item_id IN (SELECT id FROM doomed))
+        DELETE FROM rooms_item WHERE id IN (SELECT id FROM doomed) RETURNING id
+        """
+    ],
+    "sqlite": [
+        """
+        DELETE FROM rooms_mark WHERE item_id IN
+          (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s)
+        """,
+        "DELETE FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s RETURNING id",
+    ],
+}
+
+
+def item_remove(*, room_id: str, participant_id: int, name: str) -> StateEvent:
+    """Take an item, and every vote and veto of it, off the list."""
+    key = text.item_key(name)
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         if room.locked and room.host_id != participant_id:
             raise ClientError("room_locked")  # the locked list is the host's to trim
-        _room_item(room, name).delete()
-        return _commit_change(room)
+        params = {"room": room.pk, "key": key}
+        deleted = [_execute(sql, params) for sql in _ITEM_REMOVE_SQL[connection.vendor]]
+        if not key or not deleted[-1]:
+            raise ClientError("unknown_item")
+        return _broadcast_state(room)
 
 
-def mark_toggle(*, room_id: str, participant_id: int, name: str, kind: Mark.Kind) -> dict:
+_MARK_TOGGLE_SQL = {
+    # PostgreSQL: delete the mark, or add it if there was none, in one statement.
+    "postgresql": """
+        WITH item AS (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s),
+             gone AS (DELETE FROM rooms_mark
+                       WHERE item_id IN (SELECT id FROM item)
+                         AND participant_id = %(by)s AND kind = %(kind)s
+                      RETURNING id),
+             added AS (INSERT INTO rooms_mark (item_id, participant_id, kind, created_at)
+                       SELECT id, %(by)s, %(kind)s, %(now)s FROM item
+                        WHERE NOT EXISTS (SELECT 1 FROM gone)
+                       ON CONFLICT DO NOTHING
+                       RETURNING id)
+        SELECT (SELECT COUNT(*) FROM gone) + (SELECT COUNT(*) FROM added)
+        """,
+}
+_MARK_DELETE_SQL = """
+DELETE FROM rooms_mark
+ WHERE item_id = (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s)
+   AND participant_id = %(by)s AND kind = %(kind)s
+RETURNING id
+"""
+_MARK_ADD_SQL = """
+INSERT INTO rooms_mark (item_id, participant_id, kind, created_at)
+SELECT id, %(by)s, %(kind)s, %(now)s FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+
+def mark_toggle(*, room_id: str, participant_id: int, name: str, kind: Mark.Kind) -> StateEvent:
     """Toggle the participant's vote for (or veto of) an item."""
+    key = text.item_key(name)
     with transaction.atomic():
-        room = _lock_open_room(room_id)
-        item = _room_item(room, name)
-        deleted, _ = Mark.objects.filter(
-            item=item, participant_id=participant_id, kind=kind
-        ).delete()
-        if not deleted:
-            Mark.objects.create(item=item, participant_id=participant_id, kind=kind)
-        return _commit_change(room)
+        room = _lock_and_bump(room_id)
+        params = {"room": room.pk, "key": key, "by": participant_id, "kind": str(kind)}
+        params["now"] = timezone.now()
+        if connection.vendor == "postgresql":
+            toggled = _execute(_MARK_TOGGLE_SQL["postgresql"], params)[0][0]
+        else:
+            toggled = _execute(_MARK_DELETE_SQL, params) or _execute(_MARK_ADD_SQL, params)
+        if not toggled:
+            raise ClientError("unknown_item")
+        return _broadcast_state(room)
 
 
 # --- Deciding --------------------------------------------------------------------
@@ -528,7 +688,7 @@ def room_pick(
     With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
     """
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         state = selectors.room_state(room=room)
         candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
         if avoid_recent:
@@ -536,13 +696,20 @@ def room_pick(
         if not candidates:
             raise ClientError("nothing_to_pick")
         winner = pick_choose(candidates, mode=mode, rng=rng or _system_random)
-        picker = Participant.objects.get(pk=participant_id).name
+        online = {p["id"]: p["name"] for p in state["participants"]}
+        picker = online.get(participant_id) or Participant.objects.get(pk=participant_id).name
         room.decision_item, room.decision_by, room.decided_at = winner, picker, timezone.now()
         room.decision_key = text.item_key(winner)
-        picked = {"type": "picked", "item": winner, "by": picker, "mode": mode}
+        _save(room, "decision_item", "decision_by", "decided_at", "decision_key")
+        # The state read above plus the decision: the same as reading it again.
+        state["room"]["decision"] = {
+            "item": winner,
+            "by": picker,
+            "at": room.decided_at.isoformat(),
+        }
+        picked: PickedEvent = {"type": "picked", "item": winner, "by": picker, "mode": mode}
+        broadcast.state_on_commit(group=room.group_name, state=state, before=(picked,))
         log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)
-        decision = ("decision_item", "decision_by", "decided_at", "decision_key")
-        state = _commit_change(room, changed_fields=decision, before=(picked,))
         groups.decision_announce(room=room)  # queued after the commit, behind the broadcast
         return state
 

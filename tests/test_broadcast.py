@@ -37,6 +37,8 @@ async def test_a_change_reaches_the_group_with_its_version(monkeypatch) -> None:
         services.item_add, room_id=room.pk, participant_id=participant.pk, name="pho"
     )
     message = await get_channel_layer().receive(channel)
+    if message["presence"]:  # the join's state, held briefly, went out after we listened
+        message = await get_channel_layer().receive(channel)
     assert message["type"] == "room.event" and message["is_state"]
     assert message["version"] == state["version"] and '"pho"' in message["text"]
 
@@ -81,3 +83,57 @@ async def test_a_database_outage_is_server_busy(monkeypatch) -> None:
     with pytest.raises(ServerBusy):
         await database.call(failing_service)
     assert len(calls) == database.ATTEMPTS
+
+
+def presence_state(version: int, *, presence: bool = True) -> broadcast.RoomEvent:
+    return {
+        "type": "room.event",
+        "text": f'{{"type":"state","version":{version}}}',
+        "version": version,
+        "is_state": True,
+        "presence": presence,
+    }
+
+
+async def received_versions(channel: str) -> list[int]:
+    """The versions a listener gets until nothing more comes for 0.4 s."""
+    versions = []
+    while True:
+        try:
+            message = await asyncio.wait_for(get_channel_layer().receive(channel), timeout=0.4)
+        except TimeoutError:
+            return versions
+        versions.append(message["version"])
+
+
+@pytest.mark.parametrize(
+    ("published", "received"),
+    [
+        # Five joins within the window, published in any order: one state, the newest.
+        ([(3, True), (1, True), (5, True), (4, True), (2, True)], [5]),
+        # A change newer than the held presence state: it replaces it.
+        ([(7, True), (8, False)], [8]),
+        # A change older than the held presence state: the held one still goes out.
+        ([(9, True), (8, False)], [8, 9]),
+    ],
+    ids=["joins-coalesce", "newer-change-replaces", "older-change-keeps"],
+)
+async def test_presence_states_are_coalesced(settings, published, received) -> None:
+    """Presence states wait ROOM_PRESENCE_COALESCE_SECONDS; only the newest needed goes out."""
+    settings.ROOM_PRESENCE_COALESCE_SECONDS = 0.2
+    room = await sync_to_async(services.room_create)()
+    channel = await listen(room)
+    for version, presence in published:
+        await broadcast.publish([(room.group_name, presence_state(version, presence=presence))])
+    assert await received_versions(channel) == received
+
+
+async def test_every_joiner_is_in_its_own_first_state() -> None:
+    """Joins in quick succession: each joiner's own state lists it (coalescing or not)."""
+    room = await sync_to_async(services.room_create)()
+    for n in range(5):
+        participant, state = await database.call(
+            services.participant_join, room_id=room.pk, channel_name=f"c{n}", name=f"p{n}"
+        )
+        assert participant.pk in [p["id"] for p in state["participants"]]
+        assert len(state["participants"]) == n + 1

@@ -40,7 +40,7 @@ def test_host_locks_and_removes_a_prankster(
     host_context = contexts(name="Mina", viewport=PHONE, bypass_csp=True)
     host = host_context.new_page()
     url = create_from_home(host, server.http_url)
-    guest_context = contexts(name="Prankster", viewport=PHONE)
+    guest_context = contexts(name="Prankster", viewport=PHONE, color_scheme="dark", bypass_csp=True)
     guest = open_room(guest_context, url)
     add_item(guest, "Pizza")
     expect(item(host, "Pizza")).to_have_count(1)
@@ -72,11 +72,11 @@ def test_host_locks_and_removes_a_prankster(
     # Votes still work while locked.
     item(guest, "Pizza").locator("button.vote").click()
     expect(item(host, "Pizza").locator("button.vote .icon")).to_have_text("👍 1")
-    violations = axe_violations(host)
+    violations = axe_violations(host) + axe_violations(guest)  # light host, dark guest
     assert not violations, describe(violations)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     host.screenshot(path=SCREENSHOTS / "room-host-phone.png", full_page=True)
-    guest.screenshot(path=SCREENSHOTS / "room-locked-phone.png")
+    guest.screenshot(path=SCREENSHOTS / "room-locked-phone-dark.png")
 
     # Remove the prankster: asks first; Cancel keeps them.
     row = host.locator("#host-people li", has_text="Prankster")

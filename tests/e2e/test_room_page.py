@@ -294,3 +294,41 @@ def test_dark_mode_follows_the_system(
     assert brightness(dark, "html", "backgroundColor") < 60
     assert brightness(dark, "body", "color") > 200
     assert brightness(light, "html", "backgroundColor") > 200
+
+
+def test_too_many_tabs_is_said_once_in_the_status_line(
+    daphne_factory: Callable[..., DaphneServer], contexts
+) -> None:
+    """Refused with too_many_connections (4429): the status line says why, once, while the page
+    keeps trying; the first try that gets in clears it."""
+    server = daphne_factory()
+    room = create_room(server.http_url)
+    page = contexts(name="Mina").new_page()
+    sockets: list[WebSocketRoute] = []
+    full = {"value": True}
+
+    def accept(ws: WebSocketRoute) -> None:
+        sockets.append(ws)
+        if full["value"]:
+            ws.send(json.dumps({"type": "error", "code": "too_many_connections", "message": "x"}))
+            ws.close(code=4429)
+            return
+        ws.send(json.dumps({"type": "welcome", "you": {"id": 1, "name": "Mina", "token": "t"}}))
+
+    page.route_web_socket(re.compile(r"/ws/rooms/"), accept)
+    page.goto(room["url"])
+    text = page.locator("#connection-text")
+    expect(text).to_have_text("Too many open tabs for this room. Close one and try again.")
+    page.evaluate(
+        """() => { window.__spoken = [];
+          const box = document.getElementById('connection-text');
+          new MutationObserver(() => window.__spoken.push(box.textContent))
+            .observe(box, {childList: true, characterData: true, subtree: true}); }"""
+    )
+    page.wait_for_timeout(3_500)
+    assert len(sockets) >= 3, len(sockets)
+    assert page.evaluate("window.__spoken") == []
+    expect(page.locator("#item-error")).to_have_text("")
+    full["value"] = False
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    expect(text).to_have_text("Connected")

@@ -39,7 +39,8 @@ function renderConnection(state) {
     online: gettext("Connected"),
     offline: gettext("Offline. Reconnecting…"),
   }[state.connection];
-  setText($("connection-text"), text);
+  const refused = state.errors.connection;
+  setText($("connection-text"), refused ? errorText(refused, state.config) : text);
   setText($("connection-retry"), state.connection === "offline" && state.retrySeconds
     ? interpolate(gettext("(next try in %s s)"), [state.retrySeconds]) : "");
 }

@@ -36,7 +36,8 @@ export function createState(config, now) {
     // Server time minus page time: countdowns agree even when a phone's clock is off.
     clockOffset: Date.parse(config.serverNow) - now,
     now: now,
-    spins: 0,
+    spins: 0, // pick reels started, and removals: ids that tell a stale timer from a live one
+    removals: 0,
   };
 }
 
@@ -45,6 +46,7 @@ export function dispatch(state, message) {
   switch (message.type) {
     // --- The server's events ---
     case "welcome":
+      delete state.errors.connection; // joined: a refusal of an earlier try is over
       state.me = { id: message.you.id, name: message.you.name, token: message.you.token || state.me.token };
       effects.push({ kind: "remember", name: state.me.name, token: message.you.token || "" });
       effects.push({ kind: "name-field", name: state.me.name });
@@ -59,8 +61,12 @@ export function dispatch(state, message) {
     case "error":
       if (ERROR_SCREENS[message.code]) {
         finish(state, ERROR_SCREENS[message.code], effects);
+      } else if (message.code === "too_many_connections") {
+        // A refusal of the connection, not of a command: said in the status line until a
+        // later try gets in (the socket keeps trying; closing another tab frees a place).
+        state.errors = { connection: message.code };
       } else {
-        state.errors = { [message.origin || "add"]: message.code };
+        showError(state, message.origin || "add", message.code);
         if (message.origin === "add") state.pendingAdd = null; // refused: the field keeps it
         if (message.origin === "add") effects.push({ kind: "focus", target: "item-input" });
       }
@@ -91,17 +97,19 @@ export function dispatch(state, message) {
 
     // --- What the person does ---
     case "page:sent":
-      state.errors = {};
+      showError(state, null, null);
       if (message.command.action === "add") state.pendingAdd = message.command.item;
       break;
     case "page:not-sent":
     case "page:refused":
-      state.errors = { [message.origin]: message.code };
+      showError(state, message.origin, message.code);
       break;
     case "page:remove":
       // Hidden here at once; sent when the undo time is over (or at once for the next one).
       if (state.removal) effects.push({ kind: "send-remove", name: state.removal.name });
-      state.removal = { name: message.name, id: (state.removal ? state.removal.id : 0) + 1 };
+      // A new id each time: the timer of an undone removal must not send a later one early.
+      state.removals += 1;
+      state.removal = { name: message.name, id: state.removals };
       effects.push({ kind: "after", ms: UNDO_MS, message: { type: "page:remove-due", id: state.removal.id } });
       effects.push({ kind: "focus", target: "undo" });
       break;
@@ -140,6 +148,13 @@ export function dispatch(state, message) {
       break;
   }
   return effects;
+}
+
+/** One error on the page at a time (a new action clears the last), beside a refused connection. */
+function showError(state, origin, code) {
+  const errors = state.errors.connection ? { connection: state.errors.connection } : {};
+  if (origin) errors[origin] = code;
+  state.errors = errors;
 }
 
 // --- State events ------------------------------------------------------------------
@@ -247,7 +262,7 @@ function startSpin(state, message, effects) {
   state.spin = { id: state.spins, names, winner: message.item, by: message.by, step: 0, steps, shown: "" };
   state.picked = { item: message.item, by: message.by };
   state.reel = null;
-  state.errors = {};
+  showError(state, null, null);
   if (state.config.reducedMotion) {
     state.spin.step = steps - 1;
     effects.push({ kind: "after", ms: 200, message: { type: "page:spin-step", id: state.spin.id } });
