@@ -136,6 +136,13 @@ def room_extend(*, room_id: str) -> StateEvent:
         return _broadcast_state(_lock_and_bump(room_id))
 
 
+def room_state_resend(*, room_id: str) -> dict:
+    """Send everyone the room's state again after a change outside it (its group's name)."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        return _commit_change(room, activity=False)
+
+
 def room_close(*, room: Room) -> None:
     """Close a room for good (staff action); its connected clients are told and dropped."""
     with transaction.atomic():
