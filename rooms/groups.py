@@ -5,6 +5,7 @@ entry of the history. purge_rooms keeps those rooms for GROUP_HISTORY_DAYS, the 
 history and the favourites look back over.
 """
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -19,7 +20,6 @@ from django.utils import timezone
 from . import text, webhooks
 from .errors import ClientError
 from .models import Group, Room
-from .protocol import GroupInfo
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,21 @@ def group_update(*, group: Group, name: str | None = None, webhook_url: str | No
     if fields:
         group.save(update_fields=fields)
         log.info("group updated group=%s fields=%s", group.pk, ",".join(fields))
+    if name is not None:
+        _room_shows_new_name(group)
     return group
+
+
+def _room_shows_new_name(group: Group) -> None:
+    """The open room's clients see the group's new name (`state.room.group`) at once."""
+    from . import services  # services imports this module for pick and purge
+
+    room = group_open_room(group=group)
+    if room is None:
+        return
+    # It may expire or close in between: then nobody is left to tell.
+    with contextlib.suppress(ClientError):
+        services.room_state_resend(room_id=room.pk)
 
 
 def group_get(*, slug: str) -> Group:
@@ -91,13 +105,6 @@ def group_get(*, slug: str) -> Group:
         return Group.objects.get(slug=slug)
     except Group.DoesNotExist:
         raise ClientError("group_not_found") from None
-
-
-def group_ref(*, group_id: int | None) -> GroupInfo | None:
-    """`state.room.group`: the group's slug and name, or None for a room of no group."""
-    if group_id is None:
-        return None
-    return Group.objects.filter(pk=group_id).values("slug", "name").first()
 
 
 # --- Today's room ----------------------------------------------------------------

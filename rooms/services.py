@@ -174,6 +174,13 @@ def room_extend(*, room_id: str) -> StateEvent:
         return _broadcast_state(_lock_and_bump(room_id))
 
 
+def room_state_resend(*, room_id: str) -> dict:
+    """Send everyone the room's state again after a change outside it (its group's name)."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        return _commit_change(room, activity=False)
+
+
 def room_close(*, room: Room) -> None:
     """Close a room for good (staff action); its connected clients are told and dropped."""
     with transaction.atomic():
@@ -396,15 +403,20 @@ def participant_leave(*, channel_name: str) -> None:
         participant_id = gone[0][0] if gone else None
         if room is not None:
             if participant_id is not None and participant_id == room.host_id:
-                still_online = Connection.objects.filter(
-                    participant_id=participant_id, last_seen__gte=selectors.presence_cutoff()
-                ).exists()
-                if not still_online:
-                    room.host_absent_since = timezone.now()
-                    _save(room, "host_absent_since")
+                _host_absence_start(room)
             _broadcast_state(room, presence=True)
     if participant_id is not None:
         log.info("participant left channel=%s participant=%s", channel_name, participant_id)
+
+
+def _host_absence_start(room: Room) -> None:
+    """The host's connection closed: if it has no other, its grace starts now (one statement)."""
+    now = timezone.now()
+    fresh = Connection.objects.filter(
+        participant_id=room.host_id, last_seen__gte=selectors.presence_cutoff(now)
+    )
+    if Room.objects.filter(pk=room.pk).filter(~Exists(fresh)).update(host_absent_since=now):
+        room.host_absent_since = now
 
 
 def presence_refresh(*, connections: list[tuple[str, str, int]]) -> None:
@@ -524,43 +536,84 @@ def host_pass_on(*, room_id: str) -> None:
             _commit_change(room, activity=False, changed_fields=("host", "host_absent_since"))
 
 
-def host_hand_over(*, room_id: str, participant_id: int, target_id: int) -> dict:
+def host_hand_over(*, room_id: str, participant_id: int, target_id: int) -> StateEvent:
     """The host makes another online participant the host."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         _host_only(room, participant_id)
-        online = selectors.participants_online(room=room)
-        if target_id == participant_id or not online.filter(pk=target_id).exists():
+        # One statement checks and writes: the target is online in this room.
+        fresh = Connection.objects.filter(
+            participant_id=target_id,
+            participant__room_id=room.pk,
+            last_seen__gte=selectors.presence_cutoff(),
+        )
+        handed = (
+            Room.objects.filter(pk=room.pk)
+            .filter(Exists(fresh))
+            .update(host_id=target_id, host_absent_since=None)
+        )
+        if target_id == participant_id or not handed:
             raise ClientError("unknown_participant")
         room.host_id, room.host_absent_since = target_id, None
         log.info("host handed over room=%s participant=%s", room.pk, target_id)
-        return _commit_change(room, changed_fields=("host", "host_absent_since"))
+        return _broadcast_state(room)
 
 
-def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> dict:
+_KICK_SQL = {
+    # PostgreSQL: mark the participant kicked (if online in this room and not the host),
+    # and drop its votes, vetoes and connections, in one statement.
+    "postgresql": [
+        """
+        WITH kicked AS (
+               UPDATE rooms_participant SET kicked_at = %(now)s, going_since = NULL
+                WHERE id = %(target)s AND room_id = %(room)s AND id <> %(host)s
+                  AND kicked_at IS NULL
+                  AND EXISTS (SELECT 1 FROM rooms_connection
+                               WHERE participant_id = %(target)s AND last_seen >= %(cutoff)s)
+               RETURNING id),
+             marks AS (DELETE FROM rooms_mark WHERE participant_id IN (SELECT id FROM kicked)),
+             gone AS (DELETE FROM rooms_connection
+                       WHERE participant_id IN (SELECT id FROM kicked))
+        SELECT id FROM kicked
+        """
+    ],
+    "sqlite": [
+        """
+        UPDATE rooms_participant SET kicked_at = %(now)s, going_since = NULL
+         WHERE id = %(target)s AND room_id = %(room)s AND id <> %(host)s
+           AND kicked_at IS NULL
+           AND EXISTS (SELECT 1 FROM rooms_connection
+                        WHERE participant_id = %(target)s AND last_seen >= %(cutoff)s)
+        RETURNING id
+        """,
+        # Run only once the first found someone to kick (else the action is refused).
+        "DELETE FROM rooms_mark WHERE participant_id = %(target)s",
+        "DELETE FROM rooms_connection WHERE participant_id = %(target)s",
+    ],
+}
+
+
+def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> StateEvent:
     """The host removes an online participant: its votes and vetoes go, it cannot come back."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         _host_only(room, participant_id)
-        # One statement checks and marks: online in this room, not the host itself.
-        kicked = (
-            Participant.objects.filter(
-                pk=target_id,
-                room=room,
-                kicked_at__isnull=True,
-                connections__last_seen__gte=selectors.presence_cutoff(),
-            )
-            .exclude(pk=participant_id)
-            .update(kicked_at=timezone.now(), going_since=None)
-        )
-        if not kicked:
-            raise ClientError("unknown_participant")
-        Mark.objects.filter(participant_id=target_id).delete()
-        Connection.objects.filter(participant_id=target_id).delete()
+        params = {
+            "room": room.pk,
+            "target": target_id,
+            "host": participant_id,
+            "now": timezone.now(),
+            "cutoff": selectors.presence_cutoff(),
+        }
+        check, *rest = _KICK_SQL[connection.vendor]
+        if not _execute(check, params):
+            raise ClientError("unknown_participant")  # nobody else online by that id
+        for sql in rest:
+            _execute(sql, params)
         # Its connections, on whichever process, hang up with `kicked` (rooms/consumers.py).
         broadcast.kicked_on_commit(group=room.group_name, participant_id=target_id)
         log.info("participant kicked room=%s participant=%s", room.pk, target_id)
-        return _commit_change(room)
+        return _broadcast_state(room)
 
 
 def participant_rename(*, room_id: str, participant_id: int, name: str) -> StateEvent:

@@ -231,6 +231,7 @@ class _LayerProbe:
 
     def __init__(self, layer) -> None:
         self.layer = layer
+        self.loop = asyncio.get_running_loop()
         self.channel: str | None = None
         self.waiting: dict[str, asyncio.Future] = {}
         self._reader: asyncio.Task | None = None
@@ -260,16 +261,15 @@ class _LayerProbe:
                 future.set_result(None)
 
 
-# One probe per layer and event loop (tests run several loops; daphne has one).
-_probes: dict[tuple[int, int], _LayerProbe] = {}
+# One probe per layer, replaced when the event loop changes (tests run several; daphne has one).
+_probes: dict[int, _LayerProbe] = {}
 
 
 async def _channel_layer_answers() -> None:
     layer = get_channel_layer()
-    key = (id(layer), id(asyncio.get_running_loop()))
-    probe = _probes.get(key)
-    if probe is None or probe.layer is not layer:
-        probe = _probes[key] = _LayerProbe(layer)
+    probe = _probes.get(id(layer))
+    if probe is None or probe.layer is not layer or probe.loop is not asyncio.get_running_loop():
+        probe = _probes[id(layer)] = _LayerProbe(layer)
     await probe.round_trip()
 
 

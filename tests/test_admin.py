@@ -89,3 +89,21 @@ def test_purge_rooms_command(rooms) -> None:
     call_command("purge_rooms", "--older-than", "0", stdout=out)
     assert "Deleted 2 room(s)" in out.getvalue()
     assert list(Room.objects.values_list("pk", flat=True)) == [rooms["active"].pk]
+
+
+def test_markup_in_names_stays_text_in_the_admin(admin_client: Client) -> None:
+    """Stored XSS: item and participant names with markup are escaped on every admin page."""
+    room = services.room_create()
+    script, img = "<script>alert(1)</script>", "<img src=x onerror=alert(2)>"
+    participant, _ = services.participant_join(room_id=room.pk, channel_name="c.x", name="p")
+    services.item_add(room_id=room.pk, participant_id=participant.pk, name=script)
+    services.participant_rename(room_id=room.pk, participant_id=participant.pk, name=img[:24])
+    services.room_pick(room_id=room.pk, participant_id=participant.pk)
+    pages = [
+        admin_client.get("/admin/rooms/room/").content.decode(),
+        admin_client.get(f"/admin/rooms/room/?q={room.pk}").content.decode(),
+        admin_client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode(),
+    ]
+    for page in pages:
+        assert script not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[2]

@@ -89,3 +89,14 @@ async def test_json_avoid_recent_with_only_recent_items_is_refused() -> None:
     await minji.send_to(text_data="pick:weighted")  # without the flag it may repeat
     assert (await next_of(minji, "picked"))["item"] == "KIMCHI STEW"
     await minji.disconnect()
+
+
+async def test_renaming_the_group_reaches_todays_room() -> None:
+    """A new group name shows in the open room's state at once."""
+    group, room = await group_with_history()
+    minji = await joined(room.pk, "minji")
+    await next_of(minji, "state")
+    await sync_to_async(groups.group_update)(group=group, name="Team Pho")
+    state = await next_of(minji, "state")
+    assert state["room"]["group"]["name"] == "Team Pho"
+    await minji.disconnect()

@@ -343,3 +343,29 @@ def test_purge_keeps_decided_group_rooms_within_the_history(group: Group, settin
     assert list(Room.objects.values_list("pk", flat=True)) == [kept.pk]
     assert not Room.objects.filter(pk__in=[old.pk, undecided.pk, loose.pk]).exists()
     assert [h["item"] for h in groups.group_history(group=group)] == ["pho"]
+
+
+# --- Cost ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_costs_a_room_few_queries(group: Group) -> None:
+    """A group's room costs no query more per change (the state reads the group in its one
+    query), and two more per fresh pick (the recent decisions, the group's webhook)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count(call, **kwargs) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            call(**kwargs)
+        return len(queries.captured_queries)
+
+    costs = {}
+    for kind in ("plain", "group"):
+        room = groups.group_room_open(group=group)[0] if kind == "group" else services.room_create()
+        who = join(room, "minji")
+        add = dict(room_id=room.pk, participant_id=who.pk, name="pho")
+        pick = dict(room_id=room.pk, participant_id=who.pk, avoid_recent=kind == "group")
+        costs[kind] = (count(services.item_add, **add), count(services.room_pick, **pick))
+    assert costs["group"][0] <= costs["plain"][0], costs
+    assert costs["group"][1] <= costs["plain"][1] + 2, costs

@@ -12,6 +12,7 @@ import asyncio
 import json
 import socket
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 
@@ -193,7 +194,12 @@ async def test_readers_that_never_read_cost_bounded_memory(
     daphne_factory: Callable[..., DaphneServer], redis_server: RedisServer
 ) -> None:
     """50 sockets that stop reading while 9 people vote: the server's memory stays flat."""
-    server = daphne_factory(redis_url=redis_server.url, ROOM_MAX_PARTICIPANTS=100)
+    # daphne's own ping timeout (~50 s) would drop the stalled sockets: not what is tested.
+    server = daphne_factory(
+        redis_url=redis_server.url,
+        daphne_args=("--ping-interval", "300", "--ping-timeout", "300"),
+        ROOM_MAX_PARTICIPANTS=100,
+    )
     room = create_room(server.http_url)
     url = room_ws(server, room["id"])
     voters = [await RoomClient(url + f"?name=voter{i}").connect() for i in range(9)]
@@ -225,12 +231,13 @@ async def test_readers_that_never_read_cost_bounded_memory(
         await asyncio.sleep(2)
         rss_after = server.rss_kib()
         grown_mib = (rss_after - rss_before) / 1024
+        print(f"stalled readers: rss {rss_before} -> {rss_after} KiB")
         # Without a bound this grew by about 90 MiB: every state kept for every stalled reader.
         assert grown_mib < 20, (rss_before, rss_after)
 
         final = room_state(server.http_url, room["id"])
         for client in voters:  # the people who read were served all along
-            await client.wait_state(lambda s: s["version"] == final["version"], timeout=10)
+            await client.wait_state(lambda s: s["version"] >= final["version"], timeout=10)
         # A stalled reader that reads again skips to the newest state.
         reader = stalled[0]
         deadline = time.monotonic() + 20
@@ -240,8 +247,55 @@ async def test_readers_that_never_read_cost_bounded_memory(
             event = json.loads(await asyncio.wait_for(reader.recv(), timeout=10))
             if event["type"] == "state":
                 newest = event["version"]
-        assert newest == final["version"]
+        assert newest >= final["version"]
     finally:
         for ws in stalled:
             ws.transport.abort()
         await asyncio.gather(*(c.close() for c in voters))
+
+
+# --- What held (issue 9): kept as tests ---------------------------------------------------
+
+
+async def test_joins_to_unknown_rooms_are_refused_cheaply(
+    daphne_factory: Callable[..., DaphneServer], redis_server: RedisServer
+) -> None:
+    """500 joins to rooms that do not exist: each gets room_not_found and 4404, memory stays."""
+    server = daphne_factory(redis_url=redis_server.url)
+    await churn(server, create_room(server.http_url)["id"], 20, 20)  # warm up
+    rss_before = server.rss_kib()
+    codes: list[int | None] = []
+
+    async def knock(i: int) -> None:
+        client = RoomClient(room_ws(server, f"nosuchroom{i:06d}"))
+        await client.connect(welcome=False)
+        assert (await first_answer(client))["code"] == "room_not_found"
+        codes.append(await client.wait_closed())
+
+    for start in range(0, 500, 20):
+        await asyncio.gather(*(knock(i) for i in range(start, start + 20)))
+    assert codes == [4404] * 500
+    await asyncio.sleep(1)
+    assert (server.rss_kib() - rss_before) / 1024 < 15
+    assert asgi_subscriptions(redis_server.url) == []
+
+
+def test_spoofed_forwarded_for_does_not_escape_the_creation_limit(
+    daphne_factory: Callable[..., DaphneServer],
+) -> None:
+    """Without --proxy-headers, X-Forwarded-For is ignored: the limit counts the real address."""
+    server = daphne_factory(ROOM_CREATE_PER_MINUTE=2)
+    statuses = []
+    for i in range(6):
+        request = urllib.request.Request(
+            f"{server.http_url}/api/rooms/",
+            method="POST",
+            headers={"X-Forwarded-For": f"198.51.100.{i}", "X-Real-IP": f"198.51.100.{i}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+    # two per minute's window; six quick requests touch at most two windows
+    assert statuses.count(201) <= 4 and statuses.count(429) >= 2, statuses
