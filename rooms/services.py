@@ -629,7 +629,8 @@ def participant_going(*, room_id: str, participant_id: int, going: bool) -> Stat
     """I am coming (or not): the headcount keeps the order in which people said it."""
     with transaction.atomic():
         room = _lock_and_bump(room_id)
-        me = Participant.objects.filter(pk=participant_id, room=room)
+        # kicked_at: a kicked connection that missed its `kicked` cannot come back in.
+        me = Participant.objects.filter(pk=participant_id, room=room, kicked_at__isnull=True)
         if going:
             me.filter(going_since__isnull=True).update(going_since=timezone.now())
         else:

@@ -140,3 +140,33 @@ async def test_the_heartbeat_skips_connections_whose_task_ended(local, monkeypat
     assert killed not in local.rooms["r"]
     alive.cancel()
     local._task.cancel()
+
+
+async def test_absent_hosts_are_handed_on_a_few_times_per_grace(
+    local, monkeypatch, settings
+) -> None:
+    """The tick asks which rooms' hosts are overdue and passes their role on, not every tick."""
+    from rooms import services
+
+    settings.ROOM_HOST_GRACE_SECONDS = 60
+    settings.ROOM_RESYNC_SECONDS = 1
+    local.rooms["r"].add(FakeConnection("r"))
+    calls: list = []
+
+    async def call(service, **kwargs):
+        calls.append((service, kwargs))
+        if service is selectors.rooms_open_versions:
+            return {"r": 0}
+        if service is selectors.rooms_host_overdue:
+            return ["r"]
+        return None
+
+    monkeypatch.setattr(liveness.database, "call", call)
+    await local.tick()
+    await local.tick()  # within the same twelfth of the grace: no second check
+    assert [c for c in calls if c[0] is selectors.rooms_host_overdue] == [
+        (selectors.rooms_host_overdue, {"room_ids": ["r"]})
+    ]
+    assert [c for c in calls if c[0] is services.host_pass_on] == [
+        (services.host_pass_on, {"room_id": "r"})
+    ]
