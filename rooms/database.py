@@ -2,6 +2,7 @@
 and publishing what they committed from the event loop."""
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,16 +25,18 @@ RETRY_DELAY_SECONDS = 0.2
 _EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="database")
 
 
-def _on_database_thread(service: Callable[..., Any]) -> Callable[..., Any]:
-    """Where a service runs: PostgreSQL on the executor's threads, SQLite on channels' one.
+@functools.cache
+def _on_database_thread(vendor: str) -> Callable[..., Any]:
+    """Where services run: PostgreSQL on the executor's threads, SQLite on channels' one.
 
     On one thread every query's round trip waits for the one before, and a process's rooms
     queue behind each other; PostgreSQL runs transactions side by side (each room's row lock
     still orders that room's changes) from a bounded pool. SQLite has a single writer anyway.
+    Made once per database: an asgiref wrapper serves any number of calls at a time.
     """
-    if connection.vendor == "sqlite":
-        return database_sync_to_async(service)
-    return DatabaseSyncToAsync(service, thread_sensitive=False, executor=_EXECUTOR)
+    if vendor == "sqlite":
+        return database_sync_to_async(_collecting)
+    return DatabaseSyncToAsync(_collecting, thread_sensitive=False, executor=_EXECUTOR)
 
 
 async def call(service: Callable[..., Any], **kwargs: Any) -> Any:
@@ -43,7 +46,7 @@ async def call(service: Callable[..., Any], **kwargs: Any) -> Any:
     and published here, after the commit, so the thread never waits on the channel layer.
     """
     for attempt in range(1, ATTEMPTS + 1):
-        result, error, outbox = await _on_database_thread(_collecting)(service, kwargs)
+        result, error, outbox = await _on_database_thread(connection.vendor)(service, kwargs)
         if outbox:
             await broadcast.publish(outbox)
         if error is None:
