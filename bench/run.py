@@ -6,9 +6,10 @@ python -m bench.run [--quick] [--rooms R --clients C] [--rates 30,60,...] [--ste
 A scenario is `app-layer-Np[-sqlite]`: the product or the bare-Channels baseline, on the
 in-memory layer or Redis (channels-redis' pub/sub or core layer), on N daphne processes
 (the clients of each room split across them), on PostgreSQL (--database-url) or SQLite.
-For each: R x C clients join at once (the join storm), then the actions run at each rate
-for S seconds; after each step every room's final state is compared on all its clients
-(and with the API, for the product). It starts its own redis-server and daphne processes
+Every setup is started and its R x C clients join at once (the join storm, one setup at a
+time); then each rate runs for S seconds on every setup in turn, so the rows a ratio compares
+ran minutes apart at most. After each step every room's final state is compared on all its
+clients (and with the API, for the product). It starts its own redis-server and daphne processes
 on free loopback ports and stops them. Latency and CPU are only comparable within a run:
 the table gives each product figure as a ratio against the baseline of the same run.
 """
@@ -191,8 +192,18 @@ async def warm_up(url: str) -> None:
             pass
 
 
-async def run_scenario(sc: Scenario, args: argparse.Namespace, redis: RedisServer, db: str) -> dict:
-    """Start the servers of one setup, join everyone, run each rate, measure, stop everything."""
+@dataclass
+class Setup:
+    """One scenario's running servers and joined clients, kept up for every rate."""
+
+    scenario: Scenario
+    servers: list[Daphne]
+    run: LoadRun | None
+    result: dict
+
+
+async def setup_start(sc: Scenario, args: argparse.Namespace, redis: RedisServer, db: str) -> Setup:
+    """Start the servers of one setup and join its clients all at once (the join storm)."""
     workdir = Path(args.workdir)
     env = server_env(db, redis.url, sc.layer)
     servers = [Daphne(APPS[sc.app], env, workdir / f"{sc.name}-{i}.log") for i in range(sc.procs)]
@@ -204,7 +215,7 @@ async def run_scenario(sc: Scenario, args: argparse.Namespace, redis: RedisServe
         "database": sc.database,
         "steps": [],
     }
-    run: LoadRun | None = None
+    setup = Setup(sc, servers, None, result)
     try:
         ready = "/healthz" if sc.app == "product" else "/"
         for server in servers:
@@ -213,10 +224,10 @@ async def run_scenario(sc: Scenario, args: argparse.Namespace, redis: RedisServe
             await warm_up(server.url)
         await asyncio.sleep(1)
         rss_before = sum(s.rss_kib() for s in servers)
-        run = LoadRun([s.url for s in servers], rooms=args.rooms, clients=args.clients)
-        await run.create_rooms()
+        setup.run = LoadRun([s.url for s in servers], rooms=args.rooms, clients=args.clients)
+        await setup.run.create_rooms()
         cpu_before = sum(s.cpu_seconds() for s in servers)
-        result["join"] = await run.join_all(args.join_concurrency)
+        result["join"] = await setup.run.join_all(args.join_concurrency)
         result["join"]["server_cpu_s"] = round(
             sum(s.cpu_seconds() for s in servers) - cpu_before, 2
         )
@@ -225,27 +236,30 @@ async def run_scenario(sc: Scenario, args: argparse.Namespace, redis: RedisServe
         result["kib_per_connection"] = round(
             (sum(s.rss_kib() for s in servers) - rss_before) / joined, 1
         )
-        rates = args.sqlite_rates if sc.database == "sqlite" else args.rates
-        for rate in rates:
-            result["steps"].append(await run_step(sc, args, servers, run, rate))
+        print(
+            f"    {sc.name}: {joined} joined in {result['join']['all_joined_s']} s",
+            file=sys.stderr,
+            flush=True,
+        )
     except Exception as exc:  # one broken setup must not hide the others' numbers
         result["failed"] = f"{type(exc).__name__}: {exc}"
-    finally:
-        if run is not None:
-            with contextlib.suppress(Exception):
-                await run.close_all()
-            result["errors"] = dict(run.errors)
-            result["disconnects"] = run.disconnects
-            result["close_codes"] = dict(run.close_codes)
-        for server in servers:
-            await asyncio.to_thread(server.stop)
-    return result
+    return setup
 
 
-async def run_step(
-    sc: Scenario, args: argparse.Namespace, servers: list[Daphne], run: LoadRun, rate: float
-) -> dict:
+async def setup_stop(setup: Setup) -> None:
+    if setup.run is not None:
+        with contextlib.suppress(Exception):
+            await setup.run.close_all()
+        setup.result["errors"] = dict(setup.run.errors)
+        setup.result["disconnects"] = setup.run.disconnects
+        setup.result["close_codes"] = dict(setup.run.close_codes)
+    for server in setup.servers:
+        await asyncio.to_thread(server.stop)
+
+
+async def run_step(setup: Setup, args: argparse.Namespace, rate: float) -> dict:
     """One rate for `args.step` seconds: latency, CPU per action, delivered, rooms correct."""
+    sc, servers, run = setup.scenario, setup.servers, setup.run
     profilers = []
     if args.profile_rate == rate:
         profilers = [
@@ -377,7 +391,7 @@ def table(results: list[dict]) -> str:
 
 def summary(results: list[dict], baseline: dict | None) -> str:
     """The join storm, the two-process gain and SQLite against PostgreSQL, as ratios."""
-    head = ["setup", "1,000 joined in s", "x baseline", "join CPU s", "p99<=100ms up to /s"]
+    head = ["setup", "all joined in s", "x baseline", "join CPU s", "p99<=100ms up to /s"]
     rows = []
     for r in results:
         join = r.get("join", {})
@@ -485,8 +499,10 @@ async def main(argv: list[str]) -> int:
     }
     redis = RedisServer().start()
     databases: dict[str, str] = {}
-    results = []
+    setups: list[Setup] = []
     try:
+        # Every setup is started and joined first (one join storm at a time), then each rate
+        # runs on every setup in turn: the rows compared in a ratio are minutes apart at most.
         for sc in args.scenarios:
             if sc.database not in databases:
                 base = args.database_url if sc.database == "postgresql" else ""
@@ -497,15 +513,24 @@ async def main(argv: list[str]) -> int:
                     env=server_env(databases[sc.database], None, "memory"),
                     check=True,
                 )
-            print(f"==> {sc.name}", file=sys.stderr, flush=True)
-            began = time.monotonic()
-            result = await run_scenario(sc, args, redis, databases[sc.database])
-            result["wall_s"] = round(time.monotonic() - began, 1)
-            results.append(result)
+            print(f"==> {sc.name}: join storm", file=sys.stderr, flush=True)
+            setups.append(await setup_start(sc, args, redis, databases[sc.database]))
+        for rate in sorted({*args.rates, *args.sqlite_rates}):
+            for setup in setups:
+                rates = args.sqlite_rates if setup.scenario.database == "sqlite" else args.rates
+                if rate not in rates or "failed" in setup.result:
+                    continue
+                try:
+                    setup.result["steps"].append(await run_step(setup, args, rate))
+                except Exception as exc:
+                    setup.result["failed"] = f"{type(exc).__name__}: {exc}"
     finally:
+        for setup in setups:
+            await setup_stop(setup)
         redis.stop()
         for url in databases.values():
             database_drop(url)
+    results = [setup.result for setup in setups]
     info["machine"]["load_avg_end"] = os.getloadavg()
     report = {**info, "results": results, "table": table(results)}
     out = Path(args.out or RESULTS_DIR / f"bench-{stamp}.json")

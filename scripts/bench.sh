@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The benchmark (docs/performance.md): R rooms x C clients speaking the public protocol against
-# the product and a bare Channels baseline, on the in-memory layer and on Redis, one and two
-# daphne processes. Prints one table; writes bench/results/*.json. It starts its own
-# redis-server, database and daphne processes on free loopback ports and stops them.
-#   make bench                      the full run (about 20 minutes)
-#   ./scripts/bench.sh --quick      a smaller, shorter run (under 2 minutes)
-#   ./scripts/bench.sh --help       every option (rooms, clients, rate, duration, scenarios)
+# The benchmark (docs/performance.md): 100 rooms x 10 clients speaking the public protocol
+# against a bare-Channels baseline and the product (one and two daphne processes, Redis pub/sub,
+# PostgreSQL; then one process on SQLite), at 30, 60, 100, 150 and 200 actions/s. Prints one
+# table of ratios against the baseline of the same run; writes bench/results/*.json. It starts
+# its own redis-server, databases and daphne processes on free loopback ports and stops them.
+#   make bench                      the full run (about 15 minutes)
+#   ./scripts/bench.sh --quick      a smaller, shorter run (about 3 minutes)
+#   ./scripts/bench.sh --help       every option (rooms, clients, rates, step, scenarios)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
