@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists
 from django.utils import timezone
 
 from . import broadcast, groups, selectors, text
@@ -61,41 +61,48 @@ def _lock_and_bump(room_id: str, *, activity: bool = True) -> Room:
 
 
 def _room_columns() -> str:
-    return ", ".join(field.column for field in Room._meta.concrete_fields)
+    return _columns(Room)
+
+
+def _columns(model, prefix: str = "") -> str:
+    """The model's columns, in field order, for a RETURNING or SELECT list of ours."""
+    return ", ".join(prefix + field.column for field in model._meta.concrete_fields)
 
 
 def _room_returned(sql: str, params: dict) -> Room | None:
-    """The Room a statement `RETURNING _room_columns()` returned, or None.
-
-    Built as the ORM would (Model.from_db, the backend's converters), without a queryset:
-    this runs on every change, and a RawQuerySet costs more than the statement.
-    """
+    """The Room a statement `RETURNING _room_columns()` returned, or None."""
     rows = _execute(sql, params)
-    if not rows:
-        return None
+    return _from_row(Room, rows[0]) if rows else None
+
+
+def _from_row(model, row: tuple):
+    """A model instance from a row of `_columns(model)` (and anything after them), as the
+    ORM builds one (Model.from_db, the backend's converters) but without a queryset: on
+    every change, a queryset's compiling cost more than its statement."""
     db = connections[DEFAULT_DB_ALIAS]
-    values = list(rows[0])
-    for index, field, converters in _room_converters(db):
+    fields = model._meta.concrete_fields
+    values = list(row[: len(fields)])
+    for index, field, converters in _converters(model, db):
         for converter in converters:
             values[index] = converter(values[index], field, db)
-    return Room.from_db(db.alias, _ROOM_ATTNAMES, values)
+    return model.from_db(db.alias, [field.attname for field in fields], values)
 
 
-_ROOM_ATTNAMES = [field.attname for field in Room._meta.concrete_fields]
-_converters_by_vendor: dict[str, list] = {}
+_converters_by_model: dict[tuple, list] = {}
 
 
-def _room_converters(db) -> list:
-    """(column index, field, converters) for each Room column the backend converts."""
-    if db.vendor not in _converters_by_vendor:
+def _converters(model, db) -> list:
+    """(column index, field, converters) for each of the model's columns the backend converts."""
+    key = (model, db.vendor)
+    if key not in _converters_by_model:
         found = []
-        for index, field in enumerate(Room._meta.concrete_fields):
-            column = field.get_col(Room._meta.db_table)
+        for index, field in enumerate(model._meta.concrete_fields):
+            column = field.get_col(model._meta.db_table)
             converters = db.ops.get_db_converters(column) + field.get_db_converters(db)
             if converters:
                 found.append((index, field, converters))
-        _converters_by_vendor[db.vendor] = found
-    return _converters_by_vendor[db.vendor]
+        _converters_by_model[key] = found
+    return _converters_by_model[key]
 
 
 def _broadcast_state(
@@ -298,17 +305,28 @@ _TOKEN_MAX_LENGTH = 128
 _HOST_FIELDS = ("host_id", "host_token_hash", "host_session_key", "host_absent_since")
 
 
+_PEOPLE_SQL = """
+SELECT {columns},
+       EXISTS (SELECT 1 FROM rooms_connection c
+                WHERE c.participant_id = p.id AND c.last_seen >= %(cutoff)s),
+       EXISTS (SELECT 1 FROM rooms_connection c
+                WHERE c.participant_id = p.id AND c.last_seen < %(cutoff)s)
+  FROM rooms_participant p
+ WHERE p.room_id = %(room)s
+ ORDER BY p.joined_at, p.id
+"""
+
+
 def _participants_with_presence(room: Room) -> list[Participant]:
     """All of the room's participants, each marked `online` (a fresh connection) and `ghost`
     (a connection of a worker that stopped heartbeating), in the order they joined."""
-    cutoff = selectors.presence_cutoff()
-    connections = Connection.objects.filter(participant=OuterRef("pk"))
-    return list(
-        room.participants.annotate(
-            online=Exists(connections.filter(last_seen__gte=cutoff)),
-            ghost=Exists(connections.filter(last_seen__lt=cutoff)),
-        )
-    )
+    sql = _PEOPLE_SQL.format(columns=_columns(Participant, "p."))
+    people = []
+    for row in _execute(sql, {"room": room.pk, "cutoff": selectors.presence_cutoff()}):
+        participant = _from_row(Participant, row)
+        participant.online, participant.ghost = bool(row[-2]), bool(row[-1])
+        people.append(participant)
+    return people
 
 
 def _participant_returning(
