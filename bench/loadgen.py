@@ -87,7 +87,12 @@ class Client:
         self.joined = asyncio.Event()
         self.join_seconds: float | None = None
         self.closed_by_us = False
+        self.welcomed = False
         self.reader: asyncio.Task | None = None
+
+    def _lists_me(self, state: dict) -> bool:
+        """A joiner's first state comes after its welcome and lists it (issue 8)."""
+        return self.welcomed and self.name in [p["name"] for p in state["participants"]]
 
     async def connect(self) -> None:
         url = f"{self.room.ws_urls[self.index % len(self.room.ws_urls)]}?name={self.name}"
@@ -113,8 +118,12 @@ class Client:
                 now = time.perf_counter()
                 event = json.loads(frame)
                 kind = event.get("type")
-                if kind == "state":
+                if kind == "welcome":
+                    self.welcomed = True
+                elif kind == "state":
                     run.states_received += 1
+                    if self.state is None and not self._lists_me(event):
+                        run.errors["first_state_without_self"] += 1
                     if self.state is None or event["version"] > self.state["version"]:
                         self.state = event
                         self.joined.set()
@@ -211,6 +220,16 @@ class LoadRun:
             if joined == self.n_rooms * self.n_clients
             else None,
         }
+
+    def full_presence(self) -> int:
+        """How many clients' newest state lists every client of their room."""
+        return sum(
+            1
+            for room in self.rooms
+            for client in room.clients
+            if client.state is not None
+            and {c.name for c in room.clients} <= {p["name"] for p in client.state["participants"]}
+        )
 
     def clients(self) -> list[Client]:
         return [c for room in self.rooms for c in room.clients]

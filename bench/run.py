@@ -232,12 +232,16 @@ async def setup_start(sc: Scenario, args: argparse.Namespace, redis: RedisServer
             sum(s.cpu_seconds() for s in servers) - cpu_before, 2
         )
         await asyncio.sleep(args.settle)
+        result["join"]["full_presence"] = setup.run.full_presence()
+        result["join"]["first_state_without_self"] = setup.run.errors["first_state_without_self"]
         joined = max(1, result["join"]["joined"])
         result["kib_per_connection"] = round(
             (sum(s.rss_kib() for s in servers) - rss_before) / joined, 1
         )
         print(
-            f"    {sc.name}: {joined} joined in {result['join']['all_joined_s']} s",
+            f"    {sc.name}: {joined} joined in {result['join']['all_joined_s']} s;"
+            f" {result['join']['full_presence']} see everyone;"
+            f" {result['join']['first_state_without_self']} first states without the joiner",
             file=sys.stderr,
             flush=True,
         )
@@ -391,7 +395,15 @@ def table(results: list[dict]) -> str:
 
 def summary(results: list[dict], baseline: dict | None) -> str:
     """The join storm, the two-process gain and SQLite against PostgreSQL, as ratios."""
-    head = ["setup", "all joined in s", "x baseline", "join CPU s", "p99<=100ms up to /s"]
+    head = [
+        "setup",
+        "all joined in s",
+        "x baseline",
+        "join CPU s",
+        "first state lists self",
+        "see everyone",
+        "p99<=100ms up to /s",
+    ]
     rows = []
     for r in results:
         join = r.get("join", {})
@@ -404,6 +416,9 @@ def summary(results: list[dict], baseline: dict | None) -> str:
                 if r["app"] == "product"
                 else "-",
                 _fmt(join.get("server_cpu_s"), 1),
+                f"{join.get('joined', 0) - join.get('first_state_without_self', 0)}"
+                f"/{join.get('clients', '-')}",
+                f"{join.get('full_presence', '-')}/{join.get('clients', '-')}",
                 _fmt(best_rate(r), 0),
             ]
         )
