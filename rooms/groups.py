@@ -20,7 +20,6 @@ from django.utils import timezone
 from . import text, webhooks
 from .errors import ClientError
 from .models import Group, Room
-from .protocol import GroupInfo
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +105,6 @@ def group_get(*, slug: str) -> Group:
         return Group.objects.get(slug=slug)
     except Group.DoesNotExist:
         raise ClientError("group_not_found") from None
-
-
-def group_ref(*, group_id: int | None) -> GroupInfo | None:
-    """`state.room.group`: the group's slug and name, or None for a room of no group."""
-    if group_id is None:
-        return None
-    return Group.objects.filter(pk=group_id).values("slug", "name").first()
 
 
 # --- Today's room ----------------------------------------------------------------

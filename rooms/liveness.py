@@ -55,7 +55,8 @@ class LocalRooms:
     def __init__(self) -> None:
         self.rooms: dict[str, set[LiveConnection]] = defaultdict(set)
         self._served_by: dict[LiveConnection, asyncio.Task | None] = {}
-        self._behind_since: dict[str, float] = {}
+        # Per room: since when some connection has been behind, and the version it lacked.
+        self._behind_since: dict[str, tuple[float, int]] = {}
         self._task: asyncio.Task | None = None
         self._next_beat = 0.0
         self._next_host_check = 0.0
@@ -120,8 +121,14 @@ class LocalRooms:
             if not lagging:
                 self._behind_since.pop(room_id, None)
                 continue
-            since = self._behind_since.setdefault(room_id, now)
+            since, wanted = self._behind_since.setdefault(room_id, (now, versions[room_id]))
             if now - since < GRACE_SECONDS:
+                continue
+            # Only a connection still without the version it lacked a grace ago is behind;
+            # in a busy room some newer change is always on its way to everyone.
+            lagging = [c for c in lagging if c.version < wanted]
+            if not lagging:
+                self._behind_since[room_id] = (now, versions[room_id])
                 continue
             del self._behind_since[room_id]
             state = await database.call(_state, room_id=room_id)

@@ -18,7 +18,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -35,7 +35,7 @@ _system_random = secrets.SystemRandom()
 _BUMP_SQL = """
 UPDATE rooms_room SET version = version + 1{expiry}
  WHERE id = %(room)s AND closed_at IS NULL AND expires_at > %(now)s
-RETURNING *
+RETURNING {columns}
 """
 
 
@@ -53,11 +53,49 @@ def _lock_and_bump(room_id: str, *, activity: bool = True) -> Room:
     if activity:
         params["expires"] = now + timedelta(seconds=settings.ROOM_TTL_SECONDS)
         expiry = ", expires_at = %(expires)s"
-    rooms = list(Room.objects.raw(_BUMP_SQL.format(expiry=expiry), params))
-    if not rooms:
+    room = _room_returned(_BUMP_SQL.format(expiry=expiry, columns=_room_columns()), params)
+    if room is None:
         selectors.room_get_open(room_id=room_id)  # room_not_found or room_expired
         raise ClientError("room_expired")  # it expired between the two reads
-    return rooms[0]
+    return room
+
+
+def _room_columns() -> str:
+    return ", ".join(field.column for field in Room._meta.concrete_fields)
+
+
+def _room_returned(sql: str, params: dict) -> Room | None:
+    """The Room a statement `RETURNING _room_columns()` returned, or None.
+
+    Built as the ORM would (Model.from_db, the backend's converters), without a queryset:
+    this runs on every change, and a RawQuerySet costs more than the statement.
+    """
+    rows = _execute(sql, params)
+    if not rows:
+        return None
+    db = connections[DEFAULT_DB_ALIAS]
+    values = list(rows[0])
+    for index, field, converters in _room_converters(db):
+        for converter in converters:
+            values[index] = converter(values[index], field, db)
+    return Room.from_db(db.alias, _ROOM_ATTNAMES, values)
+
+
+_ROOM_ATTNAMES = [field.attname for field in Room._meta.concrete_fields]
+_converters_by_vendor: dict[str, list] = {}
+
+
+def _room_converters(db) -> list:
+    """(column index, field, converters) for each Room column the backend converts."""
+    if db.vendor not in _converters_by_vendor:
+        found = []
+        for index, field in enumerate(Room._meta.concrete_fields):
+            column = field.get_col(Room._meta.db_table)
+            converters = db.ops.get_db_converters(column) + field.get_db_converters(db)
+            if converters:
+                found.append((index, field, converters))
+        _converters_by_vendor[db.vendor] = found
+    return _converters_by_vendor[db.vendor]
 
 
 def _broadcast_state(
@@ -343,7 +381,7 @@ UPDATE rooms_room SET version = version + 1
                JOIN rooms_participant p ON p.id = c.participant_id
               WHERE c.channel_name = %(channel)s)
    AND closed_at IS NULL AND expires_at > %(now)s
-RETURNING *
+RETURNING {columns}
 """
 
 
@@ -353,8 +391,9 @@ def participant_leave(*, channel_name: str) -> None:
         # The room is locked before the connection goes, as every change does it, so the
         # state read below sees any other tab of this participant that left just before.
         # A participant still online in another tab costs one state that looks the same.
-        rooms = list(
-            Room.objects.raw(_LEAVE_LOCK_SQL, {"channel": channel_name, "now": timezone.now()})
+        room = _room_returned(
+            _LEAVE_LOCK_SQL.format(columns=_room_columns()),
+            {"channel": channel_name, "now": timezone.now()},
         )
         gone = _execute(
             "DELETE FROM rooms_connection WHERE channel_name = %(channel)s"
@@ -362,18 +401,22 @@ def participant_leave(*, channel_name: str) -> None:
             {"channel": channel_name},
         )
         participant_id = gone[0][0] if gone else None
-        if rooms:
-            room = rooms[0]
+        if room is not None:
             if participant_id is not None and participant_id == room.host_id:
-                still_online = Connection.objects.filter(
-                    participant_id=participant_id, last_seen__gte=selectors.presence_cutoff()
-                ).exists()
-                if not still_online:
-                    room.host_absent_since = timezone.now()
-                    _save(room, "host_absent_since")
+                _host_absence_start(room)
             _broadcast_state(room, presence=True)
     if participant_id is not None:
         log.info("participant left channel=%s participant=%s", channel_name, participant_id)
+
+
+def _host_absence_start(room: Room) -> None:
+    """The host's connection closed: if it has no other, its grace starts now (one statement)."""
+    now = timezone.now()
+    fresh = Connection.objects.filter(
+        participant_id=room.host_id, last_seen__gte=selectors.presence_cutoff(now)
+    )
+    if Room.objects.filter(pk=room.pk).filter(~Exists(fresh)).update(host_absent_since=now):
+        room.host_absent_since = now
 
 
 def presence_refresh(*, connections: list[tuple[str, str, int]]) -> None:
@@ -493,43 +536,84 @@ def host_pass_on(*, room_id: str) -> None:
             _commit_change(room, activity=False, changed_fields=("host", "host_absent_since"))
 
 
-def host_hand_over(*, room_id: str, participant_id: int, target_id: int) -> dict:
+def host_hand_over(*, room_id: str, participant_id: int, target_id: int) -> StateEvent:
     """The host makes another online participant the host."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         _host_only(room, participant_id)
-        online = selectors.participants_online(room=room)
-        if target_id == participant_id or not online.filter(pk=target_id).exists():
+        # One statement checks and writes: the target is online in this room.
+        fresh = Connection.objects.filter(
+            participant_id=target_id,
+            participant__room_id=room.pk,
+            last_seen__gte=selectors.presence_cutoff(),
+        )
+        handed = (
+            Room.objects.filter(pk=room.pk)
+            .filter(Exists(fresh))
+            .update(host_id=target_id, host_absent_since=None)
+        )
+        if target_id == participant_id or not handed:
             raise ClientError("unknown_participant")
         room.host_id, room.host_absent_since = target_id, None
         log.info("host handed over room=%s participant=%s", room.pk, target_id)
-        return _commit_change(room, changed_fields=("host", "host_absent_since"))
+        return _broadcast_state(room)
 
 
-def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> dict:
+_KICK_SQL = {
+    # PostgreSQL: mark the participant kicked (if online in this room and not the host),
+    # and drop its votes, vetoes and connections, in one statement.
+    "postgresql": [
+        """
+        WITH kicked AS (
+               UPDATE rooms_participant SET kicked_at = %(now)s, going_since = NULL
+                WHERE id = %(target)s AND room_id = %(room)s AND id <> %(host)s
+                  AND kicked_at IS NULL
+                  AND EXISTS (SELECT 1 FROM rooms_connection
+                               WHERE participant_id = %(target)s AND last_seen >= %(cutoff)s)
+               RETURNING id),
+             marks AS (DELETE FROM rooms_mark WHERE participant_id IN (SELECT id FROM kicked)),
+             gone AS (DELETE FROM rooms_connection
+                       WHERE participant_id IN (SELECT id FROM kicked))
+        SELECT id FROM kicked
+        """
+    ],
+    "sqlite": [
+        """
+        UPDATE rooms_participant SET kicked_at = %(now)s, going_since = NULL
+         WHERE id = %(target)s AND room_id = %(room)s AND id <> %(host)s
+           AND kicked_at IS NULL
+           AND EXISTS (SELECT 1 FROM rooms_connection
+                        WHERE participant_id = %(target)s AND last_seen >= %(cutoff)s)
+        RETURNING id
+        """,
+        # Run only once the first found someone to kick (else the action is refused).
+        "DELETE FROM rooms_mark WHERE participant_id = %(target)s",
+        "DELETE FROM rooms_connection WHERE participant_id = %(target)s",
+    ],
+}
+
+
+def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> StateEvent:
     """The host removes an online participant: its votes and vetoes go, it cannot come back."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = _lock_and_bump(room_id)
         _host_only(room, participant_id)
-        # One statement checks and marks: online in this room, not the host itself.
-        kicked = (
-            Participant.objects.filter(
-                pk=target_id,
-                room=room,
-                kicked_at__isnull=True,
-                connections__last_seen__gte=selectors.presence_cutoff(),
-            )
-            .exclude(pk=participant_id)
-            .update(kicked_at=timezone.now(), going_since=None)
-        )
-        if not kicked:
-            raise ClientError("unknown_participant")
-        Mark.objects.filter(participant_id=target_id).delete()
-        Connection.objects.filter(participant_id=target_id).delete()
+        params = {
+            "room": room.pk,
+            "target": target_id,
+            "host": participant_id,
+            "now": timezone.now(),
+            "cutoff": selectors.presence_cutoff(),
+        }
+        check, *rest = _KICK_SQL[connection.vendor]
+        if not _execute(check, params):
+            raise ClientError("unknown_participant")  # nobody else online by that id
+        for sql in rest:
+            _execute(sql, params)
         # Its connections, on whichever process, hang up with `kicked` (rooms/consumers.py).
         broadcast.kicked_on_commit(group=room.group_name, participant_id=target_id)
         log.info("participant kicked room=%s participant=%s", room.pk, target_id)
-        return _commit_change(room)
+        return _broadcast_state(room)
 
 
 def participant_rename(*, room_id: str, participant_id: int, name: str) -> StateEvent:
@@ -545,7 +629,8 @@ def participant_going(*, room_id: str, participant_id: int, going: bool) -> Stat
     """I am coming (or not): the headcount keeps the order in which people said it."""
     with transaction.atomic():
         room = _lock_and_bump(room_id)
-        me = Participant.objects.filter(pk=participant_id, room=room)
+        # kicked_at: a kicked connection that missed its `kicked` cannot come back in.
+        me = Participant.objects.filter(pk=participant_id, room=room, kicked_at__isnull=True)
         if going:
             me.filter(going_since__isnull=True).update(going_since=timezone.now())
         else:

@@ -131,7 +131,8 @@ async def test_kicked_is_told_closed_and_cannot_come_back(layer: str) -> None:
 
 async def test_hand_over_and_headcount(layer: str) -> None:
     """host:ID moves the badge; in/out and {"action":"going"} change room.going for all."""
-    _, (host, me), (guest, you) = await host_and_guest()
+    room, (host, me), (guest, you) = await host_and_guest()
+    room_id = room.pk
     await host.send_to(text_data=f"host:{you['id']}")
     state = await until_state(guest, lambda s: s["participants"][1]["host"])
     assert [p["host"] for p in state["participants"]] == [False, True]
@@ -153,6 +154,11 @@ async def test_hand_over_and_headcount(layer: str) -> None:
     assert state["room"]["going"] == [{"id": you["id"], "name": "guest"}]
     await host.send_to(text_data=json.dumps({"action": "going", "going": "yes"}))
     assert (await error_of(host))["code"] == "bad_message"
+    back, again = await joined(room_id, f"token={you['token']}")  # the guest rejoins
+    assert again["id"] == you["id"]
+    state = await until_state(host, lambda s: len(s["participants"]) == 2)
+    assert state["room"]["going"] == [{"id": you["id"], "name": "guest"}]
+    await back.disconnect()
     await host.disconnect()
 
 

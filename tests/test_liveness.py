@@ -1,5 +1,6 @@
 """The per-process upkeep: expiry hang-ups and lost-broadcast repair, without a database."""
 
+import asyncio
 from dataclasses import dataclass, field
 
 import pytest
@@ -82,6 +83,19 @@ async def test_lagging_connections_get_the_state_after_the_grace(local, monkeypa
     assert current.sent == []
 
 
+async def test_a_busy_room_keeping_up_is_not_resent_states(local, monkeypatch) -> None:
+    """One change always in flight, each arriving within the grace: no resync, no state read."""
+    monkeypatch.setattr(liveness, "GRACE_SECONDS", 0.01)
+    keeping_up = FakeConnection("r", version=4)
+    local.rooms["r"].add(keeping_up)
+    for version in (5, 6, 7, 8):
+        answer(monkeypatch, {"r": version}, states={"r": {"version": version}})
+        await local.tick()
+        keeping_up.version = version  # its broadcast arrives before the next tick
+        await asyncio.sleep(0.02)  # the grace passes between ticks
+    assert keeping_up.sent == []
+
+
 async def test_a_connection_that_is_not_reading_waits_for_the_newest_state(
     local, monkeypatch
 ) -> None:
@@ -126,3 +140,33 @@ async def test_the_heartbeat_skips_connections_whose_task_ended(local, monkeypat
     assert killed not in local.rooms["r"]
     alive.cancel()
     local._task.cancel()
+
+
+async def test_absent_hosts_are_handed_on_a_few_times_per_grace(
+    local, monkeypatch, settings
+) -> None:
+    """The tick asks which rooms' hosts are overdue and passes their role on, not every tick."""
+    from rooms import services
+
+    settings.ROOM_HOST_GRACE_SECONDS = 60
+    settings.ROOM_RESYNC_SECONDS = 1
+    local.rooms["r"].add(FakeConnection("r"))
+    calls: list = []
+
+    async def call(service, **kwargs):
+        calls.append((service, kwargs))
+        if service is selectors.rooms_open_versions:
+            return {"r": 0}
+        if service is selectors.rooms_host_overdue:
+            return ["r"]
+        return None
+
+    monkeypatch.setattr(liveness.database, "call", call)
+    await local.tick()
+    await local.tick()  # within the same twelfth of the grace: no second check
+    assert [c for c in calls if c[0] is selectors.rooms_host_overdue] == [
+        (selectors.rooms_host_overdue, {"room_ids": ["r"]})
+    ]
+    assert [c for c in calls if c[0] is services.host_pass_on] == [
+        (services.host_pass_on, {"room_id": "r"})
+    ]

@@ -126,3 +126,33 @@ def test_background_query_counts(room_with_people, django_assert_max_num_queries
     with django_assert_max_num_queries(1):
         state = selectors.room_state(room=fresh)
     assert [i["votes"] for i in state["items"]][:1] == [5]
+
+
+# The host's actions and the headcount (issue 11): (frame, budget on PostgreSQL, on SQLite).
+HOST_CASES = [
+    ("in", 5, None),
+    ("out", 5, None),
+    ("lock", 5, None),
+    ("unlock", 5, None),
+    ("host:{other}", 5, None),
+    ("kick:{other}", 5, 7),  # SQLite: the kick's mark and connection deletes apart
+    ("close", 4, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("frame", "postgresql", "sqlite"), HOST_CASES, ids=[c[0] for c in HOST_CASES]
+)
+def test_host_and_headcount_statement_count(
+    room_with_people, django_assert_max_num_queries, frame: str, postgresql: int, sqlite: int | None
+) -> None:
+    """The host's actions and `in`/`out` fit the same budget as every other action."""
+    room, people = room_with_people
+    host, other = people[0], people[1]  # the first to join is host: no creator claimed it
+    command = parse_frame(frame.format(other=other.pk))
+    with django_assert_max_num_queries(budget(postgresql, sqlite)):
+        state = services.command_run(room_id=room.pk, participant_id=host.pk, command=command)
+    if command.action == "close":
+        assert state is None and Room.objects.get(pk=room.pk).closed_at is not None
+    else:
+        assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))

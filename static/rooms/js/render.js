@@ -90,6 +90,7 @@ function renderHeadcount(state, labels) {
   const mine = going.some((person) => person.id === state.me.id);
   const button = $("going");
   button.setAttribute("aria-pressed", mine ? "true" : "false");
+  $("going-count").toggleAttribute("data-empty", !going.length);
   setText($("going-count"), going.length
     ? goingSentence(going, labels)
     : gettext("Nobody has said they're coming yet."));
