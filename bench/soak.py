@@ -167,11 +167,13 @@ async def soak_workload(args: argparse.Namespace, redis_url: str, workdir: Path,
             label = f"{elapsed:.0f} s, {result['errors']} err"
             print(f"{label:>18} {rss()}", flush=True)
         consistency = await run.consistency(with_api=True)
+        errors = dict(run.errors)
         await run.close_all()
         run = None
         await asyncio.sleep(3)
         print(f"{'all closed':>18} {rss()}", flush=True)
         print(f"consistency: {consistency}", flush=True)
+        print(f"errors by kind: {errors or 'none'}", flush=True)
         print(f"subscribed asgispecific.* after close: {_subscriptions(redis_url)}", flush=True)
     finally:
         if run is not None:

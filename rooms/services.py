@@ -34,28 +34,36 @@ _system_random = secrets.SystemRandom()
 
 _BUMP_SQL = """
 UPDATE rooms_room SET version = version + 1{expiry}
- WHERE id = %(room)s AND closed_at IS NULL AND expires_at > %(now)s
+ WHERE id = %(room)s AND closed_at IS NULL AND expires_at > %(now)s{not_kicked}
 RETURNING {columns}
 """
+# The acting participant was not removed by the host: a kicked connection whose `kicked`
+# was lost (Redis) is refused here, in the same statement, until its heartbeat hangs it up.
+_NOT_KICKED_SQL = """
+   AND NOT EXISTS (SELECT 1 FROM rooms_participant WHERE id = %(by)s AND kicked_at IS NOT NULL)"""
 
 
-def _lock_and_bump(room_id: str, *, activity: bool = True) -> Room:
-    """Lock the room, check that it is open and bump its version, in one statement.
+def _lock_and_bump(room_id: str, *, activity: bool = True, by: int | None = None) -> Room:
+    """Lock the room, check that it is open (and that `by` was not kicked), bump its version.
 
-    User activity also moves the expiry. Later statements of the transaction read with a
-    fresh snapshot, after any change that held the lock before us had committed.
+    One statement. User activity also moves the expiry. Later statements of the transaction
+    read with a fresh snapshot, after any change that held the lock before us had committed.
     """
     if not selectors.ROOM_ID_SHAPE.fullmatch(room_id):
         raise ClientError("room_not_found")
     now = timezone.now()
-    params = {"room": room_id, "now": now}
+    params = {"room": room_id, "now": now, "by": by}
     expiry = ""
     if activity:
         params["expires"] = now + timedelta(seconds=settings.ROOM_TTL_SECONDS)
         expiry = ", expires_at = %(expires)s"
-    room = _room_returned(_BUMP_SQL.format(expiry=expiry, columns=_room_columns()), params)
+    not_kicked = _NOT_KICKED_SQL if by is not None else ""
+    sql = _BUMP_SQL.format(expiry=expiry, not_kicked=not_kicked, columns=_room_columns())
+    room = _room_returned(sql, params)
     if room is None:
         selectors.room_get_open(room_id=room_id)  # room_not_found or room_expired
+        if by is not None and Participant.objects.filter(pk=by, kicked_at__isnull=False).exists():
+            raise ClientError("kicked")
         raise ClientError("room_expired")  # it expired between the two reads
     return room
 
@@ -638,7 +646,7 @@ def participant_rename(*, room_id: str, participant_id: int, name: str) -> State
     """Give the participant a new name in this room."""
     new_name = text.participant_name(name)
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
+        room = _lock_and_bump(room_id, by=participant_id)
         Participant.objects.filter(pk=participant_id, room=room).update(name=new_name)
         return _broadcast_state(room)
 
@@ -646,9 +654,8 @@ def participant_rename(*, room_id: str, participant_id: int, name: str) -> State
 def participant_going(*, room_id: str, participant_id: int, going: bool) -> StateEvent:
     """I am coming (or not): the headcount keeps the order in which people said it."""
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
-        # kicked_at: a kicked connection that missed its `kicked` cannot come back in.
-        me = Participant.objects.filter(pk=participant_id, room=room, kicked_at__isnull=True)
+        room = _lock_and_bump(room_id, by=participant_id)
+        me = Participant.objects.filter(pk=participant_id, room=room)
         if going:
             me.filter(going_since__isnull=True).update(going_since=timezone.now())
         else:
@@ -674,7 +681,7 @@ def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     item_name = text.item_name(name)
     key = text.item_key(item_name)
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
+        room = _lock_and_bump(room_id, by=participant_id)
         if room.locked:
             raise ClientError("room_locked")
         params = {
@@ -715,7 +722,7 @@ def item_remove(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     """Take an item, and every vote and veto of it, off the list."""
     key = text.item_key(name)
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
+        room = _lock_and_bump(room_id, by=participant_id)
         if room.locked and room.host_id != participant_id:
             raise ClientError("room_locked")  # the locked list is the host's to trim
         params = {"room": room.pk, "key": key}
@@ -759,7 +766,7 @@ def mark_toggle(*, room_id: str, participant_id: int, name: str, kind: Mark.Kind
     """Toggle the participant's vote for (or veto of) an item."""
     key = text.item_key(name)
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
+        room = _lock_and_bump(room_id, by=participant_id)
         params = {"room": room.pk, "key": key, "by": participant_id, "kind": str(kind)}
         params["now"] = timezone.now()
         if connection.vendor == "postgresql":
@@ -798,7 +805,7 @@ def room_pick(
     With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
     """
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
+        room = _lock_and_bump(room_id, by=participant_id)
         state = selectors.room_state(room=room)
         candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
         if avoid_recent:

@@ -385,3 +385,24 @@ def test_a_lost_kick_is_told_again_at_the_next_heartbeat(
         return await asyncio.wait_for(layer.receive(listener), timeout=3)
 
     assert async_to_sync(next_message)() == {"type": "room.kicked", "participant": troll.pk}
+
+
+def test_a_kicked_connection_that_missed_its_kick_is_refused(room: Room) -> None:
+    """Every action of a kicked participant answers kicked; nothing changes."""
+    host = join(room, "host", token=room.host_token)
+    troll = join(room, "troll")
+    run(room, host, "add", "pho")
+    run(room, host, "kick", participant=troll.pk)
+    version = Room.objects.get(pk=room.pk).version
+    for action, text, fields in [
+        ("add", "glue", {}),
+        ("remove", "pho", {}),
+        ("vote", "pho", {}),
+        ("veto", "pho", {}),
+        ("rename", "again", {}),
+        ("going", "", {"going": True}),
+        ("pick", "", {}),
+    ]:
+        assert refused(room, troll, action, text, **fields) == "kicked", action
+    assert Room.objects.get(pk=room.pk).version == version
+    assert state_of(room)["room"]["going"] == []
