@@ -16,6 +16,7 @@ from tests.support.processes import (
     migrate,
     server_env,
 )
+from tests.support.webhook_receiver import Receiver, receivers
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -121,3 +122,9 @@ def daphne_factory(e2e_database: str, tmp_path: Path) -> Iterator[Callable[..., 
 def daphne_url(daphne_factory) -> str:
     """One daphne process with the in-memory channel layer."""
     return daphne_factory().http_url
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[..., Receiver]]:
+    """Start local webhook receivers (keyword arguments as `Receiver`); all stop afterwards."""
+    yield from receivers()

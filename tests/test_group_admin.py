@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from rooms import groups
 from rooms.models import Group, Room
+from tests.support.setups import group_with_history
 
 pytestmark = pytest.mark.django_db
 
@@ -17,16 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def crew() -> Group:
     """A group with one decided room and today's open room, next to another group."""
-    group = groups.group_create(name="Lunch crew", language="en")
-    at = timezone.now() - timedelta(days=2)
-    Room.objects.create(
-        group=group,
-        expires_at=at + timedelta(minutes=10),
-        decision_item="bibimbap",
-        decision_by="minji",
-        decided_at=at,
-    )
-    groups.group_room_open(group=group)
+    group, _ = group_with_history("Lunch crew", item="bibimbap", by="minji", days_ago=2)
     groups.group_create(name="Other team", language="ko")
     return group
 

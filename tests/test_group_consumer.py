@@ -1,16 +1,15 @@
 """A group's room over the WebSocket: the state names the group, pick avoids what it just had."""
 
 import json
-from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.utils import timezone
 
 from lunchsite.asgi import application
-from rooms import groups, text
+from rooms import groups
 from rooms.models import Group, Room
+from tests.support import setups
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -21,18 +20,7 @@ pytestmark = [
 @sync_to_async
 def group_with_history() -> tuple[Group, Room]:
     """A group that had kimchi stew yesterday, and its room for today."""
-    group = groups.group_create(name="Team Kimchi", language="en")
-    at = timezone.now() - timedelta(days=1)
-    Room.objects.create(
-        group=group,
-        expires_at=at + timedelta(minutes=10),
-        decision_item="Kimchi stew",
-        decision_by="joon",
-        decided_at=at,
-        decision_key=text.item_key("Kimchi stew"),
-    )
-    room, _ = groups.group_room_open(group=group)
-    return group, room
+    return setups.group_with_history("Team Kimchi", item="Kimchi stew", by="joon", days_ago=1)
 
 
 async def joined(room_id: str, name: str) -> WebsocketCommunicator:

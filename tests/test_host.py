@@ -10,21 +10,9 @@ from rooms import selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Item, Mark, Participant, Room
 from rooms.protocol import Command
+from tests.support.setups import join
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("channel_layer_memory")]
-
-_channels = iter(range(1_000_000))
-
-
-def join(room: Room, name: str = "", *, token: str = "", session_key: str = "") -> Participant:
-    participant, _ = services.participant_join(
-        room_id=room.pk,
-        channel_name=f"host.channel.{next(_channels)}",
-        session_key=session_key,
-        name=name,
-        token=token,
-    )
-    return participant
 
 
 def leave(participant: Participant) -> None:

@@ -14,19 +14,7 @@ from rooms import selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Participant, Room
 from rooms.protocol import parse_frame
-
-_channels = iter(range(1_000_000))
-
-
-def join(room: Room, name: str = "", *, token: str = "", session_key: str = "") -> Participant:
-    participant, _ = services.participant_join(
-        room_id=room.pk,
-        channel_name=f"ident.channel.{next(_channels)}",
-        session_key=session_key,
-        name=name,
-        token=token,
-    )
-    return participant
+from tests.support.setups import join
 
 
 def run(room: Room, who: Participant, action: str, text: str = "") -> dict:

@@ -1,10 +1,6 @@
 """The group webhook: which URLs are refused (SSRF), and the delivery to a real local server."""
 
-import http.server
-import json
 import socket
-import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -123,60 +119,6 @@ def test_allow_private_lets_an_intranet_chat_through(settings) -> None:
 
 
 # --- Delivery --------------------------------------------------------------------
-
-
-class Receiver(http.server.ThreadingHTTPServer):
-    """A chat server stand-in: records each POST and answers with the next planned status."""
-
-    daemon_threads = True
-
-    def __init__(self, statuses: list[int] | None = None, hang: bool = False) -> None:
-        self.requests: list[dict] = []
-        self.statuses = list(statuses or [])
-        self.hang = hang
-        self.release = threading.Event()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        server: Receiver = self.server  # type: ignore[assignment]
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        server.requests.append(
-            {"headers": dict(self.headers), "body": json.loads(body), "path": self.path}
-        )
-        if server.hang:
-            server.release.wait(30)
-            return
-        status = server.statuses.pop(0) if server.statuses else 200
-        self.send_response(status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver_factory() -> Iterator:
-    servers: list[Receiver] = []
-
-    def start(**kwargs) -> Receiver:
-        server = Receiver(**kwargs)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
 import json
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -21,60 +19,6 @@ def create_group(base_url: str, **body: object) -> dict:
     status, data = http_json("POST", f"{base_url}/api/groups/", json.dumps(body).encode())
     assert status == 201, (status, data)
     return data
-
-
-class Receiver(http.server.ThreadingHTTPServer):
-    """A team chat's incoming webhook: records each POST; may hang instead of answering."""
-
-    daemon_threads = True
-
-    def __init__(self, *, hang: bool = False) -> None:
-        self.posts: list[dict] = []
-        self.hang = hang
-        self.release = threading.Event()
-        self.received = threading.Event()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hooks/T0/SECRET"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        server: Receiver = self.server  # type: ignore[assignment]
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        server.posts.append(
-            {"content_type": self.headers.get("Content-Type"), "body": json.loads(body)}
-        )
-        server.received.set()
-        if server.hang:
-            server.release.wait(60)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver_factory() -> Iterator:
-    servers: list[Receiver] = []
-
-    def start(**kwargs) -> Receiver:
-        server = Receiver(**kwargs)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
 
 
 # Plain http to a loopback receiver: allowed only with DEBUG and GROUP_WEBHOOK_ALLOW_PRIVATE.
@@ -123,12 +67,12 @@ async def decide(base_url: str, slug: str, names: tuple[str, ...]) -> tuple[list
 
 async def test_decision_is_posted_to_the_webhook(daphne_factory, receiver_factory) -> None:
     """A decision reaches a real local HTTP server as JSON, and the group page shows it went."""
-    receiver = receiver_factory()
+    receiver = receiver_factory(path="/hooks/T0/SECRET")
     server = daphne_factory(**WEBHOOK_ENV)
     group = create_group(server.http_url, name="Team Kimchi", webhook_url=receiver.url)
     clients, _ = await decide(server.http_url, group["slug"], ("minji", "joon"))
     assert await asyncio.to_thread(receiver.received.wait, 10)
-    [post] = receiver.posts
+    [post] = receiver.requests
     assert post["content_type"] == "application/json"
     body = post["body"]
     assert (body["item"], body["by"]) == ("pho", "minji")
@@ -148,7 +92,7 @@ async def test_decision_is_posted_to_the_webhook(daphne_factory, receiver_factor
 
 async def test_a_hanging_webhook_does_not_delay_the_decision(daphne_factory, receiver_factory):
     """With the receiver hanging (5 s timeout, retries), everyone gets `picked` at once."""
-    receiver = receiver_factory(hang=True)
+    receiver = receiver_factory(hang=True, path="/hooks/T0/SECRET")
     server = daphne_factory(**WEBHOOK_ENV)
     group = create_group(server.http_url, name="Team Pho", webhook_url=receiver.url)
     clients, took = await decide(server.http_url, group["slug"], ("minji", "joon", "sora"))
