@@ -31,7 +31,7 @@ Arguments = dict[str, Any]
 class CommandSpec:
     """One action of the protocol: the service that runs it and how its argument is read.
 
-    `service` names a function of rooms/services.py; it is called with `room_id`, with
+    `service` names a function of the rooms.services package; it is called with `room_id`, with
     `participant_id` when `by_participant`, with `fixed`, and with the keyword arguments
     that `from_json` (given the JSON object) or `from_text` (given the text after the
     shorthand's colon) return. Both raise ClientError("bad_message") for a malformed one.

@@ -1,0 +1,73 @@
+"""Every change to a room goes through here: the room's rules, in one place.
+
+Each service first locks the room, checks that it is open and bumps its version in one
+statement (`_lock_and_bump`: UPDATE ... RETURNING; on SQLite the IMMEDIATE transaction
+holds the write lock anyway), applies one change, reads the new state in one query and
+hands it to rooms/broadcast.py, which sends it once the transaction has committed. A
+refusal raises ClientError inside the transaction, so the bump is rolled back with it.
+
+Round trips are the cost of a change (tests/test_query_counts.py pins them), so the
+writes that the ORM would spread over several statements are single SQL statements here:
+INSERT ... ON CONFLICT DO NOTHING instead of a savepoint, and on PostgreSQL a toggle or a
+removal in one statement (SQLite, in process, has no data-modifying WITH and takes two).
+"""
+
+from ..protocol import Command, StateEvent
+from .host import (
+    host_hand_over,
+    host_pass_on,
+    participant_going,
+    participant_kick,
+    room_lock,
+)
+from .items import item_add, item_remove, mark_toggle, participant_rename
+from .picks import pick_choose, room_pick
+from .presence import participant_join, participant_leave, presence_refresh
+from .rooms import (
+    room_close,
+    room_close_by_host,
+    room_create,
+    room_extend,
+    room_state_resend,
+    rooms_purge,
+)
+
+__all__ = [
+    "command_run",
+    "host_hand_over",
+    "host_pass_on",
+    "item_add",
+    "item_remove",
+    "mark_toggle",
+    "participant_going",
+    "participant_join",
+    "participant_kick",
+    "participant_leave",
+    "participant_rename",
+    "pick_choose",
+    "presence_refresh",
+    "room_close",
+    "room_close_by_host",
+    "room_create",
+    "room_extend",
+    "room_lock",
+    "room_pick",
+    "room_state_resend",
+    "rooms_purge",
+]
+
+
+# --- Commands from the protocol --------------------------------------------------
+
+
+def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent | None:
+    """Apply one parsed protocol command for a participant; return the room's new state.
+
+    `close` returns none: the room is gone, and everyone is told so instead.
+    """
+    spec = command.spec
+    service = globals()[spec.service]  # protocol.COMMANDS names a function of this package
+    arguments = {**spec.fixed, **command.arguments}
+    if spec.by_participant:
+        arguments["participant_id"] = participant_id
+    return service(room_id=room_id, **arguments)

@@ -1,0 +1,173 @@
+"""The host: the role, passing and handing it over, lock, kick, going."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists
+from django.utils import timezone
+
+from .. import broadcast, selectors
+from ..errors import ClientError
+from ..models import Connection, Participant, Room
+from ..protocol import StateEvent
+from ._core import (
+    _broadcast_state,
+    _commit_change,
+    _execute,
+    _lock_and_bump,
+    _lock_open_room,
+    _save,
+)
+
+log = logging.getLogger(__name__)
+
+
+# --- The host --------------------------------------------------------------------
+
+
+def _host_only(room: Room, participant_id: int) -> None:
+    if room.host_id != participant_id:
+        raise ClientError("not_host")
+
+
+def _host_claim(room: Room, participant: Participant, *, creator: bool) -> None:
+    """The room's creator takes the role on its first join; a room without a host gets one."""
+    if creator:
+        # Claimed: from now on the creator is a participant like any other (its token is
+        # its rejoin token), and the role can pass on.
+        room.host, room.host_token_hash, room.host_session_key = participant, "", ""
+    elif room.host_id is None:
+        room.host = participant
+    if room.host_id == participant.pk:
+        room.host_absent_since = None
+
+
+def _host_pass_if_overdue(room: Room, online: list[int]) -> bool:
+    """Past its grace, an absent host's role passes to who joined first of those online.
+
+    With nobody online the room has no host until the next join. True if the role moved.
+    """
+    if room.host_absent_since is None:
+        return False
+    grace = timedelta(seconds=settings.ROOM_HOST_GRACE_SECONDS)
+    if timezone.now() - room.host_absent_since < grace:
+        return False
+    previous = room.host_id
+    room.host_id = next((pk for pk in online if pk != previous), None)
+    room.host_absent_since = None
+    log.info("host role passed room=%s participant=%s", room.pk, room.host_id)
+    return True
+
+
+def host_pass_on(*, room_id: str) -> None:
+    """Run by every process for its rooms: hand an absent host's role on once its grace is over."""
+    with transaction.atomic():
+        room = _lock_open_room(room_id)
+        online = list(selectors.participants_online(room=room).values_list("pk", flat=True))
+        if _host_pass_if_overdue(room, online):
+            _commit_change(room, activity=False, changed_fields=("host", "host_absent_since"))
+
+
+def host_hand_over(*, room_id: str, participant_id: int, target_id: int) -> StateEvent:
+    """The host makes another online participant the host."""
+    with transaction.atomic():
+        room = _lock_and_bump(room_id)
+        _host_only(room, participant_id)
+        # One statement checks and writes: the target is online in this room.
+        fresh = Connection.objects.filter(
+            participant_id=target_id,
+            participant__room_id=room.pk,
+            last_seen__gte=selectors.presence_cutoff(),
+        )
+        handed = (
+            Room.objects.filter(pk=room.pk)
+            .filter(Exists(fresh))
+            .update(host_id=target_id, host_absent_since=None)
+        )
+        if target_id == participant_id or not handed:
+            raise ClientError("unknown_participant")
+        room.host_id, room.host_absent_since = target_id, None
+        log.info("host handed over room=%s participant=%s", room.pk, target_id)
+        return _broadcast_state(room)
+
+
+_KICK_SQL = {
+    # PostgreSQL: mark the participant kicked (if online in this room and not the host),
+    # and drop its votes, vetoes and connections, in one statement.
+    "postgresql": [
+        """
+        WITH kicked AS (
+               UPDATE rooms_participant SET kicked_at = %(now)s, going_since = NULL
+                WHERE id = %(target)s AND room_id = %(room)s AND id <> %(host)s
+                  AND kicked_at IS NULL
+                  AND EXISTS (SELECT 1 FROM rooms_connection
+                               WHERE participant_id = %(target)s AND last_seen >= %(cutoff)s)
+               RETURNING id),
+             marks AS (DELETE FROM rooms_mark WHERE participant_id IN (SELECT id FROM kicked)),
+             gone AS (DELETE FROM rooms_connection
+                       WHERE participant_id IN (SELECT id FROM kicked))
+        SELECT id FROM kicked
+        """
+    ],
+    "sqlite": [
+        """
+        UPDATE rooms_participant SET kicked_at = %(now)s, going_since = NULL
+         WHERE id = %(target)s AND room_id = %(room)s AND id <> %(host)s
+           AND kicked_at IS NULL
+           AND EXISTS (SELECT 1 FROM rooms_connection
+                        WHERE participant_id = %(target)s AND last_seen >= %(cutoff)s)
+        RETURNING id
+        """,
+        # Run only once the first found someone to kick (else the action is refused).
+        "DELETE FROM rooms_mark WHERE participant_id = %(target)s",
+        "DELETE FROM rooms_connection WHERE participant_id = %(target)s",
+    ],
+}
+
+
+def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> StateEvent:
+    """The host removes an online participant: its votes and vetoes go, it cannot come back."""
+    with transaction.atomic():
+        room = _lock_and_bump(room_id)
+        _host_only(room, participant_id)
+        params = {
+            "room": room.pk,
+            "target": target_id,
+            "host": participant_id,
+            "now": timezone.now(),
+            "cutoff": selectors.presence_cutoff(),
+        }
+        check, *rest = _KICK_SQL[connection.vendor]
+        if not _execute(check, params):
+            raise ClientError("unknown_participant")  # nobody else online by that id
+        for sql in rest:
+            _execute(sql, params)
+        # Its connections, on whichever process, hang up with `kicked` (rooms/consumers.py).
+        broadcast.kicked_on_commit(group=room.group_name, participant_id=target_id)
+        log.info("participant kicked room=%s participant=%s", room.pk, target_id)
+        return _broadcast_state(room)
+
+
+def participant_going(*, room_id: str, participant_id: int, going: bool) -> StateEvent:
+    """I am coming (or not): the headcount keeps the order in which people said it."""
+    with transaction.atomic():
+        room = _lock_and_bump(room_id, by=participant_id)
+        me = Participant.objects.filter(pk=participant_id, room=room)
+        if going:
+            me.filter(going_since__isnull=True).update(going_since=timezone.now())
+        else:
+            me.update(going_since=None)
+        return _broadcast_state(room)
+
+
+def room_lock(*, room_id: str, participant_id: int, locked: bool) -> StateEvent:
+    """The host locks the list (no more adds) or unlocks it."""
+    with transaction.atomic():
+        room = _lock_and_bump(room_id)
+        _host_only(room, participant_id)
+        room.locked = locked
+        _save(room, "locked")
+        log.info("room %s room=%s", "locked" if locked else "unlocked", room.pk)
+        return _broadcast_state(room)

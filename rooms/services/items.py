@@ -1,0 +1,143 @@
+"""Items and marks: add, remove, vote and veto; renaming a participant."""
+
+import logging
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .. import text
+from ..errors import ClientError
+from ..models import Item, Mark, Participant
+from ..protocol import StateEvent
+from ._core import (
+    _broadcast_state,
+    _execute,
+    _lock_and_bump,
+)
+
+log = logging.getLogger(__name__)
+
+
+def participant_rename(*, room_id: str, participant_id: int, name: str) -> StateEvent:
+    """Give the participant a new name in this room."""
+    new_name = text.participant_name(name)
+    with transaction.atomic():
+        room = _lock_and_bump(room_id, by=participant_id)
+        Participant.objects.filter(pk=participant_id, room=room).update(name=new_name)
+        return _broadcast_state(room)
+
+
+# --- Items and marks -------------------------------------------------------------
+
+# The cap and the key's uniqueness are checked by the statement that inserts, after the
+# room lock: concurrent adds to one room wait for each other, and the constraint holds.
+_ITEM_ADD_SQL = """
+INSERT INTO rooms_item (room_id, name, key, added_by_id, added_at)
+SELECT %(room)s, %(name)s, %(key)s, %(by)s, %(now)s
+ WHERE (SELECT COUNT(*) FROM rooms_item WHERE room_id = %(room)s) < %(max)s
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+
+def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
+    """Put a new item on the room's list."""
+    item_name = text.item_name(name)
+    key = text.item_key(item_name)
+    with transaction.atomic():
+        room = _lock_and_bump(room_id, by=participant_id)
+        if room.locked:
+            raise ClientError("room_locked")
+        params = {
+            "room": room.pk,
+            "name": item_name,
+            "key": key,
+            "by": participant_id,
+            "now": timezone.now(),
+            "max": settings.ROOM_MAX_ITEMS,
+        }
+        if not _execute(_ITEM_ADD_SQL, params):
+            if Item.objects.filter(room=room, key=key).exists():
+                raise ClientError("duplicate_item")
+            raise ClientError("too_many_items")
+        return _broadcast_state(room)
+
+
+_ITEM_REMOVE_SQL = {
+    # PostgreSQL: the item and its marks in one statement.
+    "postgresql": [
+        """
+        WITH doomed AS (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s),
+             marks AS (DELETE FROM rooms_mark WHERE item_id IN (SELECT id FROM doomed))
+        DELETE FROM rooms_item WHERE id IN (SELECT id FROM doomed) RETURNING id
+        """
+    ],
+    "sqlite": [
+        """
+        DELETE FROM rooms_mark WHERE item_id IN
+          (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s)
+        """,
+        "DELETE FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s RETURNING id",
+    ],
+}
+
+
+def item_remove(*, room_id: str, participant_id: int, name: str) -> StateEvent:
+    """Take an item, and every vote and veto of it, off the list."""
+    key = text.item_key(name)
+    with transaction.atomic():
+        room = _lock_and_bump(room_id, by=participant_id)
+        if room.locked and room.host_id != participant_id:
+            raise ClientError("room_locked")  # the locked list is the host's to trim
+        params = {"room": room.pk, "key": key}
+        deleted = [_execute(sql, params) for sql in _ITEM_REMOVE_SQL[connection.vendor]]
+        if not key or not deleted[-1]:
+            raise ClientError("unknown_item")
+        return _broadcast_state(room)
+
+
+_MARK_TOGGLE_SQL = {
+    # PostgreSQL: delete the mark, or add it if there was none, in one statement.
+    "postgresql": """
+        WITH item AS (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s),
+             gone AS (DELETE FROM rooms_mark
+                       WHERE item_id IN (SELECT id FROM item)
+                         AND participant_id = %(by)s AND kind = %(kind)s
+                      RETURNING id),
+             added AS (INSERT INTO rooms_mark (item_id, participant_id, kind, created_at)
+                       SELECT id, %(by)s, %(kind)s, %(now)s FROM item
+                        WHERE NOT EXISTS (SELECT 1 FROM gone)
+                       ON CONFLICT DO NOTHING
+                       RETURNING id)
+        SELECT (SELECT COUNT(*) FROM gone) + (SELECT COUNT(*) FROM added)
+        """,
+}
+_MARK_DELETE_SQL = """
+DELETE FROM rooms_mark
+ WHERE item_id = (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s)
+   AND participant_id = %(by)s AND kind = %(kind)s
+RETURNING id
+"""
+_MARK_ADD_SQL = """
+INSERT INTO rooms_mark (item_id, participant_id, kind, created_at)
+SELECT id, %(by)s, %(kind)s, %(now)s FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+
+def mark_toggle(*, room_id: str, participant_id: int, name: str, kind: Mark.Kind) -> StateEvent:
+    """Toggle the participant's vote for (or veto of) an item."""
+    key = text.item_key(name)
+    with transaction.atomic():
+        room = _lock_and_bump(room_id, by=participant_id)
+        params = {"room": room.pk, "key": key, "by": participant_id, "kind": str(kind)}
+        params["now"] = timezone.now()
+        if connection.vendor == "postgresql":
+            toggled = _execute(_MARK_TOGGLE_SQL["postgresql"], params)[0][0]
+        else:
+            toggled = _execute(_MARK_DELETE_SQL, params) or _execute(_MARK_ADD_SQL, params)
+        if not toggled:
+            raise ClientError("unknown_item")
+        return _broadcast_state(room)

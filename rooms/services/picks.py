@@ -1,0 +1,74 @@
+"""Deciding: the draw among the items nobody vetoed."""
+
+import logging
+import random
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import broadcast, groups, selectors, text
+from ..errors import ClientError
+from ..models import Participant
+from ..protocol import PickedEvent, PickMode
+from ._core import (
+    _lock_and_bump,
+    _save,
+)
+
+_system_random = secrets.SystemRandom()
+
+log = logging.getLogger(__name__)
+
+
+# --- Deciding --------------------------------------------------------------------
+
+
+def pick_choose(candidates: list[tuple[str, int]], *, mode: PickMode, rng: random.Random) -> str:
+    """Draw a name from (name, votes) pairs: uniform among the most-voted, or by vote weight."""
+    if mode == "weighted":
+        weights = [votes for _, votes in candidates]
+        if sum(weights) == 0:
+            return rng.choice(candidates)[0]
+        return rng.choices(candidates, weights=weights, k=1)[0][0]
+    best = max(votes for _, votes in candidates)
+    return rng.choice([name for name, votes in candidates if votes == best])
+
+
+def room_pick(
+    *,
+    room_id: str,
+    participant_id: int,
+    mode: PickMode = "top",
+    avoid_recent: bool = False,
+    rng: random.Random | None = None,
+) -> dict:
+    """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state.
+
+    With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
+    """
+    with transaction.atomic():
+        room = _lock_and_bump(room_id, by=participant_id)
+        state = selectors.room_state(room=room)
+        candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
+        if avoid_recent:
+            candidates = groups.candidates_fresh(candidates, room=room)
+        if not candidates:
+            raise ClientError("nothing_to_pick")
+        winner = pick_choose(candidates, mode=mode, rng=rng or _system_random)
+        online = {p["id"]: p["name"] for p in state["participants"]}
+        picker = online.get(participant_id) or Participant.objects.get(pk=participant_id).name
+        room.decision_item, room.decision_by, room.decided_at = winner, picker, timezone.now()
+        room.decision_key = text.item_key(winner)
+        _save(room, "decision_item", "decision_by", "decided_at", "decision_key")
+        # The state read above plus the decision: the same as reading it again.
+        state["room"]["decision"] = {
+            "item": winner,
+            "by": picker,
+            "at": room.decided_at.isoformat(),
+        }
+        picked: PickedEvent = {"type": "picked", "item": winner, "by": picker, "mode": mode}
+        broadcast.state_on_commit(group=room.group_name, state=state, before=(picked,))
+        log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)
+        groups.decision_announce(room=room)  # queued after the commit, behind the broadcast
+        return state
