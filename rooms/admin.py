@@ -1,4 +1,5 @@
-"""Staff views of rooms (status, counts, decision, items, participants, closing) and groups."""
+"""Staff views of rooms (status, host, lock, counts, decision, items, participants, closing)
+and of groups."""
 
 from django.contrib import admin, messages
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
@@ -43,8 +44,13 @@ class ItemInline(admin.TabularInline):
 
 
 class ParticipantInline(admin.TabularInline):
+    """Who is in the room, whether they are coming, and whom the host removed.
+
+    Token hashes and session keys are left out: they identify a person's place in the room.
+    """
+
     model = Participant
-    fields = ["name", "joined_at"]
+    fields = ["name", "joined_at", "going_since", "kicked_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -58,6 +64,8 @@ class RoomAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "status_label",
+        "host_name",
+        "locked",
         "participant_count",
         "item_count",
         "decision_item",
@@ -66,11 +74,14 @@ class RoomAdmin(admin.ModelAdmin):
         "expires_at",
     ]
     list_filter = [StatusFilter]
-    list_select_related = ["group"]
+    # The host's name is one column of every row: joined, not fetched per row.
+    list_select_related = ["group", "host"]
     search_fields = ["id", "items__name"]
     readonly_fields = [
         "id",
         "status_label",
+        "host_name",
+        "locked",
         "created_at",
         "expires_at",
         "closed_at",
@@ -105,6 +116,10 @@ class RoomAdmin(admin.ModelAdmin):
     @admin.display(description=_("status"))
     def status_label(self, room: Room) -> str:
         return room.status.label
+
+    @admin.display(description=_("host"), ordering="host__name")
+    def host_name(self, room: Room) -> str:
+        return room.host.name if room.host_id else "-"
 
     @admin.display(description=_("participants"), ordering="n_participants")
     def participant_count(self, room: Room) -> int:

@@ -1,15 +1,20 @@
 """Staff see rooms with status, counts and decision, filter and search them, and close them."""
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 from rooms import services
-from rooms.models import Room
+from rooms.models import Participant, Room
 
 pytestmark = pytest.mark.django_db
 
@@ -107,3 +112,100 @@ def test_markup_in_names_stays_text_in_the_admin(admin_client: Client) -> None:
     for page in pages:
         assert script not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[2]
+
+
+@pytest.fixture
+def hosted_room() -> Room:
+    """A locked room whose host is coming and has kicked someone."""
+    room = services.room_create()
+    host, _ = services.participant_join(room_id=room.pk, channel_name="c.h", name="<b>boss</b>")
+    guest, _ = services.participant_join(room_id=room.pk, channel_name="c.g", name="minji")
+    troll, _ = services.participant_join(room_id=room.pk, channel_name="c.t", name="troll")
+    services.room_lock(room_id=room.pk, participant_id=host.pk, locked=True)
+    services.participant_going(room_id=room.pk, participant_id=guest.pk, going=True)
+    services.participant_kick(room_id=room.pk, participant_id=host.pk, target_id=troll.pk)
+    room.refresh_from_db()
+    assert room.host_id == host.pk and room.locked
+    return room
+
+
+def test_changelist_shows_host_and_lock(admin_client: Client, hosted_room) -> None:
+    """The room list names each room's host (escaped) and says whether its list is locked."""
+    room = hosted_room
+    unhosted = services.room_create()
+    page = admin_client.get("/admin/rooms/room/").content.decode()
+    assert 'column-host_name">' in page and 'column-locked">' in page
+    row = page[page.index(f">{room.pk}<") :]
+    row = row[: row.index("</tr>")]
+    assert '<td class="field-host_name">&lt;b&gt;boss&lt;/b&gt;</td>' in row
+    assert 'class="field-locked"><img src="/static/admin/img/icon-yes.svg" alt="True">' in row
+    row = page[page.index(f">{unhosted.pk}<") :]
+    row = row[: row.index("</tr>")]
+    assert '<td class="field-host_name">-</td>' in row
+    assert 'alt="False"' in row
+    assert "<b>boss</b>" not in page
+
+
+def test_changelist_queries_do_not_grow_with_rooms(
+    admin_client: Client, hosted_room, django_assert_max_num_queries
+) -> None:
+    """Hosts, groups and counts come in the list's own query, not one query per row."""
+    with CaptureQueriesContext(connection) as one_room:
+        admin_client.get("/admin/rooms/room/")
+    for n in range(5):
+        room = services.room_create()
+        services.participant_join(room_id=room.pk, channel_name=f"c.{n}", name=f"host {n}")
+    with django_assert_max_num_queries(len(one_room.captured_queries)):
+        page = admin_client.get("/admin/rooms/room/").content.decode()
+    assert "host 4" in page
+
+
+def test_detail_shows_host_lock_going_and_kicked(admin_client: Client, hosted_room) -> None:
+    """A room's page shows its host and lock, and each participant's going and kicked times."""
+    room = hosted_room
+    page = admin_client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode()
+    assert '<div class="readonly">&lt;b&gt;boss&lt;/b&gt;</div>' in page
+    assert "<b>boss</b>" not in page
+    assert 'class="readonly"><img src="/static/admin/img/icon-yes.svg" alt="True">' in page
+    participants = Participant.objects.filter(room=room)  # joined order, as the inline
+    shown = {
+        field: re.findall(rf'<td class="field-{field}">\s*<p>(.*?)</p>', page, re.S)
+        for field in ["name", "going_since", "kicked_at"]
+    }
+    expected = {
+        "name": ["&lt;b&gt;boss&lt;/b&gt;", "minji", "troll"],
+        "going_since": [_admin_time(p.going_since) for p in participants],
+        "kicked_at": [_admin_time(p.kicked_at) for p in participants],
+    }
+    assert shown == expected
+    assert expected["going_since"][1] != "-" and expected["kicked_at"][2] != "-"
+    # The inline is read-only: no inputs for the times.
+    assert "participants-0-going_since" not in page and "participants-0-kicked_at" not in page
+
+
+def _admin_time(moment: datetime | None) -> str:
+    """A time as the admin prints it, "-" for none."""
+    return date_format(localtime(moment), "DATETIME_FORMAT") if moment else "-"
+
+
+def test_admin_never_shows_token_hashes_or_session_keys(admin_client: Client) -> None:
+    """Neither the list nor a room's page shows a token hash or a session key."""
+    room = services.room_create(host_session_key="s" * 32)
+    services.participant_join(
+        room_id=room.pk, channel_name="c.h", session_key="s" * 32, name="boss"
+    )
+    services.participant_join(room_id=room.pk, channel_name="c.g", name="minji")
+    stored = Room.objects.get(pk=room.pk)
+    secrets = [
+        stored.host_session_key,
+        stored.host_token_hash,
+        *Participant.objects.filter(room=room).values_list("token_hash", flat=True),
+        *Participant.objects.filter(room=room).values_list("session_key", flat=True),
+    ]
+    secrets = [secret for secret in secrets if secret]
+    assert len(secrets) >= 3
+    for path in ["/admin/rooms/room/", f"/admin/rooms/room/{room.pk}/change/"]:
+        page = admin_client.get(path).content.decode()
+        assert "boss" in page
+        for secret in secrets:
+            assert secret not in page
