@@ -17,19 +17,34 @@ from .errors import ClientError
 from .models import Group, Room
 from .ratelimit import fixed_window_hit
 from .views import _client_address, _room_urls
+from .views import _creation_wait as _room_creation_wait
 
 log = logging.getLogger(__name__)
 
 _BAD_BODY = object()  # a body that is not a JSON object
 
 
-def _creation_wait(request: HttpRequest) -> int:
+def _group_creation_wait(request: HttpRequest) -> int:
     """Seconds this address must wait before creating another group (0: go ahead)."""
     return fixed_window_hit(
         f"group-create:{_client_address(request)}",
         limit=settings.ROOM_CREATE_PER_MINUTE,
         window=60,
     )
+
+
+def _room_opening_wait(request: HttpRequest, group: Group) -> int:
+    """Seconds this address must wait before opening the group a room (0: go ahead).
+
+    Opening a room spends the same per-address allowance as POST /rooms/ and /api/rooms/
+    (a room is a room, and a host can close one and open the next); finding today's room
+    already open costs nothing, so everyone can still get into it.
+    """
+    if groups.group_open_room(group=group) is not None:
+        return 0
+    # Counted before group_room_open takes the group's lock, not under it, so the lock is
+    # never held across a cache round trip; first calls that race may each be counted.
+    return _room_creation_wait(request)
 
 
 def _language(request: HttpRequest) -> str:
@@ -109,6 +124,12 @@ def _rate_limited_json(wait: int) -> JsonResponse:
     return response
 
 
+def _rate_limited_page(request: HttpRequest, wait: int) -> HttpResponse:
+    response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
 # --- Pages -----------------------------------------------------------------------
 
 
@@ -118,11 +139,9 @@ def group_create_form(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "rooms/group_new.html", {"form": {}})
     form = {key: request.POST.get(key, "") for key in ("name", "webhook_url")}
-    wait = _creation_wait(request)
+    wait = _group_creation_wait(request)
     if wait:
-        response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
-        response["Retry-After"] = str(wait)
-        return response
+        return _rate_limited_page(request, wait)
     try:
         group = groups.group_create(
             name=form["name"], webhook_url=form["webhook_url"], language=_language(request)
@@ -170,6 +189,9 @@ def group_room_form(request: HttpRequest, slug: str) -> HttpResponse:
     group = _group_get_or_404(slug)
     if group is None:
         return render(request, "rooms/group_gone.html", status=404)
+    wait = _room_opening_wait(request, group)
+    if wait:
+        return _rate_limited_page(request, wait)
     # The browser that opens today's room is its host (as with POST /rooms/).
     if request.session.session_key is None:
         request.session.save()
@@ -209,7 +231,7 @@ def api_group_create(request: HttpRequest) -> JsonResponse:
     body = _json_body(request)
     if body is _BAD_BODY:
         return JsonResponse({"error": "bad_message"}, status=400)
-    wait = _creation_wait(request)
+    wait = _group_creation_wait(request)
     if wait:
         return _rate_limited_json(wait)
     name = body.get("name")
@@ -254,13 +276,16 @@ def api_group(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse(_group_json(request, group))
 
 
-@csrf_exempt  # for API clients; at most one open room per group, so it cannot be used to flood
+@csrf_exempt  # for API clients, who hold no CSRF cookie; opening a room is rate-limited instead
 @require_POST
 def api_group_room(request: HttpRequest, slug: str) -> JsonResponse:
     """The group's open room (200), or a new one (201)."""
     group = _group_get_or_404(slug)
     if group is None:
         return JsonResponse({"error": "group_not_found"}, status=404)
+    wait = _room_opening_wait(request, group)
+    if wait:
+        return _rate_limited_json(wait)
     room, created = groups.group_room_open(group=group)
     if not created:
         return JsonResponse(_room_json(request, room))

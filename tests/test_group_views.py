@@ -213,6 +213,28 @@ def test_api_room_is_created_once_then_returned(client: Client, group) -> None:
     assert third.status_code == 201 and third.json()["id"] != data["id"]
 
 
+def test_opening_a_group_room_counts_against_room_creation(client: Client, settings) -> None:
+    """Opening a room spends the address's room allowance (429 past it); finding one does not."""
+    settings.ROOM_CREATE_PER_MINUTE = 2
+    crew, team, other = (groups.group_create(name=n, language="en") for n in "ABC")
+    assert client.post("/api/rooms/", REMOTE_ADDR="10.9.9.9").status_code == 201
+    opened = api(client, "post", f"/api/groups/{crew.slug}/room/", REMOTE_ADDR="10.9.9.9")
+    assert opened.status_code == 201
+    for _ in range(3):  # today's room, found again, is never refused
+        again = api(client, "post", f"/api/groups/{crew.slug}/room/", REMOTE_ADDR="10.9.9.9")
+        assert (again.status_code, again.json()["id"]) == (200, opened.json()["id"])
+    refused = api(client, "post", f"/api/groups/{team.slug}/room/", REMOTE_ADDR="10.9.9.9")
+    assert refused.status_code == 429
+    assert refused.json() == {"error": "rate_limited", "retry_after": int(refused["Retry-After"])}
+    assert 1 <= int(refused["Retry-After"]) <= 61
+    page = client.post(f"/g/{other.slug}/room/", REMOTE_ADDR="10.9.9.9")
+    assert page.status_code == 429 and 1 <= int(page["Retry-After"]) <= 61
+    assert client.post(f"/g/{crew.slug}/room/", REMOTE_ADDR="10.9.9.9").status_code == 303
+    assert not Room.objects.filter(group__in=[team, other]).exists()
+    elsewhere = api(client, "post", f"/api/groups/{team.slug}/room/", REMOTE_ADDR="10.9.9.10")
+    assert elsewhere.status_code == 201
+
+
 # --- GET / PATCH -----------------------------------------------------------------
 
 
