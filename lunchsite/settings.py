@@ -99,7 +99,9 @@ elif env.bool("DATABASE_POOL", default=True):
     # Under ASGI each HTTP request runs in a thread of its own and the consumers share one
     # database thread, so persistent per-thread connections are unbounded churn; psycopg's
     # pool (Django 5.1+) bounds a process to DATABASE_POOL_MAX_SIZE connections. The health
-    # check makes the pool replace connections a PostgreSQL restart killed. docs/scaling.md.
+    # check makes the pool replace connections a PostgreSQL restart killed; our backend
+    # makes it cost a round trip only when the connection looks dropped. docs/scaling.md.
+    DATABASES["default"]["ENGINE"] = "lunchsite.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
