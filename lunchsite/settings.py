@@ -114,6 +114,9 @@ elif env.bool("DATABASE_POOL", default=True):
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# PostgreSQL: threads that run the room services of one process (rooms/database.py); keep
+# it below DATABASE_POOL_MAX_SIZE so HTTP requests and the health check find a connection.
+DATABASE_THREADS = env.int("DATABASE_THREADS", default=4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer and cache: in-process without REDIS_URL, shared Redis with it.

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection
 
 from . import broadcast
@@ -22,7 +23,7 @@ RETRY_DELAY_SECONDS = 0.2
 
 # Fewer threads than the pool has connections (DATABASE_POOL_MAX_SIZE, 8), so a service
 # never waits for one; the rest serve HTTP requests and the health check.
-_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="database")
+_EXECUTOR = ThreadPoolExecutor(max_workers=settings.DATABASE_THREADS, thread_name_prefix="database")
 
 
 @functools.cache

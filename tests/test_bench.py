@@ -1,0 +1,49 @@
+"""The benchmark's own arithmetic: scenario names and the medians of repeated steps."""
+
+import pytest
+
+from bench.run import Scenario, best_rate, by_rate
+
+
+def step(rate: float, p50: float, p99: float, cpu: float, done: int = 10, bad: int = 0) -> dict:
+    return {
+        "rate": rate,
+        "fanout_ms": {"p50": p50, "p99": p99},
+        "cpu_ms_per_action": cpu,
+        "machine_busy_percent": 50.0,
+        "done": done,
+        "actions": 10,
+        "consistency": {"rooms": 5, "inconsistent": bad},
+    }
+
+
+def test_a_scenario_name_carries_its_servers_settings() -> None:
+    sc = Scenario.parse("product-pubsub-2p-sqlite+DATABASE_THREADS=2+ROOM_RESYNC_SECONDS=3")
+    assert (sc.app, sc.layer, sc.procs, sc.database) == ("product", "pubsub", 2, "sqlite")
+    assert sc.env == {"DATABASE_THREADS": "2", "ROOM_RESYNC_SECONDS": "3"}
+    assert Scenario.parse("baseline-pubsub-1p").env == {}
+    for bad in ["product-pubsub-1p+THREADS", "nope-pubsub-1p", "product-pubsub-x"]:
+        with pytest.raises(ValueError):
+            Scenario.parse(bad)
+
+
+def test_repeats_of_a_rate_merge_into_medians_sums_and_the_worst_room_count() -> None:
+    result = {
+        "steps": [
+            step(60, 10, 500, 5.0),  # one slow second in one repeat
+            step(60, 12, 40, 6.0, bad=1),
+            step(60, 11, 50, 4.0, done=9),
+            step(100, 20, 90, 3.0),
+        ]
+    }
+    sixty, hundred = by_rate(result)
+    assert sixty["repeats"] == 3
+    assert sixty["fanout_ms"] == {"p50": 11, "p99": 50}
+    assert sixty["cpu_ms_per_action"] == 5.0
+    assert (sixty["done"], sixty["actions"]) == (29, 30)
+    assert sixty["consistency"] == {"rooms": 5, "inconsistent": 1}
+    assert hundred["fanout_ms"]["p99"] == 90
+    # 60/s lost an action, so the best rate with p99 <= 100 ms is 100 only if all were done
+    assert best_rate(result) == 100
+    result["steps"][3]["done"] = 9
+    assert best_rate(result) is None
