@@ -172,7 +172,7 @@ class GroupAdmin(admin.ModelAdmin):
         "slug",
         "created_at",
         "language",
-        "webhook_url",
+        "webhook_host",  # never the URL: chat webhooks carry their secret in the path
         "webhook_last_status",
         "webhook_last_at",
     ]

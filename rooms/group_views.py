@@ -65,13 +65,6 @@ def _room_json(request: HttpRequest, room: Room) -> dict[str, str]:
     return {"id": room.pk, **_room_urls(request, room), "expires_at": room.expires_at.isoformat()}
 
 
-def _webhook_host(group: Group) -> str:
-    """The webhook shown without its path: chat webhooks carry their secret in the path."""
-    if not group.webhook_url:
-        return ""
-    return group.webhook_url.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
-
-
 def _group_json(request: HttpRequest, group: Group) -> dict[str, Any]:
     room = groups.group_open_room(group=group)
     return {
@@ -83,7 +76,7 @@ def _group_json(request: HttpRequest, group: Group) -> dict[str, Any]:
         "history": groups.group_history(group=group),
         "favorites": groups.group_favorites(group=group),
         "webhook": {
-            "host": _webhook_host(group),
+            "host": group.webhook_host,
             "last_status": group.webhook_last_status or None,
             "last_at": group.webhook_last_at.isoformat() if group.webhook_last_at else None,
         }
@@ -164,7 +157,7 @@ def _render_group(
         "room": room,
         "history": groups.group_history(group=group),
         "favorites": groups.group_favorites(group=group),
-        "webhook_host": _webhook_host(group),
+        "webhook_host": group.webhook_host,
         "webhook_ok": group.webhook_last_status.startswith("delivered"),
         # "failed: timed out (3 attempt(s))": the page says "failed" in its own language.
         "webhook_detail": group.webhook_last_status.partition(": ")[2],

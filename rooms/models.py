@@ -71,6 +71,13 @@ class Group(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def webhook_host(self) -> str:
+        """The webhook shown without its path: chat webhooks carry their secret in the path."""
+        if not self.webhook_url:
+            return ""
+        return self.webhook_url.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+
 
 class Room(models.Model):
     class Status(models.TextChoices):

@@ -53,3 +53,13 @@ def test_purge_rooms_keeps_the_groups_history(crew: Group) -> None:
     assert list(Room.objects.filter(group=crew).values_list("decision_item", flat=True)) == [
         "bibimbap"
     ]
+
+
+def test_staff_see_the_webhook_host_never_its_secret_path(admin_client: Client) -> None:
+    """Chat webhooks carry their secret in the path: the admin shows only the host."""
+    group = groups.group_create(name="Hooked", language="en")
+    group.webhook_url = "https://hooks.example.com/services/T000/B000/s3cr3t-token"
+    group.save(update_fields=["webhook_url"])
+    page = admin_client.get(f"/admin/rooms/group/{group.pk}/change/").content.decode()
+    assert "hooks.example.com" in page
+    assert "s3cr3t-token" not in page and "/services/" not in page
