@@ -209,3 +209,20 @@ def test_admin_never_shows_token_hashes_or_session_keys(admin_client: Client) ->
         assert "boss" in page
         for secret in secrets:
             assert secret not in page
+
+
+def test_room_page_queries_do_not_grow_with_items(
+    admin_client: Client, hosted_room, django_assert_max_num_queries
+) -> None:
+    """Each item's author comes with the item list's own query, not one query per item."""
+    host_id = hosted_room.host_id
+    services.room_lock(room_id=hosted_room.pk, participant_id=host_id, locked=False)
+    services.item_add(room_id=hosted_room.pk, participant_id=host_id, name="first")
+    url = f"/admin/rooms/room/{hosted_room.pk}/change/"
+    with CaptureQueriesContext(connection) as one_item:
+        admin_client.get(url)
+    for n in range(8):
+        services.item_add(room_id=hosted_room.pk, participant_id=host_id, name=f"idea {n}")
+    with django_assert_max_num_queries(len(one_item.captured_queries)):
+        page = admin_client.get(url).content.decode()
+    assert "idea 7" in page
