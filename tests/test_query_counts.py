@@ -156,3 +156,55 @@ def test_host_and_headcount_statement_count(
         assert state is None and Room.objects.get(pk=room.pk).closed_at is not None
     else:
         assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+
+
+# --- Round trips below statements: the state read carries the COMMIT -------------------
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="psycopg's simple query protocol"
+)
+
+
+@postgresql_only
+@pytest.mark.parametrize("action", ["add", "remove", "vote", "veto", "rename", "extend"])
+def test_a_change_commits_in_the_message_that_reads_its_state(room_with_people, action) -> None:
+    """Django logs five statements, but its COMMIT finds the transaction already committed
+    by the state read's message: four round trips, and the change visible at once."""
+    room, people = room_with_people
+    status_after: list[tuple[str, int]] = []
+
+    def watch(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        status_after.append((sql, connection.connection.info.transaction_status))
+        return result
+
+    text = {"add": "dish new", "rename": "newname", "extend": ""}.get(action, "dish 3")
+    with connection.execute_wrapper(watch):
+        state = run(room, people[0], action, text)
+    last_sql, status = status_after[-1]
+    assert "UNION ALL" in last_sql and last_sql.rstrip().endswith("COMMIT")
+    assert status == 0  # psycopg's TransactionStatus.IDLE: nothing left open to commit
+    assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+
+
+@postgresql_only
+def test_a_change_whose_commit_fails_broadcasts_nothing_and_keeps_nothing(
+    room_with_people,
+) -> None:
+    """The foreign key on the item's author is checked at COMMIT (Django makes it deferred),
+    so a missing author fails in the message that reads the state: nothing is kept and
+    nothing is sent."""
+    from django.db import IntegrityError
+
+    from rooms import broadcast
+    from rooms.models import Item
+
+    room, _ = room_with_people
+    version = Room.objects.get(pk=room.pk).version
+    with broadcast.collecting() as outbox, pytest.raises(IntegrityError):
+        services.item_add(room_id=room.pk, participant_id=987654, name="ghost dish")
+    assert outbox == []
+    assert not Item.objects.filter(room=room, name="ghost dish").exists()
+    assert Room.objects.get(pk=room.pk).version == version
+    # and the connection is usable for the next change
+    assert services.room_extend(room_id=room.pk)["version"] == version + 1
