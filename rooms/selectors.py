@@ -87,19 +87,10 @@ ORDER BY part, sort
 
 def room_state(*, room: Room) -> StateEvent:
     """The full `state` event of a room, as every client sees it (one query)."""
-    with connection.cursor() as cursor:
-        cursor.execute(*room_state_query(room=room))
-        return room_state_from_rows(room=room, rows=cursor.fetchall())
-
-
-def room_state_query(*, room: Room) -> tuple[str, dict]:
-    """The one statement that reads a room's state, and its parameters."""
     cutoff = connection.ops.adapt_datetimefield_value(presence_cutoff())
-    return _STATE_SQL, {"room": room.pk, "cutoff": cutoff, "group": room.group_id}
-
-
-def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
-    """The `state` event from the rows of `room_state_query` and the room they were read in."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STATE_SQL, {"room": room.pk, "cutoff": cutoff, "group": room.group_id})
+        rows = cursor.fetchall()
     participants: list[ParticipantInfo] = []
     items: dict[int, ItemState] = {}
     going: list[ParticipantInfo] = []

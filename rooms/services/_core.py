@@ -105,38 +105,6 @@ def _broadcast_state(
     return state
 
 
-def _finish_change(room: Room) -> StateEvent:
-    """End a change: read the room's state as its transaction's last statement, and have the
-    state sent after the commit; return it. The caller's `atomic` block must end here.
-
-    On PostgreSQL the COMMIT travels in the same message as the read (psycopg's client-side
-    cursor sends both with the simple query protocol), which saves one round trip of five:
-    the state is still read under the room's lock, and a failed COMMIT still raises here,
-    inside the block, so nothing is broadcast. Django's own COMMIT at the end of the block
-    finds no transaction open and sends nothing; its on_commit hooks run as always.
-    """
-    sql, params = selectors.room_state_query(room=room)
-    if _commit_can_join_last_statement():
-        sql += ";\nCOMMIT"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    state = selectors.room_state_from_rows(room=room, rows=rows)
-    broadcast.state_on_commit(group=room.group_name, state=state)
-    return state
-
-
-def _commit_can_join_last_statement() -> bool:
-    """PostgreSQL, a client-side cursor, and the change's transaction is the only one open
-    (not a savepoint, and not inside a test's transaction, which must not be committed)."""
-    return (
-        connection.vendor == "postgresql"
-        and len(connection.atomic_blocks) == 1
-        and not connection.savepoint_ids
-        and connection.settings_dict["OPTIONS"].get("server_side_binding") is not True
-    )
-
-
 def _commit_change(
     room: Room,
     *,

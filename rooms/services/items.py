@@ -11,8 +11,8 @@ from ..errors import ClientError
 from ..models import Item, Mark, Participant
 from ..protocol import StateEvent
 from ._core import (
+    _broadcast_state,
     _execute,
-    _finish_change,
     _lock_and_bump,
 )
 
@@ -25,7 +25,7 @@ def participant_rename(*, room_id: str, participant_id: int, name: str) -> State
     with transaction.atomic():
         room = _lock_and_bump(room_id, by=participant_id)
         Participant.objects.filter(pk=participant_id, room=room).update(name=new_name)
-        return _finish_change(room)
+        return _broadcast_state(room)
 
 
 # --- Items and marks -------------------------------------------------------------
@@ -61,7 +61,7 @@ def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
             if Item.objects.filter(room=room, key=key).exists():
                 raise ClientError("duplicate_item")
             raise ClientError("too_many_items")
-        return _finish_change(room)
+        return _broadcast_state(room)
 
 
 _ITEM_REMOVE_SQL = {
@@ -94,7 +94,7 @@ def item_remove(*, room_id: str, participant_id: int, name: str) -> StateEvent:
         deleted = [_execute(sql, params) for sql in _ITEM_REMOVE_SQL[connection.vendor]]
         if not key or not deleted[-1]:
             raise ClientError("unknown_item")
-        return _finish_change(room)
+        return _broadcast_state(room)
 
 
 _MARK_TOGGLE_SQL = {
@@ -140,4 +140,4 @@ def mark_toggle(*, room_id: str, participant_id: int, name: str, kind: Mark.Kind
             toggled = _execute(_MARK_DELETE_SQL, params) or _execute(_MARK_ADD_SQL, params)
         if not toggled:
             raise ClientError("unknown_item")
-        return _finish_change(room)
+        return _broadcast_state(room)

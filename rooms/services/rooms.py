@@ -10,8 +10,8 @@ from .. import broadcast, groups
 from ..models import Group, Room, new_secret_token, token_hash
 from ..protocol import StateEvent
 from ._core import (
+    _broadcast_state,
     _commit_change,
-    _finish_change,
     _lock_and_bump,
     _lock_open_room,
 )
@@ -41,7 +41,7 @@ def room_create(*, host_session_key: str = "", group: Group | None = None) -> Ro
 def room_extend(*, room_id: str) -> StateEvent:
     """Keep the room alive for another TTL; nothing else changes."""
     with transaction.atomic():
-        return _finish_change(_lock_and_bump(room_id))
+        return _broadcast_state(_lock_and_bump(room_id))
 
 
 def room_state_resend(*, room_id: str) -> dict:
