@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -88,6 +89,11 @@ class Scenario:
         ):
             raise ValueError(f"unknown scenario {name!r}")
         return cls(name, app, layer, int(procs[:-1]), database, env)
+
+    @property
+    def file_name(self) -> str:
+        """The name as a file name: a setting's value may hold a path or spaces."""
+        return re.sub(r"[^\w.+=-]", "_", self.name)
 
 
 class Daphne:
@@ -214,7 +220,9 @@ async def setup_start(sc: Scenario, args: argparse.Namespace, redis: RedisServer
     """Start the servers of one setup and join its clients all at once (the join storm)."""
     workdir = Path(args.workdir)
     env = {**server_env(db, redis.url, sc.layer), **sc.env}
-    servers = [Daphne(APPS[sc.app], env, workdir / f"{sc.name}-{i}.log") for i in range(sc.procs)]
+    servers = [
+        Daphne(APPS[sc.app], env, workdir / f"{sc.file_name}-{i}.log") for i in range(sc.procs)
+    ]
     result: dict = {
         "scenario": sc.name,
         "app": sc.app,
@@ -275,7 +283,9 @@ async def run_step(setup: Setup, args: argparse.Namespace, rate: float, profile:
     profilers = []
     if profile and args.profile_rate == rate:
         profilers = [
-            start_profiler(s, Path(args.workdir) / f"{sc.name}-{i}-{rate:g}.pyspy.txt", args.step)
+            start_profiler(
+                s, Path(args.workdir) / f"{sc.file_name}-{i}-{rate:g}.pyspy.txt", args.step
+            )
             for i, s in enumerate(servers)
         ]
     cpu_before = sum(s.cpu_seconds() for s in servers)

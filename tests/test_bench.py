@@ -22,6 +22,9 @@ def test_a_scenario_name_carries_its_servers_settings() -> None:
     assert (sc.app, sc.layer, sc.procs, sc.database) == ("product", "pubsub", 2, "sqlite")
     assert sc.env == {"DATABASE_THREADS": "2", "ROOM_RESYNC_SECONDS": "3"}
     assert Scenario.parse("baseline-pubsub-1p").env == {}
+    odd = Scenario.parse("product-pubsub-1p+PYTHONPATH=/tmp/x+PGOPTIONS=-c a=b")
+    assert odd.env == {"PYTHONPATH": "/tmp/x", "PGOPTIONS": "-c a=b"}
+    assert odd.file_name == "product-pubsub-1p+PYTHONPATH=_tmp_x+PGOPTIONS=-c_a=b"
     for bad in ["product-pubsub-1p+THREADS", "nope-pubsub-1p", "product-pubsub-x"]:
         with pytest.raises(ValueError):
             Scenario.parse(bad)
