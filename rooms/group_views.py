@@ -16,7 +16,12 @@ from . import groups
 from .errors import ClientError
 from .models import Group, Room
 from .ratelimit import fixed_window_hit
-from .views import _client_address, _room_urls
+from .views import (
+    _client_address,
+    _rate_limited_json,
+    _rate_limited_page,
+    _room_urls,
+)
 from .views import _creation_wait as _room_creation_wait
 
 log = logging.getLogger(__name__)
@@ -109,18 +114,6 @@ def _optional_webhook(body: dict) -> str | None:
 
 def _error(error: ClientError, status: int = 400) -> JsonResponse:
     return JsonResponse({"error": error.code}, status=status)
-
-
-def _rate_limited_json(wait: int) -> JsonResponse:
-    response = JsonResponse({"error": "rate_limited", "retry_after": wait}, status=429)
-    response["Retry-After"] = str(wait)
-    return response
-
-
-def _rate_limited_page(request: HttpRequest, wait: int) -> HttpResponse:
-    response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
-    response["Retry-After"] = str(wait)
-    return response
 
 
 # --- Pages -----------------------------------------------------------------------

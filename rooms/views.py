@@ -44,6 +44,18 @@ def _creation_wait(request: HttpRequest) -> int:
     )
 
 
+def _rate_limited_page(request: HttpRequest, wait: int) -> HttpResponse:
+    response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+def _rate_limited_json(wait: int) -> JsonResponse:
+    response = JsonResponse({"error": "rate_limited", "retry_after": wait}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def _ws_path(room: Room) -> str:
     # The WebSocket route (rooms/routing.py) mirrors the page's path under /ws/.
     return f"/ws{reverse('room', args=[room.pk])}"
@@ -85,9 +97,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def room_create_form(request: HttpRequest) -> HttpResponse:
     wait = _creation_wait(request)
     if wait:
-        response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
-        response["Retry-After"] = str(wait)
-        return response
+        return _rate_limited_page(request, wait)
     # The creating browser's session joins as the host: make sure it has one now.
     if request.session.session_key is None:
         request.session.save()
@@ -180,9 +190,7 @@ def api_room_create(request: HttpRequest) -> JsonResponse:
             return JsonResponse({"error": "bad_message"}, status=400)
     wait = _creation_wait(request)
     if wait:
-        response = JsonResponse({"error": "rate_limited", "retry_after": wait}, status=429)
-        response["Retry-After"] = str(wait)
-        return response
+        return _rate_limited_json(wait)
     room = services.room_create()
     return JsonResponse(
         {
