@@ -59,6 +59,11 @@ def main() -> None:
     print(f"{'':45} {'median ms':>10} {'p90 ms':>8}")
     for name, (median, p90) in rows:
         print(f"{name:45} {median:10.3f} {p90:8.3f}")
+    (round_trip, _), (durable, _), (not_durable, _) = (times for _, times in rows)
+    print(
+        f"durable COMMIT: {durable / not_durable:.1f}x a non-durable one, "
+        f"{durable / round_trip:.1f}x a round trip (medians, this run)"
+    )
 
 
 if __name__ == "__main__":
