@@ -114,6 +114,16 @@ elif env.bool("DATABASE_POOL", default=True):
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # PostgreSQL plans each statement anew unless it is prepared; a room change's few
+    # statements repeat thousands of times, so after DATABASE_PREPARE_THRESHOLD runs on a
+    # connection psycopg prepares them (server-side binding is what makes that possible).
+    # 0 turns it off, as PgBouncer in transaction mode without max_prepared_statements needs.
+    _prepare_threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    if _prepare_threshold:
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=_prepare_threshold
+        )
 # PostgreSQL: threads that run the room services of one process (rooms/database.py); keep
 # it below DATABASE_POOL_MAX_SIZE so HTTP requests and the health check find a connection.
 DATABASE_THREADS = env.int("DATABASE_THREADS", default=4)

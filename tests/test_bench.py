@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.run import Scenario, best_rate, by_rate
+from bench.run import Scenario, best_rate, by_rate, in_turn
 
 
 def step(rate: float, p50: float, p99: float, cpu: float, done: int = 10, bad: int = 0) -> dict:
@@ -50,3 +50,13 @@ def test_repeats_of_a_rate_merge_into_medians_sums_and_the_worst_room_count() ->
     assert best_rate(result) == 100
     result["steps"][3]["done"] = 9
     assert best_rate(result) is None
+
+
+def test_each_setup_takes_every_place_in_the_order_across_repeats() -> None:
+    setups = ["baseline", "product", "product+A=B"]
+    orders = [in_turn(setups, repeat) for repeat in range(3)]
+    assert orders[0] == setups
+    for place in range(3):
+        assert sorted(order[place] for order in orders) == sorted(setups)
+    assert in_turn(setups, 3) == setups
+    assert in_turn([], 1) == []

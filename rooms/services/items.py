@@ -34,8 +34,8 @@ def participant_rename(*, room_id: str, participant_id: int, name: str) -> State
 # room lock: concurrent adds to one room wait for each other, and the constraint holds.
 _ITEM_ADD_SQL = """
 INSERT INTO rooms_item (room_id, name, key, added_by_id, added_at)
-SELECT %(room)s, %(name)s, %(key)s, %(by)s, %(now)s
- WHERE (SELECT COUNT(*) FROM rooms_item WHERE room_id = %(room)s) < %(max)s
+SELECT r.id, %(name)s, %(key)s, %(by)s, %(now)s FROM rooms_room r
+ WHERE r.id = %(room)s AND (SELECT COUNT(*) FROM rooms_item WHERE room_id = r.id) < %(max)s
 ON CONFLICT DO NOTHING
 RETURNING id
 """
