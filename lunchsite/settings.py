@@ -114,7 +114,7 @@ elif env.bool("DATABASE_POOL", default=True):
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"].endswith(".postgresql"):
     # PostgreSQL plans each statement anew unless it is prepared; a room change's few
     # statements repeat thousands of times, so after DATABASE_PREPARE_THRESHOLD runs on a
     # connection psycopg prepares them (server-side binding is what makes that possible).
