@@ -105,9 +105,11 @@ async def test_connections_daphne_killed_stop_counting(
     daphne_factory: Callable[..., DaphneServer], redis_server: RedisServer
 ) -> None:
     """Consumers killed at daphne's close timeout leave no participant online behind them."""
-    # The issue's flood: 60 sockets of one session, 20 actions each at once, closed after 3 s
-    # while their frames are still queued. Cap and limit are lifted so the flood gets in, and
-    # daphne's close timeout is 1 s instead of 10 so it kills within the test's time.
+    # The issue's flood: 60 sockets of one session, 40 actions each at once, closed while
+    # their frames are still queued. Cap and limit are lifted so the flood gets in, and
+    # daphne's close timeout is 1 s instead of 10 so it kills within the test's time. The
+    # backlog must outlast that second on a fast machine too: 2,400 changes take several
+    # seconds on one database thread (20 each, closed after 3 s, had drained in time).
     server = daphne_factory(
         redis_url=redis_server.url,
         daphne_args=("--application-close-timeout", "1"),
@@ -120,8 +122,8 @@ async def test_connections_daphne_killed_stop_counting(
     flood = [RoomClient(room_ws(server, room["id"])) for _ in range(60)]
     await asyncio.gather(*(c.connect(cookie=cookie) for c in flood))
     [ghost_id] = {c.you["id"] for c in flood}
-    await asyncio.gather(*(c.send("extend") for c in flood for _ in range(20)))
-    await asyncio.sleep(3)
+    await asyncio.gather(*(c.send("extend") for c in flood for _ in range(40)))
+    await asyncio.sleep(0.5)
     for client in flood:
         client.ws.transport.abort()  # gone, as a phone leaving the network is
     await asyncio.gather(*(c.close() for c in flood))
