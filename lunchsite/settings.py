@@ -126,7 +126,9 @@ if DATABASES["default"]["ENGINE"].endswith(".postgresql"):
         )
 # PostgreSQL: threads that run the room services of one process (rooms/database.py); keep
 # it below DATABASE_POOL_MAX_SIZE so HTTP requests and the health check find a connection.
-DATABASE_THREADS = env.int("DATABASE_THREADS", default=4)
+# Two, not more: psycopg gives up the GIL around every libpq call, and each extra thread
+# makes every statement wait longer to take it back (docs/performance.md, the A/B).
+DATABASE_THREADS = env.int("DATABASE_THREADS", default=2)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer and cache: in-process without REDIS_URL, shared Redis with it.
