@@ -1,17 +1,12 @@
 """ASGI entry point: Django for HTTP, the rooms consumer for WebSockets."""
 
 import os
-import sys
 
-from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lunchsite.settings")
 # Set up Django (apps, settings) before importing anything that touches models.
 django_asgi_app = get_asgi_application()
-
-# The database threads take the GIL back from the event loop after every round trip.
-sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL_MS / 1000)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import SessionMiddlewareStack  # noqa: E402

@@ -129,16 +129,6 @@ if DATABASES["default"]["ENGINE"].endswith(".postgresql"):
 # Two, not more: psycopg gives up the GIL around every libpq call, and each extra thread
 # makes every statement wait longer to take it back (docs/performance.md, the A/B).
 DATABASE_THREADS = env.int("DATABASE_THREADS", default=2)
-# How long the server's event loop may keep the GIL while a database thread waits for it
-# (Python's own default is 5 ms). A database thread gives the GIL up for every round trip
-# to PostgreSQL and must take it back after each; the loop, busy relaying frames, lets go
-# only when the interval runs out, so every statement of a room change could wait that
-# long (the "convoy effect", bpo-7946). 0.05 ms took a sixth off the median fan-out
-# latency at 60 actions/s and a quarter at 100 (docs/performance.md). Applied by
-# lunchsite/asgi.py, to the server only.
-GIL_SWITCH_INTERVAL_MS = env.float("GIL_SWITCH_INTERVAL_MS", default=0.05)
-if GIL_SWITCH_INTERVAL_MS <= 0:
-    raise ImproperlyConfigured("GIL_SWITCH_INTERVAL_MS must be a positive number of milliseconds.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer and cache: in-process without REDIS_URL, shared Redis with it.
