@@ -168,6 +168,7 @@ async def test_admin_close_disconnects_clients(layer: str) -> None:
     await sync_to_async(services.room_close)(room=room)
     assert (await receive(alice))["code"] == "room_expired"
     assert await alice.receive_output(3) == {"type": "websocket.close", "code": 4410}
+    await alice.disconnect(code=4410, timeout=3)  # the leave runs before the teardown
 
 
 async def test_room_expires_while_connected(layer: str, settings) -> None:
@@ -178,6 +179,7 @@ async def test_room_expires_while_connected(layer: str, settings) -> None:
     event = await receive(alice, timeout=5)
     assert event["code"] == "room_expired"
     assert await alice.receive_output(3) == {"type": "websocket.close", "code": 4410}
+    await alice.disconnect(code=4410, timeout=3)  # the leave runs before the teardown
 
 
 async def test_rate_limit(layer: str, settings) -> None:

@@ -58,8 +58,11 @@ async def error_of(communicator: WebsocketCommunicator) -> dict:
 
 
 async def refused_with(communicator: WebsocketCommunicator, code: str, close: int) -> None:
+    """Refused and closed; then the client's side of the close, as daphne would send it, so
+    the consumer's leave runs inside the test and not during the database's teardown."""
     assert (await error_of(communicator))["code"] == code
     assert await communicator.receive_output(3) == {"type": "websocket.close", "code": close}
+    await communicator.disconnect(code=close, timeout=3)
 
 
 async def new_room() -> Room:
