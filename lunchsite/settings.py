@@ -126,8 +126,9 @@ if DATABASES["default"]["ENGINE"].endswith(".postgresql"):
         )
 # PostgreSQL: threads that run the room services of one process (rooms/database.py); keep
 # it below DATABASE_POOL_MAX_SIZE so HTTP requests and the health check find a connection.
-# Two, not more: psycopg gives up the GIL around every libpq call, and each extra thread
-# makes every statement wait longer to take it back (docs/performance.md, the A/B).
+# Two: psycopg gives up the GIL around every libpq call, so more threads mostly wait for
+# it; full bench runs with two and with four gave the same ratios, and two holds fewer
+# pool connections (docs/performance.md).
 DATABASE_THREADS = env.int("DATABASE_THREADS", default=2)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
