@@ -52,6 +52,14 @@ def room_get_open(*, room_id: str, for_update: bool = False) -> Room:
 # belongs to and `sort` orders the rows within it; the other columns mean what each part's
 # comment says (NULL where a part has nothing). A new field of the state is a column or a
 # part here and a line in room_state below.
+#
+# Every part starts from the room's own rows (by the room_id indexes) and reaches the rest
+# one row at a time by primary or foreign key, so a read costs the same however many other
+# rooms the tables hold. Written as joins, PostgreSQL's planner, once it has statistics of
+# small tables, hashes whole tables instead (every participant for the adders' names, every
+# mark, every connection), and a prepared statement keeps that plan: with 100 rooms a read
+# took 2-3x as long (docs/performance.md). So: scalar subqueries for names and presence, and
+# on PostgreSQL a LATERAL subquery that it cannot flatten back into a join for the marks.
 _ONLINE, _ITEM, _MARK, _GOING, _GROUP = range(5)  # `part`, as written in the SQL
 _STATE_SQL = """
 -- who is online: id, name
@@ -59,19 +67,20 @@ SELECT 0 AS part, ROW_NUMBER() OVER (ORDER BY p.joined_at, p.id) AS sort,
        p.id, p.name, NULL AS other_id, NULL AS other_name
   FROM rooms_participant p
  WHERE p.room_id = %(room)s
-   AND EXISTS (SELECT 1 FROM rooms_connection c
-                WHERE c.participant_id = p.id AND c.last_seen >= %(cutoff)s)
+   AND (SELECT MAX(c.last_seen) FROM rooms_connection c WHERE c.participant_id = p.id)
+       >= %(cutoff)s
 UNION ALL
 -- the items: id, name, who added it (id, name)
-SELECT 1, i.id, i.id, i.name, i.added_by_id, a.name
-  FROM rooms_item i LEFT JOIN rooms_participant a ON a.id = i.added_by_id
+SELECT 1, i.id, i.id, i.name, i.added_by_id,
+       (SELECT a.name FROM rooms_participant a WHERE a.id = i.added_by_id)
+  FROM rooms_item i
  WHERE i.room_id = %(room)s
 UNION ALL
 -- the votes and vetoes: item id, kind, who (id, name)
-SELECT 2, m.id, m.item_id, m.kind, m.participant_id, mp.name
-  FROM rooms_mark m
-  JOIN rooms_item i ON i.id = m.item_id
-  JOIN rooms_participant mp ON mp.id = m.participant_id
+SELECT 2, m.id, m.item_id, m.kind, m.participant_id,
+       (SELECT mp.name FROM rooms_participant mp WHERE mp.id = m.participant_id)
+  FROM rooms_item i
+  {marks_of_item}
  WHERE i.room_id = %(room)s
 UNION ALL
 -- who said they are coming, online or not, in the order they said it: id, name
@@ -83,13 +92,25 @@ UNION ALL
 SELECT 4, 0, t.id, t.slug, NULL, t.name FROM rooms_group t WHERE t.id = %(group)s
 ORDER BY part, sort
 """
+_STATE_SQL_BY_VENDOR = {
+    # OFFSET 0 keeps the subquery apart: one index scan of rooms_mark per item.
+    "postgresql": _STATE_SQL.format(
+        marks_of_item="CROSS JOIN LATERAL"
+        " (SELECT * FROM rooms_mark m WHERE m.item_id = i.id OFFSET 0) m"
+    ),
+    # SQLite has no LATERAL, and its planner walks a join by the indexes anyway.
+    "sqlite": _STATE_SQL.format(marks_of_item="JOIN rooms_mark m ON m.item_id = i.id"),
+}
 
 
 def room_state(*, room: Room) -> StateEvent:
     """The full `state` event of a room, as every client sees it (one query)."""
     cutoff = connection.ops.adapt_datetimefield_value(presence_cutoff())
     with connection.cursor() as cursor:
-        cursor.execute(_STATE_SQL, {"room": room.pk, "cutoff": cutoff, "group": room.group_id})
+        cursor.execute(
+            _STATE_SQL_BY_VENDOR[connection.vendor],
+            {"room": room.pk, "cutoff": cutoff, "group": room.group_id},
+        )
         rows = cursor.fetchall()
     participants: list[ParticipantInfo] = []
     items: dict[int, ItemState] = {}
