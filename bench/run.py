@@ -57,7 +57,7 @@ DEFAULT_SCENARIOS = [
     "product-pubsub-2p",
     "product-pubsub-1p-sqlite",
 ]
-DEFAULT_RATES = "30,60,100,150,200,250,300"
+DEFAULT_RATES = "30,60,100,150,175,200,250"
 SQLITE_RATES = "30,60"
 P99_LIMIT_MS = 100.0
 
