@@ -168,7 +168,7 @@ def database_create(base_url: str, workdir: Path) -> str:
 
 
 def autovacuum_stand_in(urls: list[str]) -> str:
-    """ "on" if the PostgreSQL server vacuums and analyzes by itself, else what the bench does.
+    """Whether the PostgreSQL server vacuums and analyzes by itself ("on"), else what we do.
 
     Production runs autovacuum. A server without it (some test machines) never analyzes the
     bench's tables: plans stay as they were made on the empty tables of the join storm, and
