@@ -96,7 +96,8 @@ _STATE_SQL_BY_VENDOR = {
     # OFFSET 0 keeps the subquery apart: one index scan of rooms_mark per item.
     "postgresql": _STATE_SQL.format(
         marks_of_item="CROSS JOIN LATERAL"
-        " (SELECT * FROM rooms_mark m WHERE m.item_id = i.id OFFSET 0) m"
+        " (SELECT id, item_id, kind, participant_id FROM rooms_mark"
+        "   WHERE item_id = i.id OFFSET 0) m"
     ),
     # SQLite has no LATERAL, and its planner walks a join by the indexes anyway.
     "sqlite": _STATE_SQL.format(marks_of_item="JOIN rooms_mark m ON m.item_id = i.id"),

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark (docs/performance.md): 100 rooms x 10 clients speaking the public protocol
 # against a bare-Channels baseline and the product (one and two daphne processes, Redis pub/sub,
-# PostgreSQL; then one process on SQLite), at 30 to 300 actions/s. Prints one
+# PostgreSQL; then one process on SQLite), at 30 to 250 actions/s. Prints one
 # table of ratios against the baseline of the same run; writes bench/results/*.json. It starts
 # its own redis-server, databases and daphne processes on free loopback ports and stops them.
-#   make bench                      the full run: each rate three times, interleaved (about 25 minutes)
+#   make bench                      the full run: each rate three times, interleaved (about 40 minutes)
 #   ./scripts/bench.sh --quick      a smaller, shorter run (about 3 minutes)
 #   ./scripts/bench.sh --help       every option (rooms, clients, rates, step, scenarios)
 set -euo pipefail
