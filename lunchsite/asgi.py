@@ -10,7 +10,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import SessionMiddlewareStack  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from lunchsite.collector import tune_for_serving  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 from rooms.security import allowed_hosts_or_terminal  # noqa: E402
 from rooms.transport import with_send_backlog  # noqa: E402
@@ -24,3 +26,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Last, so that everything loading made is frozen (lunchsite/collector.py).
+tune_for_serving(settings.GC_YOUNG_THRESHOLD)

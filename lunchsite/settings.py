@@ -132,6 +132,10 @@ if DATABASES["default"]["ENGINE"].endswith(".postgresql"):
 DATABASE_THREADS = env.int("DATABASE_THREADS", default=2)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The serving process's young-generation GC threshold (Python's: 700), applied with gc.freeze
+# by lunchsite/asgi.py; 0 keeps Python's settings (lunchsite/collector.py).
+GC_YOUNG_THRESHOLD = env.int("GC_YOUNG_THRESHOLD", default=20_000)
+
 # --- Channel layer and cache: in-process without REDIS_URL, shared Redis with it.
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:

@@ -1,8 +1,10 @@
 """The benchmark's own arithmetic: scenario names and the medians of repeated steps."""
 
+import gc
+
 import pytest
 
-from bench.run import Scenario, best_rate, by_rate, in_turn
+from bench.run import Scenario, best_rate, by_rate, collector_paused, in_turn
 
 
 def step(rate: float, p50: float, p99: float, cpu: float, done: int = 10, bad: int = 0) -> dict:
@@ -60,3 +62,13 @@ def test_each_setup_takes_every_place_in_the_order_across_repeats() -> None:
         assert sorted(order[place] for order in orders) == sorted(setups)
     assert in_turn(setups, 3) == setups
     assert in_turn([], 1) == []
+
+
+def test_the_generator_does_not_collect_garbage_while_it_times() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("a step that fails")
+    assert gc.isenabled()

@@ -1,0 +1,32 @@
+"""Python's garbage collector, set for a process that serves rooms.
+
+A daphne process runs every room it holds on one event loop, and a collection stops that loop
+(and the database threads) until it is done. With Python's thresholds (700, 10, 10), a process
+holding 1,000 connections collected its young generation several times a second at 25-50 ms of
+CPU each, and the whole heap every half minute or so at 250-400 ms: every room of the process
+froze for that long, which was most of the fan-out p99 at 60 actions/s (docs/performance.md).
+"""
+
+import gc
+
+# Gen1 and gen2 are collected after this many collections of the generation below them
+# (Python: 10 and 10). Scaled with the young threshold, so that what they cost in a second
+# stays near Python's; gen2 still also waits until a quarter of the heap is new since the last.
+MIDDLE_THRESHOLD = 20
+OLD_THRESHOLD = 50
+
+
+def tune_for_serving(young_threshold: int) -> None:
+    """Leave what loading made out of every collection, and collect young objects less often.
+
+    The modules, classes and functions that loading made live as long as the process:
+    `gc.freeze` moves them out of the collector's walks. A higher young threshold lets the
+    objects of one frame (its queryset rows, its state dict) die of their reference counts
+    before a collection promotes them toward the generations whose walks are long.
+    `young_threshold` 0 keeps Python's own settings.
+    """
+    if young_threshold <= 0:
+        return
+    gc.collect()  # what loading left as garbage is not frozen with the rest
+    gc.freeze()
+    gc.set_threshold(young_threshold, MIDDLE_THRESHOLD, OLD_THRESHOLD)
