@@ -1,10 +1,10 @@
 """Python's garbage collector, set for a process that serves rooms.
 
 A daphne process runs every room it holds on one event loop, and a collection stops that loop
-(and the database threads) until it is done. With Python's thresholds (700, 10, 10), a process
-holding 1,000 connections collected its young generation several times a second at 25-50 ms of
-CPU each, and the whole heap every half minute or so at 250-400 ms: every room of the process
-froze for that long, which was most of the fan-out p99 at 60 actions/s (docs/performance.md).
+(and the database threads) until it is done. With Python's thresholds (700, 10, 10) a process
+holding 1,000 connections walks their objects again and again; in an A/B at 60 actions/s the
+setting here took the fan-out p99 from 1.5x the bare-Channels baseline's to 0.95x
+(docs/performance.md, "The garbage collector").
 """
 
 import gc

@@ -4,7 +4,7 @@
 # PostgreSQL; then one process on SQLite), at 30 to 250 actions/s. Prints one
 # table of ratios against the baseline of the same run; writes bench/results/*.json. It starts
 # its own redis-server, databases and daphne processes on free loopback ports and stops them.
-#   make bench                      the full run: each rate three times, interleaved (about 40 minutes)
+#   make bench                      the full run: each rate three times, interleaved (25 to 40 minutes)
 #   ./scripts/bench.sh --quick      a smaller, shorter run (about 3 minutes)
 #   ./scripts/bench.sh --help       every option (rooms, clients, rates, step, scenarios)
 set -euo pipefail
