@@ -10,8 +10,8 @@ setting here took the fan-out p99 from 1.5x the bare-Channels baseline's to 0.95
 import gc
 
 # Gen1 and gen2 are collected after this many collections of the generation below them
-# (Python: 10 and 10). Scaled with the young threshold, so that what they cost in a second
-# stays near Python's; gen2 still also waits until a quarter of the heap is new since the last.
+# (Python: 10 and 10). Young collections are already far rarer than Python's; these keep the
+# longer walks rarer still. Gen2 also waits until a quarter of the heap is new since the last.
 MIDDLE_THRESHOLD = 20
 OLD_THRESHOLD = 50
 
