@@ -89,7 +89,8 @@ SELECT 3, ROW_NUMBER() OVER (ORDER BY g.going_since, g.id), g.id, g.name, NULL, 
  WHERE g.room_id = %(room)s AND g.going_since IS NOT NULL AND g.kicked_at IS NULL
 UNION ALL
 -- the room's lunch group, if it has one: id, slug, -, name
-SELECT 4, 0, t.id, t.slug, NULL, t.name FROM rooms_group t WHERE t.id = %(group)s
+SELECT 4, 0, t.id, t.slug, NULL, t.name FROM rooms_group t
+ WHERE t.id = (SELECT r.group_id FROM rooms_room r WHERE r.id = %(room)s)
 ORDER BY part, sort
 """
 _STATE_SQL_BY_VENDOR = {
@@ -106,13 +107,20 @@ _STATE_SQL_BY_VENDOR = {
 
 def room_state(*, room: Room) -> StateEvent:
     """The full `state` event of a room, as every client sees it (one query)."""
-    cutoff = connection.ops.adapt_datetimefield_value(presence_cutoff())
+    sql, params = room_state_query(room_id=room.pk)
     with connection.cursor() as cursor:
-        cursor.execute(
-            _STATE_SQL_BY_VENDOR[connection.vendor],
-            {"room": room.pk, "cutoff": cutoff, "group": room.group_id},
-        )
-        rows = cursor.fetchall()
+        cursor.execute(sql, params)
+        return room_state_from_rows(room=room, rows=cursor.fetchall())
+
+
+def room_state_query(*, room_id: str) -> tuple[str, dict]:
+    """The state read's statement and parameters, for a caller that sends it with others."""
+    cutoff = connection.ops.adapt_datetimefield_value(presence_cutoff())
+    return _STATE_SQL_BY_VENDOR[connection.vendor], {"room": room_id, "cutoff": cutoff}
+
+
+def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
+    """The `state` event of `room` from the rows its state read returned."""
     participants: list[ParticipantInfo] = []
     items: dict[int, ItemState] = {}
     going: list[ParticipantInfo] = []

@@ -57,7 +57,7 @@ CASES = [
     ("add", "dish new", 5, None),
     ("remove", "dish 3", 5, 6),
     ("vote", "dish 1", 5, 6),  # a new vote
-    ("vote", "dish 0", 5, None),  # taking a vote back
+    ("vote", "dish 0", 5, 6),  # taking a vote back
     ("veto", "dish 2", 5, 6),
     ("rename", "newname", 5, None),
     ("extend", "", 5, None),

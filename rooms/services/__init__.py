@@ -6,10 +6,14 @@ holds the write lock anyway), applies one change, reads the new state in one que
 hands it to rooms/broadcast.py, which sends it once the transaction has committed. A
 refusal raises ClientError inside the transaction, so the bump is rolled back with it.
 
-Round trips are the cost of a change (tests/test_query_counts.py pins them), so the
-writes that the ORM would spread over several statements are single SQL statements here:
-INSERT ... ON CONFLICT DO NOTHING instead of a savepoint, and on PostgreSQL a toggle or a
-removal in one statement (SQLite, in process, has no data-modifying WITH and takes two).
+Round trips are the cost of a change (tests/test_query_counts.py pins the statements), so
+the writes that the ORM would spread over several statements are single SQL statements
+here: INSERT ... ON CONFLICT DO NOTHING instead of a savepoint, and on PostgreSQL a toggle
+or a removal in one statement. The everyday actions (add, remove, vote, veto, rename,
+in/out, extend, pick) send the bump, the change and the state read together
+(`_bump_and_apply`): on PostgreSQL one round trip, then COMMIT. Their rules are checked on
+what came back, and a refusal rolls back a change that has already run
+(tests/test_sent_together.py).
 """
 
 from ..protocol import Command, StateEvent

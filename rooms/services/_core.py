@@ -1,11 +1,16 @@
 """What every service shares: the room lock and bump, raw SQL, the state broadcast."""
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
+from psycopg.pq import TransactionStatus
 
 from .. import broadcast, selectors
 from ..errors import ClientError
@@ -32,6 +37,12 @@ def _lock_and_bump(room_id: str, *, activity: bool = True, by: int | None = None
     One statement. User activity also moves the expiry. Later statements of the transaction
     read with a fresh snapshot, after any change that held the lock before us had committed.
     """
+    rows = _execute(*_bump_statement(room_id, activity=activity, by=by))
+    return _bumped_room(rows, room_id=room_id, by=by)
+
+
+def _bump_statement(room_id: str, *, activity: bool, by: int | None) -> tuple[str, dict]:
+    """The UPDATE that locks, checks and bumps the room (`_lock_and_bump`), with its parameters."""
     if not selectors.ROOM_ID_SHAPE.fullmatch(room_id):
         raise ClientError("room_not_found")
     now = timezone.now()
@@ -41,14 +52,49 @@ def _lock_and_bump(room_id: str, *, activity: bool = True, by: int | None = None
         params["expires"] = now + timedelta(seconds=settings.ROOM_TTL_SECONDS)
         expiry = ", expires_at = %(expires)s"
     not_kicked = _NOT_KICKED_SQL if by is not None else ""
-    sql = _BUMP_SQL.format(expiry=expiry, not_kicked=not_kicked, columns=_room_columns())
-    room = _room_returned(sql, params)
-    if room is None:
-        selectors.room_get_open(room_id=room_id)  # room_not_found or room_expired
-        if by is not None and Participant.objects.filter(pk=by, kicked_at__isnull=False).exists():
-            raise ClientError("kicked")
-        raise ClientError("room_expired")  # it expired between the two reads
-    return room
+    return _BUMP_SQL.format(expiry=expiry, not_kicked=not_kicked, columns=_room_columns()), params
+
+
+def _bumped_room(rows: list[tuple], *, room_id: str, by: int | None) -> Room:
+    """The room the bump returned, or the ClientError that says why it returned none."""
+    if rows:
+        return _from_row(Room, rows[0])
+    selectors.room_get_open(room_id=room_id)  # room_not_found or room_expired
+    if by is not None and Participant.objects.filter(pk=by, kicked_at__isnull=False).exists():
+        raise ClientError("kicked")
+    raise ClientError("room_expired")  # it expired between the two reads
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """A change sent together with the room's bump and state read (`_bump_and_apply`)."""
+
+    room: Room  # locked and bumped
+    changed: list[list[tuple]]  # the rows each of the change's statements returned
+    state_rows: list[tuple]  # the state read's, after the change
+
+
+def _bump_and_apply(room_id: str, *statements: tuple[str, dict], by: int | None) -> _Applied:
+    """Lock and bump the room, run the change's statements, read the new state: one round trip.
+
+    The three go out together (`_sent_together`), so every statement runs before any rule
+    is checked: the caller checks what came back (the room, the change's rows) and raises
+    ClientError, which rolls the change back with the bump, exactly as if it had never been
+    tried. Each statement still runs after the room's lock, with a snapshot of its own.
+    """
+    with _sent_together() as send:
+        bumped = send(*_bump_statement(room_id, activity=True, by=by))
+        changed = [send(sql, params) for sql, params in statements]
+        state = send(*selectors.room_state_query(room_id=room_id))
+    room = _bumped_room(bumped.rows, room_id=room_id, by=by)
+    return _Applied(room=room, changed=[c.rows for c in changed], state_rows=state.rows)
+
+
+def _broadcast_applied(applied: _Applied) -> StateEvent:
+    """The state `_bump_and_apply` read, sent after the commit; return it."""
+    state = selectors.room_state_from_rows(room=applied.room, rows=applied.state_rows)
+    broadcast.state_on_commit(group=applied.room.group_name, state=state)
+    return state
 
 
 def _room_columns() -> str:
@@ -135,14 +181,83 @@ def _lock_open_room(room_id: str) -> Room:
 
 def _execute(sql: str, params: dict) -> list[tuple]:
     """Run one statement of ours; its rows (RETURNING), if any."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _adapted(params))
+        return cursor.fetchall() if cursor.description else []
+
+
+def _adapted(params: dict) -> dict:
     for name, value in params.items():
         if isinstance(value, datetime):
             params[name] = connection.ops.adapt_datetimefield_value(value)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+    return params
+
+
+class _Sent:
+    """A statement sent with others; `rows` (RETURNING or SELECT), once they have all run."""
+
+    rows: list[tuple]
+
+
+@contextmanager
+def _sent_together() -> Iterator[Callable[[str, dict], _Sent]]:
+    """Send statements of the open transaction together; their rows are there when the block ends.
+
+    On PostgreSQL they go out in pipeline mode: psycopg's BEGIN, every statement and a Sync
+    in one write, every answer in one read. One after another, each statement was a round
+    trip of its own, and under load each round trip waits twice for a CPU and once for the
+    GIL (docs/performance.md). PostgreSQL still runs them one after another, each with its
+    own snapshot, so nothing reads differently. A statement that fails raises here, as
+    Django's DatabaseError, once all have been answered (the server skips the ones after
+    it); the transaction is then left to roll back. SQLite, in process, runs each at once.
+    """
+    pipelined = connection.vendor == "postgresql"
+    sent: list[tuple[_Sent, object]] = []
+
+    def send(sql: str, params: dict) -> _Sent:
+        statement = _Sent()
+        if not pipelined:
+            statement.rows = _execute(sql, params)
+            return statement
+        cursor = cursors.enter_context(connection.cursor())
+        cursor.execute(sql, _adapted(params))
+        sent.append((statement, cursor))
+        return statement
+
+    with ExitStack() as cursors:
+        if not pipelined:
+            yield send
+            return
+        connection.ensure_connection()
+        raw = connection.connection
+        with connection.wrap_database_errors:
+            opening = _begin_with_the_statements(raw)
+            # Leaving the pipeline sends a Sync and reads every answer: the one round trip.
+            with raw.pipeline():
+                if opening:
+                    raw.execute(opening, prepare=False)
+                yield send
+        for statement, cursor in sent:
+            statement.rows = cursor.fetchall() if cursor.description else []
 
 
 def _save(room: Room, *fields: str) -> None:
     """Write these fields of a room locked by `_lock_and_bump` (its version is written)."""
     Room.objects.filter(pk=room.pk).update(**{f: getattr(room, f) for f in fields})
+
+
+def _begin_with_the_statements(raw: psycopg.Connection) -> str | None:
+    """The BEGIN to send as the pipeline's first statement, if the transaction is not open yet.
+
+    psycopg opens a transaction with a BEGIN of its own and, in pipeline mode, waits for
+    its answer before sending anything after it: a round trip of its own. So the
+    connection is switched to autocommit for the rest of this transaction, and our BEGIN
+    goes out with the statements. psycopg's COMMIT and ROLLBACK look at the server's
+    transaction status, not at autocommit, so Django's atomic block ends the transaction
+    as usual, and then sets autocommit back as it always does.
+    """
+    if connection.get_autocommit() or raw.pgconn.transaction_status != TransactionStatus.IDLE:
+        return None  # outside atomic (nothing to open), or already open
+    raw.autocommit = True
+    level = raw.isolation_level
+    return "BEGIN" if level is None else f"BEGIN ISOLATION LEVEL {level.name.replace('_', ' ')}"

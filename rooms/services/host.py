@@ -13,7 +13,9 @@ from ..errors import ClientError
 from ..models import Connection, Participant, Room
 from ..protocol import StateEvent
 from ._core import (
+    _broadcast_applied,
     _broadcast_state,
+    _bump_and_apply,
     _commit_change,
     _execute,
     _lock_and_bump,
@@ -150,16 +152,19 @@ def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> St
         return _broadcast_state(room)
 
 
+# Said again, "going" keeps its first time: the headcount lists people in the order they said it.
+_GOING_SQL = """
+UPDATE rooms_participant
+   SET going_since = CASE WHEN %(going)s THEN COALESCE(going_since, %(now)s) END
+ WHERE id = %(by)s AND room_id = %(room)s
+"""
+
+
 def participant_going(*, room_id: str, participant_id: int, going: bool) -> StateEvent:
     """I am coming (or not): the headcount keeps the order in which people said it."""
+    params = {"room": room_id, "by": participant_id, "going": going, "now": timezone.now()}
     with transaction.atomic():
-        room = _lock_and_bump(room_id, by=participant_id)
-        me = Participant.objects.filter(pk=participant_id, room=room)
-        if going:
-            me.filter(going_since__isnull=True).update(going_since=timezone.now())
-        else:
-            me.update(going_since=None)
-        return _broadcast_state(room)
+        return _broadcast_applied(_bump_and_apply(room_id, (_GOING_SQL, params), by=participant_id))
 
 
 def room_lock(*, room_id: str, participant_id: int, locked: bool) -> StateEvent:

@@ -8,24 +8,25 @@ from django.utils import timezone
 
 from .. import text
 from ..errors import ClientError
-from ..models import Item, Mark, Participant
+from ..models import Item, Mark
 from ..protocol import StateEvent
-from ._core import (
-    _broadcast_state,
-    _execute,
-    _lock_and_bump,
-)
+from ._core import _broadcast_applied, _bump_and_apply
 
 log = logging.getLogger(__name__)
 
 
+_RENAME_SQL = (
+    "UPDATE rooms_participant SET name = %(name)s WHERE id = %(by)s AND room_id = %(room)s"
+)
+
+
 def participant_rename(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     """Give the participant a new name in this room."""
-    new_name = text.participant_name(name)
+    params = {"room": room_id, "by": participant_id, "name": text.participant_name(name)}
     with transaction.atomic():
-        room = _lock_and_bump(room_id, by=participant_id)
-        Participant.objects.filter(pk=participant_id, room=room).update(name=new_name)
-        return _broadcast_state(room)
+        return _broadcast_applied(
+            _bump_and_apply(room_id, (_RENAME_SQL, params), by=participant_id)
+        )
 
 
 # --- Items and marks -------------------------------------------------------------
@@ -45,23 +46,23 @@ def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     """Put a new item on the room's list."""
     item_name = text.item_name(name)
     key = text.item_key(item_name)
+    params = {
+        "room": room_id,
+        "name": item_name,
+        "key": key,
+        "by": participant_id,
+        "now": timezone.now(),
+        "max": settings.ROOM_MAX_ITEMS,
+    }
     with transaction.atomic():
-        room = _lock_and_bump(room_id, by=participant_id)
-        if room.locked:
+        applied = _bump_and_apply(room_id, (_ITEM_ADD_SQL, params), by=participant_id)
+        if applied.room.locked:
             raise ClientError("room_locked")
-        params = {
-            "room": room.pk,
-            "name": item_name,
-            "key": key,
-            "by": participant_id,
-            "now": timezone.now(),
-            "max": settings.ROOM_MAX_ITEMS,
-        }
-        if not _execute(_ITEM_ADD_SQL, params):
-            if Item.objects.filter(room=room, key=key).exists():
+        if not applied.changed[0]:
+            if Item.objects.filter(room_id=room_id, key=key).exists():
                 raise ClientError("duplicate_item")
             raise ClientError("too_many_items")
-        return _broadcast_state(room)
+        return _broadcast_applied(applied)
 
 
 _ITEM_REMOVE_SQL = {
@@ -86,20 +87,23 @@ _ITEM_REMOVE_SQL = {
 def item_remove(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     """Take an item, and every vote and veto of it, off the list."""
     key = text.item_key(name)
+    params = {"room": room_id, "key": key}
+    statements = [(sql, params) for sql in _ITEM_REMOVE_SQL[connection.vendor]]
     with transaction.atomic():
-        room = _lock_and_bump(room_id, by=participant_id)
+        applied = _bump_and_apply(room_id, *statements, by=participant_id)
+        room = applied.room
         if room.locked and room.host_id != participant_id:
             raise ClientError("room_locked")  # the locked list is the host's to trim
-        params = {"room": room.pk, "key": key}
-        deleted = [_execute(sql, params) for sql in _ITEM_REMOVE_SQL[connection.vendor]]
-        if not key or not deleted[-1]:
+        if not key or not applied.changed[-1]:
             raise ClientError("unknown_item")
-        return _broadcast_state(room)
+        return _broadcast_applied(applied)
 
 
 _MARK_TOGGLE_SQL = {
-    # PostgreSQL: delete the mark, or add it if there was none, in one statement.
-    "postgresql": """
+    # PostgreSQL: delete the mark, or add it if there was none, in one statement; a row for
+    # a mark taken back or added, none for an unknown item.
+    "postgresql": [
+        """
         WITH item AS (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s),
              gone AS (DELETE FROM rooms_mark
                        WHERE item_id IN (SELECT id FROM item)
@@ -110,34 +114,42 @@ _MARK_TOGGLE_SQL = {
                         WHERE NOT EXISTS (SELECT 1 FROM gone)
                        ON CONFLICT DO NOTHING
                        RETURNING id)
-        SELECT (SELECT COUNT(*) FROM gone) + (SELECT COUNT(*) FROM added)
+        SELECT id FROM gone UNION ALL SELECT id FROM added
+        """
+    ],
+    # SQLite has no data-modifying WITH: the same in two statements. changes() is the number
+    # of rows the connection's last statement (the DELETE) removed; the mark is added only
+    # if there was none to take back.
+    "sqlite": [
+        """
+        DELETE FROM rooms_mark
+         WHERE item_id = (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s)
+           AND participant_id = %(by)s AND kind = %(kind)s
+        RETURNING id
         """,
+        """
+        INSERT INTO rooms_mark (item_id, participant_id, kind, created_at)
+        SELECT id, %(by)s, %(kind)s, %(now)s FROM rooms_item
+         WHERE room_id = %(room)s AND key = %(key)s AND changes() = 0
+        ON CONFLICT DO NOTHING
+        RETURNING id
+        """,
+    ],
 }
-_MARK_DELETE_SQL = """
-DELETE FROM rooms_mark
- WHERE item_id = (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s)
-   AND participant_id = %(by)s AND kind = %(kind)s
-RETURNING id
-"""
-_MARK_ADD_SQL = """
-INSERT INTO rooms_mark (item_id, participant_id, kind, created_at)
-SELECT id, %(by)s, %(kind)s, %(now)s FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
 
 
 def mark_toggle(*, room_id: str, participant_id: int, name: str, kind: Mark.Kind) -> StateEvent:
     """Toggle the participant's vote for (or veto of) an item."""
-    key = text.item_key(name)
+    params = {
+        "room": room_id,
+        "key": text.item_key(name),
+        "by": participant_id,
+        "kind": str(kind),
+        "now": timezone.now(),
+    }
+    statements = [(sql, params) for sql in _MARK_TOGGLE_SQL[connection.vendor]]
     with transaction.atomic():
-        room = _lock_and_bump(room_id, by=participant_id)
-        params = {"room": room.pk, "key": key, "by": participant_id, "kind": str(kind)}
-        params["now"] = timezone.now()
-        if connection.vendor == "postgresql":
-            toggled = _execute(_MARK_TOGGLE_SQL["postgresql"], params)[0][0]
-        else:
-            toggled = _execute(_MARK_DELETE_SQL, params) or _execute(_MARK_ADD_SQL, params)
-        if not toggled:
+        applied = _bump_and_apply(room_id, *statements, by=participant_id)
+        if not any(applied.changed):
             raise ClientError("unknown_item")
-        return _broadcast_state(room)
+        return _broadcast_applied(applied)

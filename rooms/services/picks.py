@@ -11,10 +11,7 @@ from .. import broadcast, groups, selectors, text
 from ..errors import ClientError
 from ..models import Participant
 from ..protocol import PickedEvent, PickMode
-from ._core import (
-    _lock_and_bump,
-    _save,
-)
+from ._core import _bump_and_apply, _save
 
 _system_random = secrets.SystemRandom()
 
@@ -48,8 +45,9 @@ def room_pick(
     With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
     """
     with transaction.atomic():
-        room = _lock_and_bump(room_id, by=participant_id)
-        state = selectors.room_state(room=room)
+        applied = _bump_and_apply(room_id, by=participant_id)
+        room = applied.room
+        state = selectors.room_state_from_rows(room=room, rows=applied.state_rows)
         candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
         if avoid_recent:
             candidates = groups.candidates_fresh(candidates, room=room)

@@ -10,9 +10,9 @@ from .. import broadcast, groups
 from ..models import Group, Room, new_secret_token, token_hash
 from ..protocol import StateEvent
 from ._core import (
-    _broadcast_state,
+    _broadcast_applied,
+    _bump_and_apply,
     _commit_change,
-    _lock_and_bump,
     _lock_open_room,
 )
 from .host import _host_only
@@ -41,7 +41,7 @@ def room_create(*, host_session_key: str = "", group: Group | None = None) -> Ro
 def room_extend(*, room_id: str) -> StateEvent:
     """Keep the room alive for another TTL; nothing else changes."""
     with transaction.atomic():
-        return _broadcast_state(_lock_and_bump(room_id))
+        return _broadcast_applied(_bump_and_apply(room_id, by=None))
 
 
 def room_state_resend(*, room_id: str) -> dict:

@@ -1,0 +1,173 @@
+"""A change's statements are sent together (rooms/services/_core.py, `_bump_and_apply`).
+
+The room's bump, the change and the state read go out in one round trip, so the change runs
+before its rules are checked; a refusal must roll it back as if it had never been tried.
+On PostgreSQL the statements are sent in pipeline mode: one round trip, then COMMIT.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from rooms import selectors, services
+from rooms.errors import ClientError
+from rooms.models import Item, Mark, Participant, Room
+from rooms.protocol import parse_frame
+from rooms.services._core import _broadcast_applied, _bump_and_apply
+from tests.support.setups import join
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("channel_layer_memory"),
+]
+
+
+def run(room: Room, who: Participant, frame: str) -> dict | None:
+    return services.command_run(room_id=room.pk, participant_id=who.pk, command=parse_frame(frame))
+
+
+def refusal(room: Room, who: Participant, frame: str) -> str:
+    with pytest.raises(ClientError) as caught:
+        run(room, who, frame)
+    return caught.value.code
+
+
+def snapshot(room: Room) -> tuple:
+    """Everything a refused change could have touched: the room row, items, marks, people."""
+    fresh = Room.objects.get(pk=room.pk)
+    return (
+        fresh.version,
+        fresh.expires_at,
+        sorted(Item.objects.filter(room=room).values_list("key", flat=True)),
+        sorted(
+            Mark.objects.filter(item__room=room).values_list("item__key", "kind", "participant")
+        ),
+        sorted(Participant.objects.filter(room=room).values_list("name", "going_since")),
+    )
+
+
+@pytest.fixture
+def lunch() -> tuple[Room, Participant, Participant]:
+    """A room with its host and a guest, two items and a vote."""
+    room = services.room_create()
+    host = join(room, "host", token=room.host_token)
+    guest = join(room, "guest")
+    run(room, guest, "add:pho")
+    run(room, guest, "add:ramen")
+    run(room, host, "vote:pho")
+    return room, host, guest
+
+
+def test_refused_in_a_locked_room_the_change_is_rolled_back(lunch) -> None:
+    """A new item in a locked list was inserted before the check; nothing of it stays."""
+    room, host, guest = lunch
+    run(room, host, "lock")
+    before = snapshot(room)
+    assert refusal(room, guest, "add:curry") == "room_locked"
+    assert refusal(room, guest, "remove:pho") == "room_locked"
+    assert snapshot(room) == before
+
+
+def test_refused_for_a_kicked_participant_every_change_is_rolled_back(lunch) -> None:
+    """A kicked connection whose `kicked` was lost: its add, vote, rename and in all vanish."""
+    room, host, guest = lunch
+    run(room, host, f"kick:{guest.pk}")
+    before = snapshot(room)
+    for frame in ["add:curry", "vote:ramen", "veto:pho", "remove:ramen", "name:sneaky", "in"]:
+        assert refusal(room, guest, frame) == "kicked", frame
+    assert snapshot(room) == before
+
+
+def test_refused_in_an_expired_room_the_change_is_rolled_back(lunch) -> None:
+    """Past its expiry the room's UPDATE finds nothing; the statements after it still ran."""
+    room, _, guest = lunch
+    Room.objects.filter(pk=room.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    before = snapshot(room)
+    for frame in ["add:curry", "vote:ramen", "remove:pho", "name:late", "in", "extend", "pick"]:
+        assert refusal(room, guest, frame) == "room_expired", frame
+    assert snapshot(room) == before
+
+
+def test_unknown_items_and_duplicates_leave_no_bump(lunch) -> None:
+    """The bump went out with a change that did nothing; the refusal takes it back."""
+    room, _, guest = lunch
+    before = snapshot(room)
+    assert refusal(room, guest, "vote:sushi") == "unknown_item"
+    assert refusal(room, guest, "remove:sushi") == "unknown_item"
+    assert refusal(room, guest, "add:PHO") == "duplicate_item"
+    assert snapshot(room) == before
+
+
+def test_a_vote_toggles_on_and_off(lunch) -> None:
+    """Vote, take it back, vote again: the toggle decides in the database (both vendors)."""
+    room, _, guest = lunch
+    votes = [run(room, guest, "vote:ramen")["items"][1]["voters"] for _ in range(3)]
+    assert votes == [["guest"], [], ["guest"]]
+    vetoes = [run(room, guest, "veto:ramen")["items"][1]["vetoed_by"] for _ in range(2)]
+    assert vetoes == [["guest"], []]
+
+
+def test_a_failing_statement_raises_a_database_error_and_leaves_nothing(lunch) -> None:
+    """An error in one statement of the batch is Django's DatabaseError; the bump goes too."""
+    room, _, guest = lunch
+    before = snapshot(room)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        broken = ("UPDATE rooms_item SET name = NULL WHERE room_id = %(room)s", {"room": room.pk})
+        _bump_and_apply(room.pk, broken, by=guest.pk)
+    assert snapshot(room) == before
+    assert run(room, guest, "add:curry")["version"] == before[0] + 1  # the connection still works
+
+
+def test_the_state_sent_is_the_state_after_the_change(lunch) -> None:
+    """The state read goes out with the change and sees it, as a later read does."""
+    room, _, guest = lunch
+    with transaction.atomic():
+        applied = _bump_and_apply(
+            room.pk,
+            (
+                "UPDATE rooms_participant SET name = %(name)s WHERE id = %(by)s",
+                {"name": "renamed", "by": guest.pk},
+            ),
+            by=guest.pk,
+        )
+        state = _broadcast_applied(applied)
+    assert "renamed" in [p["name"] for p in state["participants"]]
+    assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+
+
+# --- PostgreSQL: one round trip, then COMMIT --------------------------------------
+
+ACTIONS = [
+    "add:new dish",
+    "remove:ramen",
+    "vote:ramen",
+    "vote:pho",
+    "veto:ramen",
+    "name:newname",
+    "in",
+    "out",
+    "extend",
+]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.parametrize("frame", [*ACTIONS, "pick"])
+def test_a_change_is_one_pipeline_and_a_commit(lunch, frame: str) -> None:
+    """Every statement of an action but COMMIT goes out in one pipeline (a pick's write after)."""
+    room, host, _ = lunch
+    seen: list[bool] = []
+
+    def in_pipeline(execute, sql, params, many, context):
+        seen.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(in_pipeline):
+        state = run(room, host, frame)
+    outside = 1 if frame == "pick" else 0  # the decision is written once it is drawn
+    assert seen.count(False) == outside
+    assert seen.count(True) >= 2  # the bump and the state read, the change between them
+    assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
