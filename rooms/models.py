@@ -87,7 +87,10 @@ class Room(models.Model):
 
     id = models.CharField(primary_key=True, max_length=32, default=new_room_id, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    expires_at = models.DateTimeField(default=default_expiry, db_index=True)
+    # Not indexed: every change moves it, and an index on it made each version bump write an
+    # entry into every index of the table (never a HOT update). Only the purge and the admin
+    # filter on it, over a table the purge keeps small. tests/test_room_table.py.
+    expires_at = models.DateTimeField(default=default_expiry)
     closed_at = models.DateTimeField(null=True, blank=True)
     # Strictly increases with every accepted change; clients keep the highest they saw.
     version = models.PositiveBigIntegerField(default=0)
