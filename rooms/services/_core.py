@@ -10,7 +10,7 @@ import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 
 from .. import broadcast, selectors
 from ..errors import ClientError
@@ -238,7 +238,9 @@ def _sent_together() -> Iterator[Callable[[str, dict], _Sent]]:
                     raw.execute(opening, prepare=False)
                 yield send
         for statement, cursor in sent:
-            statement.rows = cursor.fetchall() if cursor.description else []
+            # pgresult, not description: psycopg builds description's columns anew on each read.
+            returned = cursor.pgresult.status == ExecStatus.TUPLES_OK
+            statement.rows = cursor.fetchall() if returned else []
 
 
 def _save(room: Room, *fields: str) -> None:
