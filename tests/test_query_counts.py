@@ -1,10 +1,10 @@
-"""Statements per action: each is a round trip to PostgreSQL, so these must not grow.
+"""Statements per action: each is work for PostgreSQL (and, outside a pipeline, a round trip).
 
 The budgets count every statement the database gets, BEGIN and COMMIT included (Django
 records both), and the state read that every change ends with: each action <= 5, pick
 <= 6, join <= 8, leave <= 5 (issue 8). Transactions are real (transaction=True) so they
 count as they do live. SQLite has no data-modifying WITH, so a removal and a new vote or
-veto take one statement more there; in process, a statement costs no round trip.
+veto (either way) take one statement more there; in process, a statement costs no round trip.
 """
 
 from __future__ import annotations
