@@ -203,13 +203,14 @@ class _Sent:
 def _sent_together() -> Iterator[Callable[[str, dict], _Sent]]:
     """Send statements of the open transaction together; their rows are there when the block ends.
 
-    On PostgreSQL they go out in pipeline mode: psycopg's BEGIN, every statement and a Sync
-    in one write, every answer in one read. One after another, each statement was a round
-    trip of its own, and under load each round trip waits twice for a CPU and once for the
-    GIL (docs/performance.md). PostgreSQL still runs them one after another, each with its
-    own snapshot, so nothing reads differently. A statement that fails raises here, as
-    Django's DatabaseError, once all have been answered (the server skips the ones after
-    it); the transaction is then left to roll back. SQLite, in process, runs each at once.
+    On PostgreSQL they go out in pipeline mode: the BEGIN, every statement and a Sync are
+    sent without waiting for any answer, and the answers come back together. One after
+    another, each statement was a round trip of its own, and under load each waited for the
+    server's process and then for the GIL (docs/performance.md). PostgreSQL still runs them
+    one after another, each with its own snapshot, so nothing reads differently. A statement
+    that fails raises here, as Django's DatabaseError, once all have been answered (the
+    server skips the ones after it); the transaction is then left to roll back. SQLite, in
+    process, runs each at once.
     """
     pipelined = connection.vendor == "postgresql"
     sent: list[tuple[_Sent, object]] = []
