@@ -89,8 +89,7 @@ SELECT 3, ROW_NUMBER() OVER (ORDER BY g.going_since, g.id), g.id, g.name, NULL, 
  WHERE g.room_id = %(room)s AND g.going_since IS NOT NULL AND g.kicked_at IS NULL
 UNION ALL
 -- the room's lunch group, if it has one: id, slug, -, name
-SELECT 4, 0, t.id, t.slug, NULL, t.name FROM rooms_group t
- WHERE t.id = (SELECT r.group_id FROM rooms_room r WHERE r.id = %(room)s)
+SELECT 4, 0, t.id, t.slug, NULL, t.name FROM rooms_group t WHERE t.id = %(group)s
 ORDER BY part, sort
 """
 _STATE_SQL_BY_VENDOR = {
@@ -107,16 +106,22 @@ _STATE_SQL_BY_VENDOR = {
 
 def room_state(*, room: Room) -> StateEvent:
     """The full `state` event of a room, as every client sees it (one query)."""
-    sql, params = room_state_query(room_id=room.pk)
+    sql, params = room_state_query(room_id=room.pk, group_id=room.group_id)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return room_state_from_rows(room=room, rows=cursor.fetchall())
 
 
-def room_state_query(*, room_id: str) -> tuple[str, dict]:
+def room_state_query(*, room_id: str, group_id: int | None) -> tuple[str, dict]:
     """The state read's statement and parameters, for a caller that sends it with others."""
     cutoff = connection.ops.adapt_datetimefield_value(presence_cutoff())
-    return _STATE_SQL_BY_VENDOR[connection.vendor], {"room": room_id, "cutoff": cutoff}
+    params = {"room": room_id, "cutoff": cutoff, "group": group_id}
+    return _STATE_SQL_BY_VENDOR[connection.vendor], params
+
+
+def room_state_group_row(*, slug: str, name: str) -> tuple:
+    """The state read's row for the room's group, for a caller that found the group itself."""
+    return (_GROUP, 0, None, slug, None, name)
 
 
 def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:

@@ -18,7 +18,7 @@ from rooms.errors import ClientError
 from rooms.models import Item, Mark, Participant, Room
 from rooms.protocol import parse_frame
 from rooms.services._core import _broadcast_applied, _bump_and_apply
-from tests.support.setups import join
+from tests.support.setups import group_with_history, join
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -136,6 +136,15 @@ def test_the_state_sent_is_the_state_after_the_change(lunch) -> None:
         )
         state = _broadcast_applied(applied)
     assert "renamed" in [p["name"] for p in state["participants"]]
+    assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+
+
+def test_a_group_room_s_state_names_its_group() -> None:
+    """A lunch group's room learns its group from the bump; its state still shows the group."""
+    group, room = group_with_history("Team Kimchi", item="bibimbap", by="joon", days_ago=1)
+    joon = join(room, "joon")
+    state = run(room, joon, "add:naengmyeon")
+    assert state["room"]["group"] == {"slug": group.slug, "name": "Team Kimchi"}
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
 
 

@@ -45,7 +45,7 @@ SELECT 'vote', now(), i.id, p.id
  WHERE substr(p.name, 2)::int % 3 = 0;
 ANALYZE rooms_room, rooms_participant, rooms_connection, rooms_item, rooms_mark;
 """
-_ROOM_TABLES = {"rooms_participant", "rooms_connection", "rooms_item", "rooms_mark"}
+_ROOM_TABLES = {"rooms_room", "rooms_participant", "rooms_connection", "rooms_item", "rooms_mark"}
 
 
 @pytest.fixture

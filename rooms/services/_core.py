@@ -41,8 +41,11 @@ def _lock_and_bump(room_id: str, *, activity: bool = True, by: int | None = None
     return _bumped_room(rows, room_id=room_id, by=by)
 
 
-def _bump_statement(room_id: str, *, activity: bool, by: int | None) -> tuple[str, dict]:
-    """The UPDATE that locks, checks and bumps the room (`_lock_and_bump`), with its parameters."""
+def _bump_statement(
+    room_id: str, *, activity: bool, by: int | None, also: str = ""
+) -> tuple[str, dict]:
+    """The UPDATE that locks, checks and bumps the room (`_lock_and_bump`), with its parameters;
+    `also` adds columns to what it returns, after the room's own."""
     if not selectors.ROOM_ID_SHAPE.fullmatch(room_id):
         raise ClientError("room_not_found")
     now = timezone.now()
@@ -52,7 +55,8 @@ def _bump_statement(room_id: str, *, activity: bool, by: int | None) -> tuple[st
         params["expires"] = now + timedelta(seconds=settings.ROOM_TTL_SECONDS)
         expiry = ", expires_at = %(expires)s"
     not_kicked = _NOT_KICKED_SQL if by is not None else ""
-    return _BUMP_SQL.format(expiry=expiry, not_kicked=not_kicked, columns=_room_columns()), params
+    columns = _room_columns() + (f", {also}" if also else "")
+    return _BUMP_SQL.format(expiry=expiry, not_kicked=not_kicked, columns=columns), params
 
 
 def _bumped_room(rows: list[tuple], *, room_id: str, by: int | None) -> Room:
@@ -81,13 +85,29 @@ def _bump_and_apply(room_id: str, *statements: tuple[str, dict], by: int | None)
     is checked: the caller checks what came back (the room, the change's rows) and raises
     ClientError, which rolls the change back with the bump, exactly as if it had never been
     tried. Each statement still runs after the room's lock, with a snapshot of its own.
+
+    The room's lunch group is known only once the bump answers, so the bump returns the
+    group's slug and name too and the state read is sent without its group part: looking
+    the group up through rooms_room inside the read would scan that table
+    (tests/test_state_plan.py).
     """
     with _sent_together() as send:
-        bumped = send(*_bump_statement(room_id, activity=True, by=by))
+        bumped = send(*_bump_statement(room_id, activity=True, by=by, also=_GROUP_COLUMNS))
         changed = [send(sql, params) for sql, params in statements]
-        state = send(*selectors.room_state_query(room_id=room_id))
-    room = _bumped_room(bumped.rows, room_id=room_id, by=by)
-    return _Applied(room=room, changed=[c.rows for c in changed], state_rows=state.rows)
+        state = send(*selectors.room_state_query(room_id=room_id, group_id=None))
+    room = _bumped_room(bumped.rows, room_id=room_id, by=by)  # the room's columns come first
+    state_rows = state.rows
+    slug, name = bumped.rows[0][-2:]
+    if slug is not None:
+        state_rows = [*state_rows, selectors.room_state_group_row(slug=slug, name=name)]
+    return _Applied(room=room, changed=[c.rows for c in changed], state_rows=state_rows)
+
+
+# The room's lunch group, by key, for `_bump_and_apply`: slug and name (NULL without one).
+_GROUP_COLUMNS = (
+    "(SELECT g.slug FROM rooms_group g WHERE g.id = rooms_room.group_id),"
+    " (SELECT g.name FROM rooms_group g WHERE g.id = rooms_room.group_id)"
+)
 
 
 def _broadcast_applied(applied: _Applied) -> StateEvent:
