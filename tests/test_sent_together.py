@@ -1,23 +1,26 @@
 """A change's statements are sent together (rooms/services/_core.py, `_bump_and_apply`).
 
 The room's bump, the change and the state read go out in one round trip, so the change runs
-before its rules are checked; a refusal must roll it back as if it had never been tried.
-On PostgreSQL the statements are sent in pipeline mode: one round trip, then COMMIT.
+before its rules are checked; a refusal must leave nothing, as if it had never been tried.
+On PostgreSQL the statements are sent in pipeline mode, COMMIT included: one round trip, and
+a refused change wrote nothing. On SQLite a refusal rolls the change back.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from psycopg.pq import TransactionStatus
 
 from rooms import selectors, services
 from rooms.errors import ClientError
 from rooms.models import Item, Mark, Participant, Room
 from rooms.protocol import parse_frame
-from rooms.services._core import _broadcast_applied, _bump_and_apply
+from rooms.services._core import Change, _broadcast_applied, _bump_and_apply
 from tests.support.setups import group_with_history, join
 
 pytestmark = [
@@ -116,8 +119,8 @@ def test_a_failing_statement_raises_a_database_error_and_leaves_nothing(lunch) -
     room, _, guest = lunch
     before = snapshot(room)
     with pytest.raises(DatabaseError), transaction.atomic():
-        broken = ("UPDATE rooms_item SET name = NULL WHERE room_id = %(room)s", {"room": room.pk})
-        _bump_and_apply(room.pk, broken, by=guest.pk)
+        broken = "UPDATE rooms_item SET name = NULL WHERE room_id IN (SELECT id FROM room)"
+        _bump_and_apply(room.pk, Change(Change.spelled_once(broken), {}), by=guest.pk)
     assert snapshot(room) == before
     assert run(room, guest, "add:curry")["version"] == before[0] + 1  # the connection still works
 
@@ -126,14 +129,9 @@ def test_the_state_sent_is_the_state_after_the_change(lunch) -> None:
     """The state read goes out with the change and sees it, as a later read does."""
     room, _, guest = lunch
     with transaction.atomic():
-        applied = _bump_and_apply(
-            room.pk,
-            (
-                "UPDATE rooms_participant SET name = %(name)s WHERE id = %(by)s",
-                {"name": "renamed", "by": guest.pk},
-            ),
-            by=guest.pk,
-        )
+        rename = "UPDATE rooms_participant SET name = %(name)s WHERE id = %(by)s RETURNING id"
+        change = Change(Change.spelled_once(rename), {"name": "renamed"})
+        applied = _bump_and_apply(room.pk, change, by=guest.pk)
         state = _broadcast_applied(applied)
     assert "renamed" in [p["name"] for p in state["participants"]]
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
@@ -148,7 +146,7 @@ def test_a_group_room_s_state_names_its_group() -> None:
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
 
 
-# --- PostgreSQL: one round trip, then COMMIT --------------------------------------
+# --- PostgreSQL: one round trip, COMMIT included -----------------------------------
 
 ACTIONS = [
     "add:new dish",
@@ -165,18 +163,41 @@ ACTIONS = [
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
 @pytest.mark.parametrize("frame", [*ACTIONS, "pick"])
-def test_a_change_is_one_pipeline_and_a_commit(lunch, frame: str) -> None:
-    """Every statement of an action but COMMIT goes out in one pipeline (a pick's write after)."""
+def test_a_change_is_one_pipeline_commit_included(lunch, monkeypatch, frame: str) -> None:
+    """Every statement of an action, its COMMIT too, goes out in one pipeline; a pick's
+    decision is written after its draw, and Django's COMMIT ends that transaction."""
     room, host, _ = lunch
     seen: list[bool] = []
+    open_at_commit: list[bool] = []
+    commit = psycopg.Connection.commit
 
     def in_pipeline(execute, sql, params, many, context):
         seen.append(connection.connection._pipeline is not None)
         return execute(sql, params, many, context)
 
+    def recording_commit(raw: psycopg.Connection) -> None:
+        open_at_commit.append(raw.info.transaction_status != TransactionStatus.IDLE)
+        commit(raw)
+
+    monkeypatch.setattr(psycopg.Connection, "commit", recording_commit)
     with connection.execute_wrapper(in_pipeline):
         state = run(room, host, frame)
     outside = 1 if frame == "pick" else 0  # the decision is written once it is drawn
     assert seen.count(False) == outside
-    assert seen.count(True) >= 2  # the bump and the state read, the change between them
+    assert seen.count(True) >= 3  # the lock, the change with the bump, the state read
+    assert open_at_commit == [frame == "pick"]  # else committed in the pipeline already
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_refused_in_one_pipeline_nothing_was_written_so_nothing_rolls_back(lunch) -> None:
+    """A refusal's pipeline committed an empty transaction: no ROLLBACK goes out, and the
+    connection keeps its prepared statements (psycopg drops them all on a ROLLBACK)."""
+    room, _, guest = lunch
+    for _ in range(6):  # psycopg prepares a statement on its fifth run
+        run(room, guest, "vote:ramen")
+    prepared = len(connection.connection._prepared._names)
+    assert refusal(room, guest, "add:pho") == "duplicate_item"
+    assert connection.connection.info.transaction_status == TransactionStatus.IDLE
+    assert len(connection.connection._prepared._names) == prepared > 0
+    assert run(room, guest, "vote:ramen")["version"] == Room.objects.get(pk=room.pk).version

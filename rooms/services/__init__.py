@@ -10,10 +10,11 @@ Round trips are the cost of a change (tests/test_query_counts.py pins the statem
 the writes that the ORM would spread over several statements are single SQL statements
 here: INSERT ... ON CONFLICT DO NOTHING instead of a savepoint, and on PostgreSQL a toggle
 or a removal in one statement. The everyday actions (add, remove, vote, veto, rename,
-in/out, extend, pick) send the bump, the change and the state read together
-(`_bump_and_apply`): on PostgreSQL one round trip, then COMMIT. Their rules are checked on
-what came back, and a refusal rolls back a change that has already run
-(tests/test_sent_together.py).
+in/out, extend, pick) send the room's lock, the change with the bump and the state read
+together (`_bump_and_apply`): on PostgreSQL one round trip, COMMIT included (a pick's
+after its draw). Their rules are checked on what came back. On PostgreSQL the change's
+SQL writes only to an open room that allows it and the bump only follows a change, so a
+refused change wrote nothing; on SQLite it is rolled back (tests/test_sent_together.py).
 """
 
 from ..protocol import Command, StateEvent

@@ -70,37 +70,129 @@ def _bumped_room(rows: list[tuple], *, room_id: str, by: int | None) -> Room:
 
 
 @dataclass(frozen=True)
+class Change:
+    """What an action writes, as SQL that reads `room`: the room's id, if the room is open, the
+    actor was not kicked and `room_allows` (SQL on rooms_room's columns) holds.
+
+    `sql` gives each database's spelling. PostgreSQL: WITH parts, the last named `change`,
+    which returns a row if anything changed; they go out as one statement with the room's
+    bump, which happens only then. SQLite: statements, run one by one after the bump; a row
+    from any of them means something changed.
+    """
+
+    sql: dict[str, tuple[str, ...]]
+    params: dict
+    room_allows: str = "TRUE"
+
+    @staticmethod
+    def spelled_once(statement: str) -> dict[str, tuple[str, ...]]:
+        """`sql` for a single statement that both databases understand."""
+        return {"postgresql": (f"change AS ({statement})",), "sqlite": (statement,)}
+
+
+NO_CHANGE = Change(sql={"postgresql": (), "sqlite": ()}, params={})  # the bump is the change
+
+# The room a change may write to: open, and the actor not kicked (`%(by)s` NULL: nobody).
+_OPEN_ROOM_CTE = """room AS (
+  SELECT id FROM rooms_room
+   WHERE id = %(room)s AND closed_at IS NULL AND expires_at > %(now)s AND ({allows})
+     AND NOT EXISTS
+         (SELECT 1 FROM rooms_participant WHERE id = %(by)s AND kicked_at IS NOT NULL))"""
+
+# PostgreSQL: lock the room first, so the statement after it reads everything with a
+# snapshot taken once the changes that held the lock before us have committed.
+# NO KEY UPDATE, as the bump's own lock: rows that refer to the room may still be inserted.
+_LOCK_SQL = """
+SELECT {columns}, EXISTS
+       (SELECT 1 FROM rooms_participant WHERE id = %(by)s AND kicked_at IS NOT NULL)
+  FROM rooms_room WHERE id = %(room)s FOR NO KEY UPDATE
+"""
+
+# PostgreSQL: the change, then the bump if it changed something, in one statement.
+_CHANGE_AND_BUMP_SQL = """
+WITH {open_room}{parts},
+     bumped AS (UPDATE rooms_room SET version = version + 1, expires_at = %(expires)s
+                 WHERE id IN (SELECT id FROM room){if_changed}
+                RETURNING {columns})
+SELECT * FROM bumped
+"""
+
+
+@dataclass(frozen=True)
 class _Applied:
     """A change sent together with the room's bump and state read (`_bump_and_apply`)."""
 
-    room: Room  # locked and bumped
-    changed: list[list[tuple]]  # the rows each of the change's statements returned
+    room: Room  # locked; bumped if `changed`
+    changed: bool  # the change wrote something (or there was none to write: NO_CHANGE)
     state_rows: list[tuple]  # the state read's, after the change
 
 
-def _bump_and_apply(room_id: str, *statements: tuple[str, dict], by: int | None) -> _Applied:
-    """Lock and bump the room, run the change's statements, read the new state: one round trip.
+def _bump_and_apply(
+    room_id: str, change: Change = NO_CHANGE, *, by: int | None, last: bool = True
+) -> _Applied:
+    """Lock the room, apply the change, bump the room, read the new state: one round trip.
 
-    The three go out together (`_sent_together`), so every statement runs before any rule
-    is checked: the caller checks what came back (the room, the change's rows) and raises
-    ClientError, which rolls the change back with the bump, exactly as if it had never been
-    tried. Each statement still runs after the room's lock, with a snapshot of its own.
+    The statements go out together (`_sent_together`), so every statement runs before the
+    caller checks a rule on what came back and raises ClientError. On PostgreSQL a refused
+    change writes nothing at all: the room's conditions are in the change's SQL (`room`)
+    and the bump waits for the change. So, when the change is the `last` write of its
+    transaction, the COMMIT goes out with the statements too. On SQLite, in process, the
+    bump comes first and a refusal rolls the transaction back.
 
     The room's lunch group is known only once the bump answers, so the bump returns the
     group's slug and name too and the state read is sent without its group part: looking
     the group up through rooms_room inside the read would scan that table
     (tests/test_state_plan.py).
     """
-    with _sent_together() as send:
-        bumped = send(*_bump_statement(room_id, activity=True, by=by, also=_GROUP_COLUMNS))
-        changed = [send(sql, params) for sql, params in statements]
+    if connection.vendor != "postgresql":
+        return _bump_then_apply(room_id, change, by=by)
+    _, params = _bump_statement(room_id, activity=True, by=by)  # checks the id's shape
+    params.update(change.params)
+    parts = "".join(f",\n     {part}" for part in change.sql["postgresql"])
+    change_and_bump = _CHANGE_AND_BUMP_SQL.format(
+        open_room=_OPEN_ROOM_CTE.format(allows=change.room_allows),
+        parts=parts,
+        if_changed=" AND EXISTS (SELECT 1 FROM change)" if parts else "",
+        columns=f"{_room_columns()}, {_GROUP_COLUMNS}",
+    )
+    with _sent_together(commit=last) as send:
+        locked = send(_LOCK_SQL.format(columns=_room_columns()), params)
+        bumped = send(change_and_bump, params)
         state = send(*selectors.room_state_query(room_id=room_id, group_id=None))
-    room = _bumped_room(bumped.rows, room_id=room_id, by=by)  # the room's columns come first
-    state_rows = state.rows
-    slug, name = bumped.rows[0][-2:]
+    if bumped.rows:
+        return _applied(bumped.rows[0], state.rows, changed=True)
+    if not locked.rows:
+        raise ClientError("room_not_found")
+    *columns, kicked = locked.rows[0]
+    room = _from_row(Room, columns)
+    if not room.is_open:
+        raise ClientError("room_expired")
+    if kicked:
+        raise ClientError("kicked")
+    return _Applied(room=room, changed=False, state_rows=state.rows)
+
+
+def _bump_then_apply(room_id: str, change: Change, *, by: int | None) -> _Applied:
+    """`_bump_and_apply` on SQLite: the bump, then the change, each run as it is sent."""
+    bump_sql, params = _bump_statement(room_id, activity=True, by=by, also=_GROUP_COLUMNS)
+    params.update(change.params)
+    with _sent_together() as send:
+        bumped = send(bump_sql, params)
+        open_room = "WITH " + _OPEN_ROOM_CTE.format(allows=change.room_allows)
+        changed = [send(f"{open_room}\n{sql}", params) for sql in change.sql["sqlite"]]
+        state = send(*selectors.room_state_query(room_id=room_id, group_id=None))
+    _bumped_room(bumped.rows, room_id=room_id, by=by)  # a room-level refusal raises here
+    wrote = any(c.rows for c in changed) or not change.sql["sqlite"]
+    return _applied(bumped.rows[0], state.rows, changed=wrote)
+
+
+def _applied(bumped_row: tuple, state_rows: list[tuple], *, changed: bool) -> _Applied:
+    """The bumped room (its columns, then its group's slug and name) and its state."""
+    room = _from_row(Room, bumped_row)
+    slug, name = bumped_row[-2:]
     if slug is not None:
         state_rows = [*state_rows, selectors.room_state_group_row(slug=slug, name=name)]
-    return _Applied(room=room, changed=[c.rows for c in changed], state_rows=state_rows)
+    return _Applied(room=room, changed=changed, state_rows=state_rows)
 
 
 # The room's lunch group, by key, for `_bump_and_apply`: slug and name (NULL without one).
@@ -220,7 +312,7 @@ class _Sent:
 
 
 @contextmanager
-def _sent_together() -> Iterator[Callable[[str, dict], _Sent]]:
+def _sent_together(*, commit: bool = False) -> Iterator[Callable[[str, dict], _Sent]]:
     """Send statements of the open transaction together; their rows are there when the block ends.
 
     On PostgreSQL they go out in pipeline mode: the BEGIN, every statement and a Sync are
@@ -231,6 +323,11 @@ def _sent_together() -> Iterator[Callable[[str, dict], _Sent]]:
     that fails raises here, as Django's DatabaseError, once all have been answered (the
     server skips the ones after it); the transaction is then left to roll back. SQLite, in
     process, runs each at once.
+
+    With `commit`, the pipeline ends with COMMIT if it opened the transaction: nothing may be
+    written in it afterwards (the rest of the atomic block runs in autocommit), and its
+    ClientError no longer rolls anything back. Django's atomic block then finds the
+    transaction ended and runs the on_commit hooks as usual.
     """
     pipelined = connection.vendor == "postgresql"
     sent: list[tuple[_Sent, object]] = []
@@ -258,6 +355,8 @@ def _sent_together() -> Iterator[Callable[[str, dict], _Sent]]:
                 if opening:
                     raw.execute(opening, prepare=False)
                 yield send
+                if opening and commit:
+                    raw.execute("COMMIT", prepare=False)
         for statement, cursor in sent:
             # pgresult, not description: psycopg builds description's columns anew on each read.
             returned = cursor.pgresult.status == ExecStatus.TUPLES_OK

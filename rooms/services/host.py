@@ -13,6 +13,7 @@ from ..errors import ClientError
 from ..models import Connection, Participant, Room
 from ..protocol import StateEvent
 from ._core import (
+    Change,
     _broadcast_applied,
     _broadcast_state,
     _bump_and_apply,
@@ -153,18 +154,22 @@ def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> St
 
 
 # Said again, "going" keeps its first time: the headcount lists people in the order they said it.
-_GOING_SQL = """
+_GOING_SQL = Change.spelled_once("""
 UPDATE rooms_participant
    SET going_since = CASE WHEN %(going)s THEN COALESCE(going_since, %(now)s) END
- WHERE id = %(by)s AND room_id = %(room)s
-"""
+ WHERE id = %(by)s AND room_id IN (SELECT id FROM room)
+RETURNING id
+""")
 
 
 def participant_going(*, room_id: str, participant_id: int, going: bool) -> StateEvent:
     """I am coming (or not): the headcount keeps the order in which people said it."""
-    params = {"room": room_id, "by": participant_id, "going": going, "now": timezone.now()}
+    change = Change(_GOING_SQL, {"going": going})
     with transaction.atomic():
-        return _broadcast_applied(_bump_and_apply(room_id, (_GOING_SQL, params), by=participant_id))
+        applied = _bump_and_apply(room_id, change, by=participant_id)
+        if not applied.changed:
+            raise ClientError("unknown_participant")  # not one of this room's
+        return _broadcast_applied(applied)
 
 
 def room_lock(*, room_id: str, participant_id: int, locked: bool) -> StateEvent:

@@ -45,7 +45,8 @@ def room_pick(
     With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
     """
     with transaction.atomic():
-        applied = _bump_and_apply(room_id, by=participant_id)
+        # The decision is written once drawn: the COMMIT comes after it.
+        applied = _bump_and_apply(room_id, by=participant_id, last=False)
         room = applied.room
         state = selectors.room_state_from_rows(room=room, rows=applied.state_rows)
         candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
