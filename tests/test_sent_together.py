@@ -8,6 +8,7 @@ a refused change wrote nothing. On SQLite a refusal rolls the change back.
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import psycopg
@@ -144,6 +145,40 @@ def test_a_group_room_s_state_names_its_group() -> None:
     state = run(room, joon, "add:naengmyeon")
     assert state["room"]["group"] == {"slug": group.slug, "name": "Team Kimchi"}
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+
+
+def test_adds_racing_for_the_last_places_keep_exactly_the_cap(lunch, settings) -> None:
+    """Eight adds at once for three free places: three kept, five told too_many_items.
+
+    Each change reads the item count after the room's lock, with a snapshot of its own, so
+    an add that waited for another sees the item that one added."""
+    room, host, guest = lunch
+    settings.ROOM_MAX_ITEMS = 5  # two are on the list
+    people = [host, guest, *(join(room, f"p{n}") for n in range(6))]
+    before = Room.objects.get(pk=room.pk).version
+    start = threading.Barrier(len(people))
+    outcomes: list[str] = []
+
+    def add(who: Participant, name: str) -> None:
+        try:
+            start.wait()
+            run(room, who, f"add:{name}")
+            outcomes.append("added")
+        except ClientError as refused:
+            outcomes.append(refused.code)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=add, args=(who, f"dish {n}")) for n, who in enumerate(people)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["added"] * 3 + ["too_many_items"] * 5
+    assert Item.objects.filter(room=room).count() == 5
+    assert Room.objects.get(pk=room.pk).version == before + 3  # a bump per item kept
 
 
 # --- PostgreSQL: one round trip, COMMIT included -----------------------------------
