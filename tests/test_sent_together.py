@@ -181,6 +181,17 @@ def test_adds_racing_for_the_last_places_keep_exactly_the_cap(lunch, settings) -
     assert Room.objects.get(pk=room.pk).version == before + 3  # a bump per item kept
 
 
+def test_inside_an_outer_transaction_the_change_rolls_back_with_it(lunch) -> None:
+    """A change made inside a caller's atomic block is that block's to commit: its own
+    pipeline does not commit it, whichever database."""
+    room, _, guest = lunch
+    before = snapshot(room)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert run(room, guest, "add:curry")["version"] == before[0] + 1
+        raise RuntimeError("the caller fails after the change")
+    assert snapshot(room) == before
+
+
 # --- PostgreSQL: one round trip, COMMIT included -----------------------------------
 
 ACTIONS = [

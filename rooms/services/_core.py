@@ -324,7 +324,8 @@ def _sent_together(*, commit: bool = False) -> Iterator[Callable[[str, dict], _S
     server skips the ones after it); the transaction is then left to roll back. SQLite, in
     process, runs each at once.
 
-    With `commit`, the pipeline ends with COMMIT if it opened the transaction: nothing may be
+    With `commit`, the pipeline ends with COMMIT if it opened the transaction for the only
+    atomic block (a block inside another leaves it to the outer one): nothing may be
     written in it afterwards (the rest of the atomic block runs in autocommit), and its
     ClientError no longer rolls anything back. Django's atomic block then finds the
     transaction ended and runs the on_commit hooks as usual.
@@ -355,8 +356,8 @@ def _sent_together(*, commit: bool = False) -> Iterator[Callable[[str, dict], _S
                 if opening:
                     raw.execute(opening, prepare=False)
                 yield send
-                if opening and commit:
-                    raw.execute("COMMIT", prepare=False)
+                if opening and commit and len(connection.atomic_blocks) == 1:
+                    raw.execute("COMMIT", prepare=False)  # ours alone: no outer block to wait for
         for statement, cursor in sent:
             # pgresult, not description: psycopg builds description's columns anew on each read.
             returned = cursor.pgresult.status == ExecStatus.TUPLES_OK
