@@ -61,6 +61,8 @@ DEFAULT_SCENARIOS = [
 DEFAULT_RATES = "30,60,100,150,175,200,250"
 SQLITE_RATES = "30,60"
 P99_LIMIT_MS = 100.0
+# Whose CPU a step's machine share is split into (cpu_by_part); the rest is everything else.
+MACHINE_PARTS = ("servers", "postgresql", "redis", "generator")
 
 
 @dataclass
@@ -136,8 +138,7 @@ class Daphne:
         return 0
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _stat_cpu_seconds(Path(f"/proc/{self.process.pid}/stat").read_text())
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -311,7 +312,9 @@ async def setup_stop(setup: Setup) -> None:
         await asyncio.to_thread(server.stop)
 
 
-async def run_step(setup: Setup, args: argparse.Namespace, rate: float, profile: bool) -> dict:
+async def run_step(
+    setup: Setup, args: argparse.Namespace, rate: float, profile: bool, redis: RedisServer
+) -> dict:
     """One rate for `args.step` seconds: latency, CPU per action, delivered, rooms correct."""
     sc, servers, run = setup.scenario, setup.servers, setup.run
     profilers = []
@@ -323,6 +326,7 @@ async def run_step(setup: Setup, args: argparse.Namespace, rate: float, profile:
             for i, s in enumerate(servers)
         ]
     cpu_before = sum(s.cpu_seconds() for s in servers)
+    parts_before = cpu_by_part(servers, redis)
     machine_before = machine_jiffies()
     own_before = time.process_time()
     started = time.perf_counter()
@@ -340,6 +344,12 @@ async def run_step(setup: Setup, args: argparse.Namespace, rate: float, profile:
         100 * (busy_after - busy_before) / max(1, total_after - total_before), 1
     )
     step["cpu_ms_per_action"] = round(1000 * busy / max(1, step["actions"]), 2)
+    # Who kept the machine busy, in % of all cores: what is left for more servers.
+    cores_wall = wall * (os.cpu_count() or 1)
+    step["machine_share_percent"] = {
+        part: round(100 * (after - parts_before[part]) / cores_wall, 1)
+        for part, after in cpu_by_part(servers, redis).items()
+    }
     # The generator shares the machine: if it is saturated, latencies are its own.
     step["generator_cpu_percent"] = round(100 * (time.process_time() - own_before) / wall, 1)
     step["consistency"] = await run.consistency(with_api=sc.app == "product")
@@ -389,6 +399,29 @@ def machine_jiffies() -> tuple[int, int]:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is in user)
     return total - fields[3] - fields[4], total
+
+
+def cpu_by_part(servers: list[Daphne], redis: RedisServer) -> dict[str, float]:
+    """CPU seconds so far of the servers, PostgreSQL (every `postgres` process), Redis and
+    this process (the load generator)."""
+    postgres = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            if text.split("(", 1)[1].startswith("postgres)"):
+                postgres += _stat_cpu_seconds(text)
+    return {
+        "servers": sum(s.cpu_seconds() for s in servers),
+        "postgresql": postgres,
+        "redis": _stat_cpu_seconds(Path(f"/proc/{redis.process.pid}/stat").read_text()),
+        "generator": time.process_time(),
+    }
+
+
+def _stat_cpu_seconds(stat: str) -> float:
+    """User + system seconds from a /proc/<pid>/stat line."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_profiler(server: Daphne, out: Path, duration: float) -> subprocess.Popen:
@@ -457,6 +490,10 @@ def by_rate(result: dict) -> list[dict]:
                 },
                 "cpu_ms_per_action": median(lambda s: s["cpu_ms_per_action"]),
                 "machine_busy_percent": median(lambda s: s.get("machine_busy_percent")),
+                "machine_share_percent": {
+                    part: median(lambda s, part=part: s.get("machine_share_percent", {}).get(part))
+                    for part in MACHINE_PARTS
+                },
                 "done": sum(s["done"] for s in steps),
                 "actions": sum(s["actions"] for s in steps),
                 "consistency": {
@@ -526,7 +563,31 @@ def table(results: list[dict]) -> str:
                     _fmt(step["machine_busy_percent"], 0),
                 ]
             )
-    return _markdown(head, rows) + "\n\n" + summary(results, baseline)
+    return "\n\n".join([_markdown(head, rows), machine_shares(results), summary(results, baseline)])
+
+
+def machine_shares(results: list[dict]) -> str:
+    """Who kept the machine busy at each rate, in % of all cores (medians of the repeats)."""
+    head = ["setup", "actions/s", "machine busy %", *MACHINE_PARTS, "rest"]
+    rows = []
+    for r in results:
+        for step in by_rate(r):
+            shares = step["machine_share_percent"]
+            known = [shares[p] for p in MACHINE_PARTS]
+            busy = step["machine_busy_percent"]
+            rest = None
+            if busy is not None and None not in known:
+                rest = busy - sum(known)
+            rows.append(
+                [
+                    r["scenario"],
+                    _fmt(step["rate"], 0),
+                    _fmt(busy, 0),
+                    *(_fmt(v, 0) for v in known),
+                    _fmt(rest, 0),
+                ]
+            )
+    return _markdown(head, rows)
 
 
 def summary(results: list[dict], baseline: dict | None) -> str:
@@ -681,7 +742,7 @@ async def main(argv: list[str]) -> int:
                     try:
                         if info["autovacuum"] != "on":
                             await asyncio.to_thread(vacuum_analyze, databases[setup.scenario.name])
-                        step = await run_step(setup, args, rate, profile=repeat == 0)
+                        step = await run_step(setup, args, rate, repeat == 0, redis)
                         setup.result["steps"].append({**step, "repeat": repeat})
                     except Exception as exc:
                         setup.result["failed"] = f"{type(exc).__name__}: {exc}"
