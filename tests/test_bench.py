@@ -4,7 +4,8 @@ import gc
 
 import pytest
 
-from bench.run import Scenario, best_rate, by_rate, collector_paused, in_turn
+from bench.loadgen import PARSED_FRAMES_PER_ROOM, Room
+from bench.run import Scenario, best_rate, by_rate, collector_paused, in_turn, machine_shares
 
 
 def step(rate: float, p50: float, p99: float, cpu: float, done: int = 10, bad: int = 0) -> dict:
@@ -13,6 +14,12 @@ def step(rate: float, p50: float, p99: float, cpu: float, done: int = 10, bad: i
         "fanout_ms": {"p50": p50, "p99": p99},
         "cpu_ms_per_action": cpu,
         "machine_busy_percent": 50.0,
+        "machine_share_percent": {
+            "servers": 30.0,
+            "postgresql": 8.0,
+            "redis": 1.0,
+            "generator": 6.0,
+        },
         "done": done,
         "actions": 10,
         "consistency": {"rooms": 5, "inconsistent": bad},
@@ -72,3 +79,31 @@ def test_the_generator_does_not_collect_garbage_while_it_times() -> None:
     with pytest.raises(RuntimeError), collector_paused():
         raise RuntimeError("a step that fails")
     assert gc.isenabled()
+
+
+def test_the_machine_share_table_leaves_the_rest_to_everything_else() -> None:
+    result = {"scenario": "product-pubsub-1p", "app": "product", "steps": [step(60, 5, 9, 4.0)]}
+    last_row = machine_shares([result]).splitlines()[-1]
+    assert [cell.strip() for cell in last_row.strip("|").split("|")] == [
+        "product-pubsub-1p",
+        "60",
+        "50",
+        "30",
+        "8",
+        "1",
+        "6",
+        "5",
+    ]
+
+
+def test_a_rooms_clients_share_one_decoding_of_the_same_frame() -> None:
+    room = Room("r", [])
+    text = '{"type": "state", "version": 3, "items": []}'
+    first = room.decoded(text)
+    # Another client's copy: equal text, another string object.
+    assert room.decoded("".join(text)) is first
+    assert first == {"type": "state", "version": 3, "items": []}
+    assert room.decoded(text.replace("3", "4"))["version"] == 4
+    for version in range(PARSED_FRAMES_PER_ROOM * 2):
+        room.decoded(f'{{"version": {version}}}')
+    assert len(room.parsed) <= PARSED_FRAMES_PER_ROOM
