@@ -344,10 +344,11 @@ async def run_step(
         100 * (busy_after - busy_before) / max(1, total_after - total_before), 1
     )
     step["cpu_ms_per_action"] = round(1000 * busy / max(1, step["actions"]), 2)
-    # Who kept the machine busy, in % of all cores: what is left for more servers.
+    # Who kept the machine busy, in % of all cores: what is left for more servers. A
+    # PostgreSQL backend that exits during the step takes its CPU time with it: not below 0.
     cores_wall = wall * (os.cpu_count() or 1)
     step["machine_share_percent"] = {
-        part: round(100 * (after - parts_before[part]) / cores_wall, 1)
+        part: round(max(0.0, 100 * (after - parts_before[part]) / cores_wall), 1)
         for part, after in cpu_by_part(servers, redis).items()
     }
     # The generator shares the machine: if it is saturated, latencies are its own.
