@@ -9,8 +9,6 @@ a refused change wrote nothing. On SQLite a refusal rolls the change back.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import psycopg
@@ -196,35 +194,6 @@ def test_inside_an_outer_transaction_the_change_rolls_back_with_it(lunch) -> Non
 
 # --- PostgreSQL: one round trip, COMMIT included -----------------------------------
 
-
-@dataclass
-class Sending:
-    """For each statement, whether it went out in a pipeline; for each psycopg COMMIT,
-    whether the transaction was still open (not yet committed in a pipeline)."""
-
-    in_pipeline: list[bool] = field(default_factory=list)
-    open_at_commit: list[bool] = field(default_factory=list)
-
-
-@pytest.fixture
-def sending(monkeypatch) -> Iterator[Sending]:
-    """Record how statements and COMMITs go out while the test runs."""
-    recorded = Sending()
-    commit = psycopg.Connection.commit
-
-    def in_pipeline(execute, sql, params, many, context):
-        recorded.in_pipeline.append(connection.connection._pipeline is not None)
-        return execute(sql, params, many, context)
-
-    def recording_commit(raw: psycopg.Connection) -> None:
-        recorded.open_at_commit.append(raw.info.transaction_status != TransactionStatus.IDLE)
-        commit(raw)
-
-    monkeypatch.setattr(psycopg.Connection, "commit", recording_commit)
-    with connection.execute_wrapper(in_pipeline):
-        yield recorded
-
-
 ACTIONS = [
     "add:new dish",
     "remove:ramen",
@@ -240,15 +209,29 @@ ACTIONS = [
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
 @pytest.mark.parametrize("frame", [*ACTIONS, "pick"])
-def test_a_change_is_one_pipeline_commit_included(lunch, sending, frame: str) -> None:
+def test_a_change_is_one_pipeline_commit_included(lunch, monkeypatch, frame: str) -> None:
     """Every statement of an action, its COMMIT too, goes out in one pipeline; a pick's
     decision is written after its draw, and Django's COMMIT ends that transaction."""
     room, host, _ = lunch
-    state = run(room, host, frame)
+    seen: list[bool] = []
+    open_at_commit: list[bool] = []
+    commit = psycopg.Connection.commit
+
+    def in_pipeline(execute, sql, params, many, context):
+        seen.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    def recording_commit(raw: psycopg.Connection) -> None:
+        open_at_commit.append(raw.info.transaction_status != TransactionStatus.IDLE)
+        commit(raw)
+
+    monkeypatch.setattr(psycopg.Connection, "commit", recording_commit)
+    with connection.execute_wrapper(in_pipeline):
+        state = run(room, host, frame)
     outside = 1 if frame == "pick" else 0  # the decision is written once it is drawn
-    assert sending.in_pipeline.count(False) == outside
-    assert sending.in_pipeline.count(True) >= 3  # the lock, the change and bump, the state
-    assert sending.open_at_commit == [frame == "pick"]  # else committed in the pipeline
+    assert seen.count(False) == outside
+    assert seen.count(True) >= 3  # the lock, the change with the bump, the state read
+    assert open_at_commit == [frame == "pick"]  # else committed in the pipeline already
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
 
 
@@ -268,20 +251,33 @@ def test_refused_in_one_pipeline_nothing_was_written_so_nothing_rolls_back(lunch
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
 @pytest.mark.parametrize("who", ["back with its token", "new"])
-def test_a_join_is_two_pipelines_and_a_new_participant_s_row(lunch, request, who) -> None:
+def test_a_join_is_two_pipelines_and_a_new_participant_s_row(lunch, monkeypatch, who) -> None:
     """A join locks and bumps the room and reads its people in one pipeline, then adds the
     connection, reads the state and commits in another; only a new participant's row (and
     nothing else here) goes out on its own."""
     room, _, guest = lunch
+    seen: list[bool] = []
+    open_at_commit: list[bool] = []
+    commit = psycopg.Connection.commit
+
+    def in_pipeline(execute, sql, params, many, context):
+        seen.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    def recording_commit(raw: psycopg.Connection) -> None:
+        open_at_commit.append(raw.info.transaction_status != TransactionStatus.IDLE)
+        commit(raw)
+
     token = guest.token if who == "back with its token" else ""
     Connection.objects.filter(participant=guest).delete()  # it left; one tab is not counted
-    sending = request.getfixturevalue("sending")  # records from here on
-    participant, state = services.participant_join(
-        room_id=room.pk, channel_name="chan-pipelined", name="", token=token
-    )
-    assert sending.in_pipeline.count(False) == (0 if token else 1)  # the new participant's row
-    assert sending.in_pipeline.count(True) == 4  # the bump, the people; connection, state read
-    assert sending.open_at_commit == [False]  # committed in the second pipeline already
+    monkeypatch.setattr(psycopg.Connection, "commit", recording_commit)
+    with connection.execute_wrapper(in_pipeline):
+        participant, state = services.participant_join(
+            room_id=room.pk, channel_name="chan-pipelined", name="", token=token
+        )
+    assert seen.count(False) == (0 if token else 1)  # the new participant's INSERT
+    assert seen.count(True) == 4  # the bump, the people; the connection, the state read
+    assert open_at_commit == [False]  # committed in the second pipeline already
     assert participant.pk in [p["id"] for p in state["participants"]]
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
     assert (participant.pk == guest.pk) == bool(token)
