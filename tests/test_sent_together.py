@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 
 from rooms import selectors, services
 from rooms.errors import ClientError
-from rooms.models import Connection, Item, Mark, Participant, Room
+from rooms.models import Item, Mark, Participant, Room
 from rooms.protocol import parse_frame
 from rooms.services._core import Change, _broadcast_applied, _bump_and_apply
 from tests.support.setups import group_with_history, join
@@ -247,37 +247,3 @@ def test_refused_in_one_pipeline_nothing_was_written_so_nothing_rolls_back(lunch
     assert connection.connection.info.transaction_status == TransactionStatus.IDLE
     assert len(connection.connection._prepared._names) == prepared > 0
     assert run(room, guest, "vote:ramen")["version"] == Room.objects.get(pk=room.pk).version
-
-
-@pytest.mark.skipif("connection.vendor != 'postgresql'")
-@pytest.mark.parametrize("who", ["back with its token", "new"])
-def test_a_join_is_two_pipelines_and_a_new_participant_s_row(lunch, monkeypatch, who) -> None:
-    """A join locks and bumps the room and reads its people in one pipeline, then adds the
-    connection, reads the state and commits in another; only a new participant's row (and
-    nothing else here) goes out on its own."""
-    room, _, guest = lunch
-    seen: list[bool] = []
-    open_at_commit: list[bool] = []
-    commit = psycopg.Connection.commit
-
-    def in_pipeline(execute, sql, params, many, context):
-        seen.append(connection.connection._pipeline is not None)
-        return execute(sql, params, many, context)
-
-    def recording_commit(raw: psycopg.Connection) -> None:
-        open_at_commit.append(raw.info.transaction_status != TransactionStatus.IDLE)
-        commit(raw)
-
-    token = guest.token if who == "back with its token" else ""
-    Connection.objects.filter(participant=guest).delete()  # it left; one tab is not counted
-    monkeypatch.setattr(psycopg.Connection, "commit", recording_commit)
-    with connection.execute_wrapper(in_pipeline):
-        participant, state = services.participant_join(
-            room_id=room.pk, channel_name="chan-pipelined", name="", token=token
-        )
-    assert seen.count(False) == (0 if token else 1)  # the new participant's INSERT
-    assert seen.count(True) == 4  # the bump, the people; the connection, the state read
-    assert open_at_commit == [False]  # committed in the second pipeline already
-    assert participant.pk in [p["id"] for p in state["participants"]]
-    assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
-    assert (participant.pk == guest.pk) == bool(token)

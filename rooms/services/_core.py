@@ -321,9 +321,8 @@ def _sent_together(*, commit: bool = False) -> Iterator[Callable[[str, dict], _S
     server skips the ones after it); the transaction is then left to roll back. SQLite, in
     process, runs each at once.
 
-    With `commit`, the pipeline ends with COMMIT if our BEGIN opened the transaction (in this
-    pipeline or an earlier one) for the only atomic block (a block inside another leaves it
-    to the outer one): nothing may be
+    With `commit`, the pipeline ends with COMMIT if it opened the transaction for the only
+    atomic block (a block inside another leaves it to the outer one): nothing may be
     written in it afterwards (the rest of the atomic block runs in autocommit), and its
     ClientError no longer rolls anything back. Django's atomic block then finds the
     transaction ended and runs the on_commit hooks as usual.
@@ -349,13 +348,12 @@ def _sent_together(*, commit: bool = False) -> Iterator[Callable[[str, dict], _S
         raw = connection.connection
         with connection.wrap_database_errors:
             opening = _begin_with_the_statements(raw)
-            ours = opening is not None or _begun_by_an_earlier_pipeline(raw)
             # Leaving the pipeline sends a Sync and reads every answer: the one round trip.
             with raw.pipeline():
                 if opening:
                     raw.execute(opening, prepare=False)
                 yield send
-                if commit and ours and len(connection.atomic_blocks) == 1:
+                if opening and commit and len(connection.atomic_blocks) == 1:
                     raw.execute("COMMIT", prepare=False)  # ours alone: no outer block to wait for
         for statement, cursor in sent:
             # pgresult, not description: psycopg builds description's columns anew on each read.
@@ -366,16 +364,6 @@ def _sent_together(*, commit: bool = False) -> Iterator[Callable[[str, dict], _S
 def _save(room: Room, *fields: str) -> None:
     """Write these fields of a room locked by `_lock_and_bump` (its version is written)."""
     Room.objects.filter(pk=room.pk).update(**{f: getattr(room, f) for f in fields})
-
-
-def _begun_by_an_earlier_pipeline(raw: psycopg.Connection) -> bool:
-    """The open transaction began with the BEGIN of an earlier `_sent_together` of this
-    atomic block: the connection is in psycopg's autocommit mode while Django's block is not."""
-    return (
-        raw.autocommit
-        and not connection.get_autocommit()
-        and raw.pgconn.transaction_status == TransactionStatus.INTRANS
-    )
 
 
 def _begin_with_the_statements(raw: psycopg.Connection) -> str | None:

@@ -10,20 +10,17 @@ from django.utils import timezone
 from .. import broadcast, selectors, text
 from ..errors import ClientError
 from ..models import Connection, Participant, Room, new_secret_token, token_hash
-from ..protocol import StateEvent
 from ._core import (
     _broadcast_state,
-    _bump_statement,
-    _bumped_room,
     _columns,
     _commit_change,
     _execute,
     _from_row,
+    _lock_and_bump,
     _lock_open_room,
     _room_columns,
     _room_returned,
     _save,
-    _sent_together,
 )
 from .host import _host_claim, _host_pass_if_overdue
 
@@ -47,8 +44,10 @@ def participant_join(
     nickname = _nickname_or_blank(name)
     presented = token_hash(token) if 0 < len(token) <= _TOKEN_MAX_LENGTH else ""
     with transaction.atomic():
-        room, people = _room_bumped_with_people(room_id)
+        room = _lock_and_bump(room_id)
         host_before = [getattr(room, f) for f in _HOST_FIELDS]
+        # Everyone who ever joined (ROOM_MAX_PARTICIPANTS_EVER bounds them), in one query.
+        people = _participants_with_presence(room)
         if any(p.ghost for p in people):
             _sweep_stale_connections(room)  # a dead worker's connections: rare
         participant = _participant_returning(people, hashed=presented, session_key=session_key)
@@ -81,8 +80,8 @@ def participant_join(
         ]
         if changed:
             _save(room, *changed)
-        state = _connection_added_and_state(room, participant, channel_name)
-        broadcast.state_on_commit(group=room.group_name, state=state, presence=True)
+        Connection.objects.create(participant=participant, channel_name=channel_name)
+        state = _broadcast_state(room, presence=True)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
     return participant, state
 
@@ -105,46 +104,16 @@ SELECT {columns},
 """
 
 
-def _room_bumped_with_people(room_id: str) -> tuple[Room, list[Participant]]:
-    """Lock, check and bump the room, and read everyone who ever joined it: one round trip.
-
-    Each participant is marked `online` (a fresh connection) and `ghost` (a connection of a
-    worker that stopped heartbeating); they come in the order they joined, and
-    ROOM_MAX_PARTICIPANTS_EVER bounds them. The read runs after the bump, which holds the
-    room's lock, so it sees every join and leave that held the lock before.
-    """
-    bump_sql, bump_params = _bump_statement(room_id, activity=True, by=None)
-    people_sql = _PEOPLE_SQL.format(columns=_columns(Participant, "p."))
-    with _sent_together() as send:
-        bumped = send(bump_sql, bump_params)
-        listed = send(people_sql, {"room": room_id, "cutoff": selectors.presence_cutoff()})
-    room = _bumped_room(bumped.rows, room_id=room_id, by=None)
+def _participants_with_presence(room: Room) -> list[Participant]:
+    """All of the room's participants, each marked `online` (a fresh connection) and `ghost`
+    (a connection of a worker that stopped heartbeating), in the order they joined."""
+    sql = _PEOPLE_SQL.format(columns=_columns(Participant, "p."))
     people = []
-    for row in listed.rows:
+    for row in _execute(sql, {"room": room.pk, "cutoff": selectors.presence_cutoff()}):
         participant = _from_row(Participant, row)
         participant.online, participant.ghost = bool(row[-2]), bool(row[-1])
         people.append(participant)
-    return room, people
-
-
-_CONNECTION_ADD_SQL = """
-INSERT INTO rooms_connection (participant_id, channel_name, connected_at, last_seen)
-VALUES (%(participant)s, %(channel)s, %(now)s, %(now)s)
-"""
-
-
-def _connection_added_and_state(
-    room: Room, participant: Participant, channel_name: str
-) -> StateEvent:
-    """Record the joiner's connection, read the state that lists it, and commit: one round trip.
-
-    The last writes of a join: COMMIT goes out with them (`_sent_together`).
-    """
-    params = {"participant": participant.pk, "channel": channel_name, "now": timezone.now()}
-    with _sent_together(commit=True) as send:
-        send(_CONNECTION_ADD_SQL, params)
-        read = send(*selectors.room_state_query(room_id=room.pk, group_id=room.group_id))
-    return selectors.room_state_from_rows(room=room, rows=read.rows)
+    return people
 
 
 def _participant_returning(
