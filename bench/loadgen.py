@@ -85,7 +85,7 @@ class Room:
         Every client of a room receives the same text for a change (the server encodes it
         once), so the first client to read it decodes it and the others share that event,
         which nobody modifies. Decoding and freeing ten copies of every state was a third
-        of the generator's CPU, on the cores the servers share with it.
+        of the generator's profile samples, on the cores the servers share with it.
         """
         event = self.parsed.get(frame)
         if event is None:

@@ -325,34 +325,32 @@ async def run_step(
             )
             for i, s in enumerate(servers)
         ]
-    cpu_before = sum(s.cpu_seconds() for s in servers)
     parts_before = cpu_by_part(servers, redis)
     machine_before = machine_jiffies()
-    own_before = time.process_time()
     started = time.perf_counter()
     with collector_paused():
         step = await run.actions(rate, args.step)
     # CPU until every change was delivered (the drain): work left over is the step's too.
-    busy = sum(s.cpu_seconds() for s in servers) - cpu_before
+    parts_after = cpu_by_part(servers, redis)
     wall = time.perf_counter() - started
+    used = {part: parts_after[part] - parts_before[part] for part in MACHINE_PARTS}
     for profiler in profilers:
         profiler.wait(30)
-    step["server_cpu_percent"] = round(100 * busy / wall, 1)
+    step["server_cpu_percent"] = round(100 * used["servers"] / wall, 1)
     # All cores, everything on the machine: near 100 the machine, not a process, is the limit.
     (busy_before, total_before), (busy_after, total_after) = machine_before, machine_jiffies()
     step["machine_busy_percent"] = round(
         100 * (busy_after - busy_before) / max(1, total_after - total_before), 1
     )
-    step["cpu_ms_per_action"] = round(1000 * busy / max(1, step["actions"]), 2)
+    step["cpu_ms_per_action"] = round(1000 * used["servers"] / max(1, step["actions"]), 2)
     # Who kept the machine busy, in % of all cores: what is left for more servers. A
     # PostgreSQL backend that exits during the step takes its CPU time with it: not below 0.
     cores_wall = wall * (os.cpu_count() or 1)
     step["machine_share_percent"] = {
-        part: round(max(0.0, 100 * (after - parts_before[part]) / cores_wall), 1)
-        for part, after in cpu_by_part(servers, redis).items()
+        part: round(max(0.0, 100 * seconds / cores_wall), 1) for part, seconds in used.items()
     }
     # The generator shares the machine: if it is saturated, latencies are its own.
-    step["generator_cpu_percent"] = round(100 * (time.process_time() - own_before) / wall, 1)
+    step["generator_cpu_percent"] = round(100 * used["generator"] / wall, 1)
     step["consistency"] = await run.consistency(with_api=sc.app == "product")
     print(
         f"    {sc.name} {rate:g}/s: p50 {step['fanout_ms']['p50']} p99 {step['fanout_ms']['p99']}"
