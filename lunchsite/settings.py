@@ -130,6 +130,10 @@ if DATABASES["default"]["ENGINE"].endswith(".postgresql"):
 # it; full bench runs with two and with four gave the same ratios, and two holds fewer
 # pool connections (docs/performance.md).
 DATABASE_THREADS = env.int("DATABASE_THREADS", default=2)
+# PostgreSQL: the everyday changes (add, remove, vote, veto, rename, in/out, extend) go from
+# the event loop through psycopg's async connection, with as many connections of the loop's
+# own as DATABASE_THREADS, instead of a database thread (rooms/everyday.py).
+ROOM_CHANGES_ON_EVENT_LOOP = env.bool("ROOM_CHANGES_ON_EVENT_LOOP", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The serving process's young-generation GC threshold (Python's: 700), applied with gc.freeze

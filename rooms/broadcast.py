@@ -99,6 +99,11 @@ def state_on_commit(
     _on_commit(group, _room_event(state, version, is_state=True, presence=presence))
 
 
+async def state_published(*, group: str, state: StateEvent) -> None:
+    """Send a committed change's `state` to the room's group now, from the event loop."""
+    await publish([(group, _room_event(state, state["version"], is_state=True, presence=False))])
+
+
 def closed_on_commit(*, group: str) -> None:
     """Tell the room's connections, once the transaction commits, that the room is closed."""
     _on_commit(group, {"type": "room.closed"})

@@ -131,11 +131,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         command = None
         try:
             command = self._parse(text_data, bytes_data)
-            await database.call(
-                services.command_run,
-                room_id=self.room_id,
-                participant_id=self.participant_id,
-                command=command,
+            await database.command_run(
+                room_id=self.room_id, participant_id=self.participant_id, command=command
             )
         except ClientError as error:
             # The answer names the request it answers (the parser sets it on its refusals).

@@ -12,8 +12,9 @@ from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection
 
-from . import broadcast
+from . import broadcast, everyday, services
 from .errors import ClientError, ServerBusy
+from .protocol import Command
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,14 @@ async def call(service: Callable[..., Any], **kwargs: Any) -> Any:
             raise ServerBusy(str(error)) from error
         await asyncio.sleep(RETRY_DELAY_SECONDS * attempt)
     raise AssertionError("unreachable")
+
+
+async def command_run(*, room_id: str, participant_id: int, command: Command) -> None:
+    """Run a participant's command: an everyday change from the event loop where it can go
+    (rooms/everyday.py), anything else, or whatever that could not do, on a database thread."""
+    arguments = {"room_id": room_id, "participant_id": participant_id, "command": command}
+    if await everyday.command_run(**arguments) is None:
+        await call(services.command_run, **arguments)
 
 
 def _collecting(

@@ -112,11 +112,19 @@ def room_state(*, room: Room) -> StateEvent:
         return room_state_from_rows(room=room, rows=cursor.fetchall())
 
 
-def room_state_query(*, room_id: str, group_id: int | None) -> tuple[str, dict]:
-    """The state read's statement and parameters, for a caller that sends it with others."""
-    cutoff = connection.ops.adapt_datetimefield_value(presence_cutoff())
+def room_state_query(
+    *, room_id: str, group_id: int | None, vendor: str | None = None
+) -> tuple[str, dict]:
+    """The state read's statement and parameters, for a caller that sends it with others.
+
+    `vendor` "postgresql" spells it for psycopg without touching Django's connection (the
+    event loop's everyday changes, rooms/everyday.py)."""
+    cutoff = presence_cutoff()
+    if vendor is None:
+        vendor = connection.vendor
+        cutoff = connection.ops.adapt_datetimefield_value(cutoff)
     params = {"room": room_id, "cutoff": cutoff, "group": group_id}
-    return _STATE_SQL_BY_VENDOR[connection.vendor], params
+    return _STATE_SQL_BY_VENDOR[vendor], params
 
 
 def room_state_group_row(*, slug: str, name: str) -> tuple:

@@ -15,17 +15,33 @@ together (`_bump_and_apply`): on PostgreSQL one round trip, COMMIT included (a p
 after its draw). Their rules are checked on what came back. On PostgreSQL the change's
 SQL writes only to an open room that allows it and the bump only follows a change, so a
 refused change wrote nothing; on SQLite it is rolled back (tests/test_sent_together.py).
+On PostgreSQL the consumer sends those same statements from the event loop
+(rooms/everyday.py, `EVERYDAY_CHANGES` below) and calls the service only for what that
+could not apply: a refusal, to say which rule refused, or a failed connection.
 """
 
+from collections.abc import Callable
+
 from ..protocol import Command, StateEvent
+from ._core import NO_CHANGE, Change, applied_from, pipelined_statements
 from .host import (
     host_hand_over,
     host_pass_on,
     participant_going,
+    participant_going_change,
     participant_kick,
     room_lock,
 )
-from .items import item_add, item_remove, mark_toggle, participant_rename
+from .items import (
+    item_add,
+    item_add_change,
+    item_remove,
+    item_remove_change,
+    mark_toggle,
+    mark_toggle_change,
+    participant_rename,
+    participant_rename_change,
+)
 from .picks import pick_choose, room_pick
 from .presence import participant_join, participant_leave, presence_refresh
 from .rooms import (
@@ -38,6 +54,9 @@ from .rooms import (
 )
 
 __all__ = [
+    "EVERYDAY_CHANGES",
+    "Change",
+    "applied_from",
     "command_run",
     "host_hand_over",
     "host_pass_on",
@@ -50,6 +69,7 @@ __all__ = [
     "participant_leave",
     "participant_rename",
     "pick_choose",
+    "pipelined_statements",
     "presence_refresh",
     "room_close",
     "room_close_by_host",
@@ -76,3 +96,16 @@ def command_run(*, room_id: str, participant_id: int, command: Command) -> State
     if spec.by_participant:
         arguments["participant_id"] = participant_id
     return service(room_id=room_id, **arguments)
+
+
+# The everyday changes: one `Change` each, all the service writes (and, on PostgreSQL, all
+# that the event loop needs to apply it without a database thread: rooms/everyday.py). By
+# service name, as protocol.COMMANDS names them; each builder takes the command's arguments.
+EVERYDAY_CHANGES: dict[str, Callable[..., Change]] = {
+    "item_add": item_add_change,
+    "item_remove": item_remove_change,
+    "mark_toggle": mark_toggle_change,
+    "participant_rename": participant_rename_change,
+    "participant_going": participant_going_change,
+    "room_extend": lambda: NO_CHANGE,
+}

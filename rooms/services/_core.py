@@ -142,21 +142,11 @@ def _bump_and_apply(
     """
     if connection.vendor != "postgresql":
         return _bump_then_apply(room_id, change, by=by)
-    _, params = _bump_statement(room_id, activity=True, by=by)  # checks the id's shape
-    params.update(change.params)
-    parts = "".join(f",\n     {part}" for part in change.sql["postgresql"])
-    change_and_bump = _CHANGE_AND_BUMP_SQL.format(
-        open_room=_OPEN_ROOM_CTE.format(allows=change.room_allows),
-        parts=parts,
-        if_changed=" AND EXISTS (SELECT 1 FROM change)" if parts else "",
-        columns=f"{_room_columns()}, {_GROUP_COLUMNS}",
-    )
     with _sent_together(commit=last) as send:
-        locked = send(_LOCK_SQL.format(columns=_room_columns()), params)
-        bumped = send(change_and_bump, params)
-        state = send(*selectors.room_state_query(room_id=room_id, group_id=None))
-    if bumped.rows:
-        return _applied(bumped.rows[0], state.rows, changed=True)
+        locked, bumped, state = (send(*s) for s in pipelined_statements(room_id, change, by=by))
+    applied = applied_from(bumped.rows, state.rows)
+    if applied is not None:
+        return applied
     # Refused, and nothing was written: which rule said no? The room's row is as locked; a
     # kick is read again, since the lock statement's subqueries may predate the lock.
     if not locked.rows:
@@ -167,6 +157,31 @@ def _bump_and_apply(
     if by is not None and Participant.objects.filter(pk=by, kicked_at__isnull=False).exists():
         raise ClientError("kicked")
     return _Applied(room=room, changed=False, state_rows=state.rows)
+
+
+def pipelined_statements(
+    room_id: str, change: Change = NO_CHANGE, *, by: int | None
+) -> list[tuple[str, dict]]:
+    """`_bump_and_apply`'s statements on PostgreSQL: the lock, the change with the bump, the
+    state read; the caller sends them between its BEGIN and COMMIT (and `applied_from`
+    reads what came back)."""
+    _, params = _bump_statement(room_id, activity=True, by=by)  # checks the id's shape
+    params.update(change.params)
+    parts = "".join(f",\n     {part}" for part in change.sql["postgresql"])
+    change_and_bump = _CHANGE_AND_BUMP_SQL.format(
+        open_room=_OPEN_ROOM_CTE.format(allows=change.room_allows),
+        parts=parts,
+        if_changed=" AND EXISTS (SELECT 1 FROM change)" if parts else "",
+        columns=f"{_room_columns()}, {_GROUP_COLUMNS}",
+    )
+    state = selectors.room_state_query(room_id=room_id, group_id=None, vendor="postgresql")
+    return [(_LOCK_SQL.format(columns=_room_columns()), params), (change_and_bump, params), state]
+
+
+def applied_from(bumped_rows: list[tuple], state_rows: list[tuple]) -> _Applied | None:
+    """What `pipelined_statements` did, from the rows of its bump and its state read; None if
+    the change was refused (it wrote nothing: which rule said no is for the service to say)."""
+    return _applied(bumped_rows[0], state_rows, changed=True) if bumped_rows else None
 
 
 def _bump_then_apply(room_id: str, change: Change, *, by: int | None) -> _Applied:

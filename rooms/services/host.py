@@ -162,9 +162,13 @@ RETURNING id
 """)
 
 
+def participant_going_change(*, going: bool) -> Change:
+    return Change(_GOING_SQL, {"going": going})
+
+
 def participant_going(*, room_id: str, participant_id: int, going: bool) -> StateEvent:
     """I am coming (or not): the headcount keeps the order in which people said it."""
-    change = Change(_GOING_SQL, {"going": going})
+    change = participant_going_change(going=going)
     with transaction.atomic():
         applied = _bump_and_apply(room_id, change, by=participant_id)
         if not applied.changed:

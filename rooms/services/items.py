@@ -20,11 +20,15 @@ _RENAME_SQL = Change.spelled_once(
 )
 
 
+def participant_rename_change(*, name: str) -> Change:
+    return Change(_RENAME_SQL, {"name": text.participant_name(name)})
+
+
 def participant_rename(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     """Give the participant a new name in this room."""
-    params = {"name": text.participant_name(name)}
+    change = participant_rename_change(name=name)
     with transaction.atomic():
-        applied = _bump_and_apply(room_id, Change(_RENAME_SQL, params), by=participant_id)
+        applied = _bump_and_apply(room_id, change, by=participant_id)
         if not applied.changed:
             raise ClientError("unknown_participant")  # not one of this room's
         return _broadcast_applied(applied)
@@ -43,18 +47,21 @@ RETURNING id
 """)
 
 
+def item_add_change(*, name: str) -> Change:
+    item_name = text.item_name(name)
+    params = {"name": item_name, "key": text.item_key(item_name), "max": settings.ROOM_MAX_ITEMS}
+    return Change(_ITEM_ADD_SQL, params, room_allows="NOT locked")
+
+
 def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     """Put a new item on the room's list."""
-    item_name = text.item_name(name)
-    key = text.item_key(item_name)
-    params = {"name": item_name, "key": key, "max": settings.ROOM_MAX_ITEMS}
+    change = item_add_change(name=name)
     with transaction.atomic():
-        change = Change(_ITEM_ADD_SQL, params, room_allows="NOT locked")
         applied = _bump_and_apply(room_id, change, by=participant_id)
         if applied.room.locked:
             raise ClientError("room_locked")
         if not applied.changed:
-            if Item.objects.filter(room_id=room_id, key=key).exists():
+            if Item.objects.filter(room_id=room_id, key=change.params["key"]).exists():
                 raise ClientError("duplicate_item")
             raise ClientError("too_many_items")
         return _broadcast_applied(applied)
@@ -78,11 +85,16 @@ _ITEM_REMOVE_SQL = {
 }
 
 
+def item_remove_change(*, name: str) -> Change:
+    # The locked list is the host's to trim.
+    key = text.item_key(name)
+    return Change(_ITEM_REMOVE_SQL, {"key": key}, room_allows="NOT locked OR host_id = %(by)s")
+
+
 def item_remove(*, room_id: str, participant_id: int, name: str) -> StateEvent:
     """Take an item, and every vote and veto of it, off the list."""
-    key = text.item_key(name)
-    # The locked list is the host's to trim.
-    change = Change(_ITEM_REMOVE_SQL, {"key": key}, room_allows="NOT locked OR host_id = %(by)s")
+    change = item_remove_change(name=name)
+    key = change.params["key"]
     with transaction.atomic():
         applied = _bump_and_apply(room_id, change, by=participant_id)
         room = applied.room
@@ -131,11 +143,15 @@ _MARK_TOGGLE_SQL = {
 }
 
 
+def mark_toggle_change(*, name: str, kind: Mark.Kind) -> Change:
+    return Change(_MARK_TOGGLE_SQL, {"key": text.item_key(name), "kind": str(kind)})
+
+
 def mark_toggle(*, room_id: str, participant_id: int, name: str, kind: Mark.Kind) -> StateEvent:
     """Toggle the participant's vote for (or veto of) an item."""
-    params = {"key": text.item_key(name), "kind": str(kind)}
+    change = mark_toggle_change(name=name, kind=kind)
     with transaction.atomic():
-        applied = _bump_and_apply(room_id, Change(_MARK_TOGGLE_SQL, params), by=participant_id)
+        applied = _bump_and_apply(room_id, change, by=participant_id)
         if not applied.changed:
             raise ClientError("unknown_item")
         return _broadcast_applied(applied)

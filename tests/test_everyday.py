@@ -1,0 +1,225 @@
+"""The everyday changes sent from the event loop (rooms/everyday.py, PostgreSQL).
+
+They must be the services' changes exactly: the same rules, the same state, one bump each,
+the same broadcast; whatever the loop cannot say (a refusal, a failed connection) goes to
+the service on a database thread, and nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import psycopg
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+
+from rooms import database, everyday, selectors, services
+from rooms.errors import ClientError
+from rooms.models import Item, Participant, Room
+from rooms.protocol import parse_frame
+from tests.support.setups import join
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("channel_layer_memory"),
+]
+on_postgresql = pytest.mark.skipif("connection.vendor != 'postgresql'")
+
+
+@pytest.fixture(autouse=True)
+async def loop_pool_closed():
+    """Each test runs on a loop of its own: close its pool with it."""
+    yield
+    await everyday.pools_close()
+
+
+@pytest.fixture
+def lunch(db) -> tuple[Room, Participant, Participant]:
+    """A room with its host and a guest, and one item on the list."""
+    room = services.room_create()
+    host = join(room, "host", token=room.host_token)
+    guest = join(room, "guest")
+    services.command_run(room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:pho"))
+    return room, host, guest
+
+
+async def on_loop(room: Room, who: Participant, frame: str) -> dict | None:
+    return await everyday.command_run(
+        room_id=room.pk, participant_id=who.pk, command=parse_frame(frame)
+    )
+
+
+async def version_of(room: Room) -> int:
+    return (await Room.objects.aget(pk=room.pk)).version
+
+
+async def state_on_thread(room: Room) -> dict:
+    return await sync_to_async(lambda: selectors.room_state(room=Room.objects.get(pk=room.pk)))()
+
+
+def no_thread(**kwargs) -> None:
+    raise AssertionError("the change went to a database thread")
+
+
+@on_postgresql
+@pytest.mark.parametrize(
+    "frame",
+    ["add:ramen", "remove:pho", "vote:pho", "veto:pho", "name:minji", "in", "out", "extend"],
+)
+async def test_each_everyday_change_goes_from_the_loop(lunch, monkeypatch, frame: str) -> None:
+    """One bump, and the state it returns is the state a service reads afterwards."""
+    room, _, guest = lunch
+    monkeypatch.setattr(database, "call", no_thread)
+    before = await version_of(room)
+    await database.command_run(room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame))
+    state = await on_loop(room, guest, "extend")  # the loop's own answer, to compare
+    assert await version_of(room) == before + 2
+    assert state == await state_on_thread(room)  # same rows, same times (UTC), same order
+
+
+@on_postgresql
+async def test_the_state_reaches_the_room_group(lunch) -> None:
+    """What the loop committed is published to the room's group, as the services' changes."""
+    room, _, guest = lunch
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    await layer.group_add(room.group_name, listener)
+    state = await on_loop(room, guest, "add:bibimbap")
+    message = await asyncio.wait_for(layer.receive(listener), 3)
+    assert message["type"] == "room.event" and message["is_state"]
+    assert message["version"] == state["version"]
+    assert json.loads(message["text"]) == state
+    assert [item["name"] for item in state["items"]] == ["pho", "bibimbap"]
+
+
+@on_postgresql
+@pytest.mark.parametrize(
+    ("setup", "frame", "code"),
+    [
+        ("", "add:Pho", "duplicate_item"),
+        ("", "remove:curry", "unknown_item"),
+        ("", "vote:curry", "unknown_item"),
+        ("lock", "add:curry", "room_locked"),
+        ("kick", "vote:pho", "kicked"),
+    ],
+)
+async def test_a_refusal_writes_nothing_and_the_service_says_why(
+    lunch, setup: str, frame: str, code: str
+) -> None:
+    room, host, guest = lunch
+    if setup == "lock":
+        await sync_to_async(services.room_lock)(
+            room_id=room.pk, participant_id=host.pk, locked=True
+        )
+    if setup == "kick":
+        await sync_to_async(services.participant_kick)(
+            room_id=room.pk, participant_id=host.pk, target_id=guest.pk
+        )
+    before = await version_of(room)
+    assert await on_loop(room, guest, frame) is None
+    assert await version_of(room) == before
+    with pytest.raises(ClientError) as refused:
+        await database.command_run(
+            room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame)
+        )
+    assert refused.value.code == code
+    assert await version_of(room) == before
+
+
+@on_postgresql
+async def test_adds_racing_on_the_loop_keep_exactly_the_cap(lunch, settings) -> None:
+    """Eight adds at once for three free places, each on a connection of the loop's pool
+    (as many as DATABASE_THREADS): three kept, each with a version of its own."""
+    room, host, guest = lunch
+    settings.ROOM_MAX_ITEMS = 4  # one is on the list
+    people = [host, guest, *[await sync_to_async(join)(room, f"p{n}") for n in range(6)]]
+    before = await version_of(room)
+    states = await asyncio.gather(
+        *(on_loop(room, who, f"add:dish {n}") for n, who in enumerate(people))
+    )
+    kept = [state for state in states if state is not None]
+    assert len(kept) == 3
+    assert sorted(state["version"] for state in kept) == [before + 1, before + 2, before + 3]
+    assert await Item.objects.filter(room=room).acount() == 4
+    assert await version_of(room) == before + 3
+
+
+@on_postgresql
+async def test_a_failed_connection_goes_to_the_service_once(lunch, monkeypatch) -> None:
+    """The loop's statements failed before they reached PostgreSQL: the service applies the
+    change, once."""
+    room, _, guest = lunch
+
+    async def unreachable(statements):
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(everyday, "_sent_in_one_transaction", unreachable)
+    before = await version_of(room)
+    await database.command_run(
+        room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:curry")
+    )
+    assert await version_of(room) == before + 1
+    assert await Item.objects.filter(room=room, key="curry").aexists()
+
+
+@on_postgresql
+async def test_a_connection_the_server_ended_is_replaced(lunch) -> None:
+    """PostgreSQL ended the pool's connection (a restart, pg_terminate_backend): the pool's
+    check sees it at checkout and opens a new one; the change is applied once."""
+    room, _, guest = lunch
+    assert await on_loop(room, guest, "vote:pho") is not None  # the pool holds a connection
+    pool = await everyday._pool()
+    async with pool.connection() as held:
+        pid = held.info.backend_pid
+    await sync_to_async(terminate)(pid)
+    before = await version_of(room)
+    state = await on_loop(room, guest, "vote:pho")
+    assert state is not None and state["version"] == before + 1
+    assert state["items"][0]["votes"] == 0  # taken back: applied once
+    async with pool.connection() as replaced:
+        assert replaced.info.backend_pid != pid
+
+
+def terminate(pid: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@on_postgresql
+async def test_a_failing_statement_rolls_back_and_the_service_decides(lunch, monkeypatch) -> None:
+    """A statement that fails aborts the pipeline, COMMIT included: nothing is written, the
+    pool rolls the connection back, and the service runs the change."""
+    room, _, guest = lunch
+    statements = services.pipelined_statements
+
+    def failing(room_id, change, *, by):
+        lock, change_and_bump, _ = statements(room_id, change, by=by)
+        return [lock, change_and_bump, ("SELECT 1 / 0", {})]
+
+    monkeypatch.setattr(services, "pipelined_statements", failing)
+    before = await version_of(room)
+    assert await on_loop(room, guest, "add:curry") is None
+    assert await version_of(room) == before  # the add before the failure was not committed
+    monkeypatch.undo()
+    assert (await on_loop(room, guest, "add:curry"))["version"] == before + 1
+
+
+async def test_not_on_the_loop_when_switched_off_or_on_sqlite(lunch, settings) -> None:
+    """SQLite runs in process on its one thread; ROOM_CHANGES_ON_EVENT_LOOP=0 keeps the
+    threads on PostgreSQL too."""
+    room, _, guest = lunch
+    if connection.vendor == "postgresql":
+        settings.ROOM_CHANGES_ON_EVENT_LOOP = False
+    before = await version_of(room)
+    assert await on_loop(room, guest, "add:curry") is None
+    assert await version_of(room) == before
+
+
+@on_postgresql
+async def test_commands_that_are_not_everyday_go_to_the_services(lunch) -> None:
+    room, host, _ = lunch
+    for frame in ("lock", "pick", "kick:1"):
+        assert await on_loop(room, host, frame) is None
