@@ -24,7 +24,7 @@ from weakref import WeakKeyDictionary
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from . import broadcast, selectors, services
 from .protocol import Command, StateEvent
@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 
 
 def enabled() -> bool:
-    return settings.ROOM_CHANGES_ON_EVENT_LOOP and connections[DEFAULT_DB_ALIAS].vendor == (
-        "postgresql"
-    )
+    """On PostgreSQL, unless ROOM_CHANGES_ON_EVENT_LOOP=0."""
+    vendor = connections[DEFAULT_DB_ALIAS].vendor
+    return settings.ROOM_CHANGES_ON_EVENT_LOOP and vendor == "postgresql"
 
 
 async def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent | None:
@@ -49,8 +49,8 @@ async def command_run(*, room_id: str, participant_id: int, command: Command) ->
     statements = services.pipelined_statements(room_id, change, by=by)
     try:
         bumped, state_rows = await _sent_in_one_transaction(statements)
-    except (psycopg.Error, PoolTimeout) as exc:
-        log.warning("everyday change failed on the loop room=%s: %r; retrying", room_id, exc)
+    except psycopg.Error as exc:  # PoolTimeout too: PostgreSQL down or saturated
+        log.warning("everyday change failed on the loop room=%s: %r; trying a thread", room_id, exc)
         return None
     applied = services.applied_from(bumped, state_rows)
     if applied is None:
@@ -101,7 +101,8 @@ async def _pool() -> AsyncConnectionPool:
             open=False,
             name="everyday",
         )
-    await pool.open()  # again on an open pool: nothing
+    if pool.closed:  # new, or still opening for another change (open() is idempotent)
+        await pool.open()
     return pool
 
 
