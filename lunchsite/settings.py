@@ -95,6 +95,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # three times before answering server_busy, so this bounds the stall at ~15 s.
         "timeout": env.float("SQLITE_BUSY_TIMEOUT_SECONDS", default=5),
     }
+    # Kept open between calls: the consumers' database work runs on one thread, and with
+    # Django's default (0) every call opened the file again and registered Django's SQL
+    # functions anew, a quarter of a change's CPU (docs/performance.md).
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 elif env.bool("DATABASE_POOL", default=True):
     # Under ASGI each HTTP request runs in a thread of its own and the consumers share one
     # database thread, so persistent per-thread connections are unbounded churn; psycopg's

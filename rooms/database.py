@@ -70,6 +70,19 @@ async def command_run(*, room_id: str, participant_id: int, command: Command) ->
         await call(services.command_run, **arguments)
 
 
+def request_connection_closed(**kwargs: Any) -> None:
+    """At the end of an HTTP request, close its SQLite connection, whatever CONN_MAX_AGE says.
+
+    SQLite's connections are kept between calls (settings.py) for the consumers' services,
+    which all run on one long-lived thread. Under ASGI each HTTP request's sync code runs on
+    a thread of its own that ends with the request: a connection it kept would stay open,
+    a file descriptor each, until the garbage collector found it. (Connected to Django's
+    `request_finished` in rooms/apps.py; PostgreSQL's pool returns connections anyway.)
+    """
+    if connection.vendor == "sqlite":
+        connection.close()
+
+
 def _collecting(
     service: Callable[..., Any], kwargs: dict[str, Any]
 ) -> tuple[Any, Exception | None, broadcast.Outbox]:
