@@ -119,6 +119,9 @@ def _connection_kwargs() -> dict:
     UTC, as Django reads and writes times."""
     params = dict(connections[DEFAULT_DB_ALIAS].get_connection_params())
     params.pop("cursor_factory", None)  # Django's is a sync cursor; psycopg's binds server-side
+    # DATABASE_PREPARE_THRESHOLD=0 (PgBouncer without prepared statements): Django then binds
+    # on the client and passes no threshold; psycopg's default would prepare after 5 runs.
+    params.setdefault("prepare_threshold", None)
     options = params.get("options", "")
     params["options"] = f"{options} -c TimeZone=UTC".strip()
     params["autocommit"] = True

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db import connection, connections
 
 from rooms import database, everyday, selectors, services
 from rooms.errors import ClientError
@@ -223,3 +223,18 @@ async def test_commands_that_are_not_everyday_go_to_the_services(lunch) -> None:
     room, host, _ = lunch
     for frame in ("lock", "pick", "kick:1"):
         assert await on_loop(room, host, frame) is None
+
+
+@on_postgresql
+@pytest.mark.parametrize(("threshold", "expected"), [(5, 5), (0, None)])
+def test_the_loop_prepares_statements_as_the_threads_do(monkeypatch, threshold, expected) -> None:
+    """DATABASE_PREPARE_THRESHOLD reaches the loop's connections; 0 (PgBouncer in transaction
+    mode without prepared statements) prepares nothing there either."""
+    settings_dict = connections["default"].settings_dict
+    options = {k: v for k, v in settings_dict["OPTIONS"].items() if k != "prepare_threshold"}
+    if threshold:  # as lunchsite/settings.py sets it
+        options["prepare_threshold"] = threshold
+    monkeypatch.setitem(settings_dict, "OPTIONS", options)
+    kwargs = everyday._connection_kwargs()
+    assert kwargs["prepare_threshold"] == expected
+    assert kwargs["autocommit"] is True and "TimeZone=UTC" in kwargs["options"]
