@@ -77,9 +77,11 @@ def request_connection_closed(**kwargs: Any) -> None:
     which all run on one long-lived thread. Under ASGI each HTTP request's sync code runs on
     a thread of its own that ends with the request: a connection it kept would stay open,
     a file descriptor each, until the garbage collector found it. (Connected to Django's
-    `request_finished` in rooms/apps.py; PostgreSQL's pool returns connections anyway.)
+    `request_finished` in rooms/apps.py; PostgreSQL's pool returns connections anyway.) A
+    connection inside an atomic block is its caller's to end: Django's test client sends
+    this signal on the test's own thread, in the test's transaction.
     """
-    if connection.vendor == "sqlite":
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
         connection.close()
 
 

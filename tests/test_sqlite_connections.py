@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.signals import request_finished
+from django.db import connections, transaction
 from django.db.backends.sqlite3.base import DatabaseWrapper
 
 from rooms import database
@@ -37,9 +38,11 @@ def sqlite_file(
         alias="sqlite_file_test",
     )
     monkeypatch.setattr(database, "connection", wrapper)
+    connections[wrapper.alias] = wrapper  # for transaction.atomic(using=...)
     with django_db_blocker.unblock():  # a database of its own, not the test database
         yield wrapper
         wrapper.close()
+    del connections[wrapper.alias]
 
 
 def test_the_consumers_thread_keeps_its_connection_between_calls(sqlite_file) -> None:
@@ -56,3 +59,14 @@ def test_the_end_of_a_request_closes_its_connection(sqlite_file) -> None:
     sqlite_file.ensure_connection()
     request_finished.send(sender=None)
     assert sqlite_file.connection is None
+
+
+def test_a_connection_inside_a_transaction_is_left_to_it(sqlite_file) -> None:
+    """Django's test client ends its requests on the test's thread, inside the test's
+    transaction: that connection is not the request's to close."""
+    with sqlite_file.cursor():
+        pass
+    opened = sqlite_file.connection
+    with transaction.atomic(using=sqlite_file.alias):
+        request_finished.send(sender=None)
+        assert sqlite_file.connection is opened
