@@ -338,10 +338,12 @@ async def run_step(
         profiler.wait(30)
     step["server_cpu_percent"] = round(100 * used["servers"] / wall, 1)
     # All cores, everything on the machine: near 100 the machine, not a process, is the limit.
-    (busy_before, total_before), (busy_after, total_after) = machine_before, machine_jiffies()
-    step["machine_busy_percent"] = round(
-        100 * (busy_after - busy_before) / max(1, total_after - total_before), 1
-    )
+    (busy_before, total_before, stolen_before) = machine_before
+    (busy_after, total_after, stolen_after) = machine_jiffies()
+    elapsed = max(1, total_after - total_before)
+    step["machine_busy_percent"] = round(100 * (busy_after - busy_before) / elapsed, 1)
+    # Cores the hypervisor gave to other guests: part of busy, and no process's doing here.
+    step["machine_stolen_percent"] = round(100 * (stolen_after - stolen_before) / elapsed, 1)
     step["cpu_ms_per_action"] = round(1000 * used["servers"] / max(1, step["actions"]), 2)
     # Who kept the machine busy, in % of all cores: what is left for more servers. A
     # PostgreSQL backend that exits during the step takes its CPU time with it: not below 0.
@@ -393,11 +395,12 @@ def in_turn(setups: list, repeat: int) -> list:
     return setups[start:] + setups[:start]
 
 
-def machine_jiffies() -> tuple[int, int]:
-    """(busy, total) CPU time of all cores since boot, from /proc/stat; idle and iowait are idle."""
+def machine_jiffies() -> tuple[int, int, int]:
+    """(busy, total, stolen) CPU time of all cores since boot, from /proc/stat; idle and iowait
+    are idle. Stolen time (busy too) is the hypervisor running other guests on our cores."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is in user)
-    return total - fields[3] - fields[4], total
+    return total - fields[3] - fields[4], total, fields[7]
 
 
 def cpu_by_part(servers: list[Daphne], redis: RedisServer) -> dict[str, float]:
@@ -489,6 +492,7 @@ def by_rate(result: dict) -> list[dict]:
                 },
                 "cpu_ms_per_action": median(lambda s: s["cpu_ms_per_action"]),
                 "machine_busy_percent": median(lambda s: s.get("machine_busy_percent")),
+                "machine_stolen_percent": median(lambda s: s.get("machine_stolen_percent")),
                 "machine_share_percent": {
                     part: median(lambda s, part=part: s.get("machine_share_percent", {}).get(part))
                     for part in MACHINE_PARTS
@@ -567,12 +571,13 @@ def table(results: list[dict]) -> str:
 
 def machine_shares(results: list[dict]) -> str:
     """Who kept the machine busy at each rate, in % of all cores (medians of the repeats)."""
-    head = ["setup", "actions/s", "machine busy %", *MACHINE_PARTS, "rest"]
+    head = ["setup", "actions/s", "machine busy %", *MACHINE_PARTS, "stolen", "rest"]
     rows = []
     for r in results:
         for step in by_rate(r):
             shares = step["machine_share_percent"]
-            known = [shares[p] for p in MACHINE_PARTS]
+            stolen = step.get("machine_stolen_percent")
+            known = [*(shares[p] for p in MACHINE_PARTS), stolen]
             busy = step["machine_busy_percent"]
             rest = None
             if busy is not None and None not in known:

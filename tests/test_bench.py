@@ -14,6 +14,7 @@ def step(rate: float, p50: float, p99: float, cpu: float, done: int = 10, bad: i
         "fanout_ms": {"p50": p50, "p99": p99},
         "cpu_ms_per_action": cpu,
         "machine_busy_percent": 50.0,
+        "machine_stolen_percent": 2.0,
         "machine_share_percent": {
             "servers": 30.0,
             "postgresql": 8.0,
@@ -92,7 +93,8 @@ def test_the_machine_share_table_leaves_the_rest_to_everything_else() -> None:
         "8",
         "1",
         "6",
-        "5",
+        "2",
+        "3",
     ]
 
 
