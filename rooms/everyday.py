@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import select
 from weakref import WeakKeyDictionary
 
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg_pool import AsyncConnectionPool
+
+from lunchsite.postgresql.base import looks_dropped
 
 from . import broadcast, selectors, services
 from .protocol import Command, StateEvent
@@ -131,5 +132,5 @@ def _connection_kwargs() -> dict:
 async def _check_if_suspect(conn: psycopg.AsyncConnection) -> None:
     """lunchsite/postgresql/base.py's check, for this pool: a round trip only for a
     connection whose socket shows the server dropped it."""
-    if conn.closed or select.select([conn.fileno()], [], [], 0)[0]:
+    if looks_dropped(conn):
         await AsyncConnectionPool.check_connection(conn)

@@ -23,8 +23,14 @@ def check_if_suspect(conn: Any) -> None:
     lost without a word (a network partition) is not seen here; the caller's retry covers
     it (rooms/database.py, rooms/middleware.py).
     """
-    if conn.closed or select.select([conn.fileno()], [], [], 0)[0]:
+    if looks_dropped(conn):
         ConnectionPool.check_connection(conn)
+
+
+def looks_dropped(conn: Any) -> bool:
+    """The connection is closed, or its socket has something to read while it is idle: the
+    server's error or end of stream. psycopg's sync and async connections alike."""
+    return conn.closed or bool(select.select([conn.fileno()], [], [], 0)[0])
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
