@@ -1,8 +1,9 @@
 """SQLite's connections: kept between the consumers' calls, closed at the end of each HTTP
-request (settings.py, rooms/database.py)."""
+request, in the write-ahead log (settings.py, rooms/database.py)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from django.db import connections, transaction
 from django.db.backends.sqlite3.base import DatabaseWrapper
 
 from rooms import database
+from tests.test_security import manage
 
 
 @pytest.fixture
@@ -70,3 +72,41 @@ def test_a_connection_inside_a_transaction_is_left_to_it(sqlite_file) -> None:
     with transaction.atomic(using=sqlite_file.alias):
         request_finished.send(sender=None)
         assert sqlite_file.connection is opened
+
+
+# --- The journal ---------------------------------------------------------------------
+
+_PRAGMAS = (
+    "from django.db import connection; c = connection.cursor();"
+    "print(c.execute('PRAGMA journal_mode').fetchone()[0],"
+    " c.execute('PRAGMA synchronous').fetchone()[0])"
+)
+
+
+def _pragmas_of(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """The journal mode and synchronous level of a SQLite connection the project opens."""
+    url = f"sqlite:///{tmp_path / 'lunch.sqlite3'}"
+    return manage("shell", "-v", "0", "-c", _PRAGMAS, DJANGO_DEBUG="1", DATABASE_URL=url, **env)
+
+
+def test_sqlite_writes_ahead_and_syncs_at_checkpoints(tmp_path: Path) -> None:
+    """By default the write-ahead log with synchronous NORMAL (1): a COMMIT writes no
+    journal file of its own and waits for no disk sync (settings.py)."""
+    result = _pragmas_of(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["wal", "1"]
+
+
+def test_sqlite_journal_and_sync_can_be_sqlites_defaults(tmp_path: Path) -> None:
+    """For a file system without shared memory, or every commit synced: SQLite's own."""
+    result = _pragmas_of(tmp_path, SQLITE_JOURNAL_MODE="delete", SQLITE_SYNCHRONOUS="full")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["delete", "2"]
+
+
+@pytest.mark.parametrize("variable", ["SQLITE_JOURNAL_MODE", "SQLITE_SYNCHRONOUS"])
+def test_an_unknown_sqlite_setting_is_refused_at_start(tmp_path: Path, variable: str) -> None:
+    """Not passed to SQLite as it is (it would be a PRAGMA of the environment's making)."""
+    result = _pragmas_of(tmp_path, **{variable: "off; DROP TABLE rooms_room"})
+    assert result.returncode != 0
+    assert f"{variable} must be one of" in result.stderr
