@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,24 @@ def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every async test closes its loop's database pool (`loop_pool_closed`)."""
+    for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.fixturenames.append("loop_pool_closed")
+
+
+@pytest.fixture
+async def loop_pool_closed() -> AsyncIterator[None]:
+    """Each async test runs on a loop of its own, and the everyday changes open a pool of
+    PostgreSQL connections per loop (rooms/everyday.py): close it with the test, rather than
+    leave it to the garbage collector and the session's backend cleanup."""
+    yield
+    from rooms import everyday
+
+    await everyday.pools_close()
 
 
 @pytest.fixture(scope="session")

@@ -29,13 +29,6 @@ pytestmark = [
 on_postgresql = pytest.mark.skipif("connection.vendor != 'postgresql'")
 
 
-@pytest.fixture(autouse=True)
-async def loop_pool_closed():
-    """Each test runs on a loop of its own: close its pool with it."""
-    yield
-    await everyday.pools_close()
-
-
 @pytest.fixture
 def lunch(db) -> tuple[Room, Participant, Participant]:
     """A room with its host and a guest, and one item on the list."""
