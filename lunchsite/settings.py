@@ -106,11 +106,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": env.float("SQLITE_BUSY_TIMEOUT_SECONDS", default=5),
         # The write-ahead log, synced at checkpoints rather than at every COMMIT: a change's
         # COMMIT no longer writes, syncs and deletes a journal file (on ext4, 0.05 against
-        # 0.33 ms of CPU), and readers no longer wait for a writer. A commit
-        # survives the process being killed; only a power cut may lose the last moments,
-        # never the file's consistency. DELETE and FULL are SQLite's defaults, for a file
-        # system without shared memory (a network share) or a deployment that wants every
-        # commit on disk. docs/operations.md.
+        # 0.33 ms of CPU), and readers no longer wait for a writer. A commit survives the
+        # process being killed; only a power cut may lose the last moments, never the file's
+        # consistency. DELETE and FULL are SQLite's defaults, for a file system without
+        # shared memory (a network share) or a deployment that wants every commit on disk.
+        # docs/operations.md.
         "init_command": ";".join(
             [
                 "PRAGMA journal_mode="
