@@ -96,6 +96,10 @@ def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    _journal_mode = _env_choice(
+        "SQLITE_JOURNAL_MODE", "WAL", ("WAL", "DELETE", "TRUNCATE", "PERSIST")
+    )
+    _synchronous = _env_choice("SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL", "EXTRA"))
     # IMMEDIATE takes the write lock at BEGIN, so two processes never deadlock upgrading
     # a read lock; the timeout lets a writer wait for the other instead of failing at once.
     # The timeout is an env var so fault tests can make a locked database fail fast.
@@ -111,16 +115,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # consistency. DELETE and FULL are SQLite's defaults, for a file system without
         # shared memory (a network share) or a deployment that wants every commit on disk.
         # docs/operations.md.
-        "init_command": ";".join(
-            [
-                "PRAGMA journal_mode="
-                + _env_choice(
-                    "SQLITE_JOURNAL_MODE", "WAL", ("WAL", "DELETE", "TRUNCATE", "PERSIST")
-                ),
-                "PRAGMA synchronous="
-                + _env_choice("SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL", "EXTRA")),
-            ]
-        ),
+        "init_command": f"PRAGMA journal_mode={_journal_mode}; PRAGMA synchronous={_synchronous}",
     }
     # Kept open between calls: the consumers' database work runs on one thread, and with
     # Django's default (0) every call opened the file again and registered Django's SQL

@@ -15,8 +15,7 @@ from django.db import connection
 from rooms import services
 from rooms.errors import ClientError
 from rooms.models import Item
-
-from .test_security import manage
+from tests.support.processes import manage
 
 pytestmark = pytest.mark.django_db
 

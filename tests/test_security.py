@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +21,7 @@ from django.utils import timezone
 from lunchsite.asgi import application
 from rooms import services
 from rooms.models import Participant, Room, new_room_id
+from tests.support.processes import manage
 
 
 @pytest.fixture
@@ -37,23 +35,6 @@ async def close_db_thread() -> AsyncIterator[None]:
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 XSS_ITEM = "<script>alert(1)</script>"
 XSS_NAME = "<img src=x onerror=a()>"
-
-
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    """Run manage.py in a fresh process with the real settings and the given environment."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "REDIS_URL", "DATABASE_URL", "ROOM_"))
-    }
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT_DIR,
-        env={**base, "DJANGO_SETTINGS_MODULE": "lunchsite.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 # --- Settings ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from django.db import connections, transaction
 from django.db.backends.sqlite3.base import DatabaseWrapper
 
 from rooms import database
-from tests.test_security import manage
+from tests.support.processes import manage
 
 
 @pytest.fixture

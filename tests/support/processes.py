@@ -134,6 +134,23 @@ def server_env(database_url: str, redis_url: str | None = None, **settings: obje
     return env
 
 
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run manage.py in a fresh process with the real settings and the given environment."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "REDIS_URL", "DATABASE_URL", "ROOM_"))
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env={**base, "DJANGO_SETTINGS_MODULE": "lunchsite.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def migrate(env: dict) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
