@@ -39,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 
+from bench import commit_cost
 from bench.loadgen import LoadRun, _post_json
 from tests.support.processes import RedisServer, free_port
 
@@ -655,6 +656,19 @@ def _markdown(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(head), sep, *(line(row) for row in rows)])
 
 
+def postgresql_paced(database_url: str, pace: float = 60) -> dict:
+    """What waking an idle PostgreSQL costs on this machine (bench.commit_cost), measured once
+    the steps are over: a round trip and an UPDATE with its COMMIT, paced at 60 a second
+    against back to back. Every everyday change pays it, and the baseline, which keeps no
+    data, does not (docs/performance.md)."""
+    rows = commit_cost.measure(database_url, n=200, pace=pace)
+    return {
+        "ms": {f"{operation}, {name}": list(times) for (operation, name), times in rows.items()},
+        "summary": f"PostgreSQL paced at {pace:g}/s against back to back (bench.commit_cost): "
+        + commit_cost.paced_summary(rows, pace),
+    }
+
+
 def machine() -> dict:
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -750,6 +764,8 @@ async def main(argv: list[str]) -> int:
                         setup.result["steps"].append({**step, "repeat": repeat})
                     except Exception as exc:
                         setup.result["failed"] = f"{type(exc).__name__}: {exc}"
+        if args.database_url and any(sc.database == "postgresql" for sc in args.scenarios):
+            info["postgresql_paced"] = await asyncio.to_thread(postgresql_paced, args.database_url)
     finally:
         for setup in setups:
             await setup_stop(setup)
@@ -763,6 +779,8 @@ async def main(argv: list[str]) -> int:
     out.write_text(json.dumps(report, indent=2))
     shutil.copyfile(out, RESULTS_DIR / "latest.json")
     print(report["table"])
+    if "postgresql_paced" in info:
+        print(f"\n{info['postgresql_paced']['summary']}")
     load = info["machine"]
     print(
         f"\nmachine: {load['cores']} cores, {load['cpu']}; load avg at start "
