@@ -66,8 +66,12 @@ async def command_run(*, room_id: str, participant_id: int, command: Command) ->
     """Run a participant's command: an everyday change from the event loop where it can go
     (rooms/everyday.py), anything else, or whatever that could not do, on a database thread."""
     arguments = {"room_id": room_id, "participant_id": participant_id, "command": command}
-    if await everyday.command_run(**arguments) is None:
-        await call(services.command_run, **arguments)
+    try:
+        if await everyday.command_run(**arguments) is not None:
+            return
+    except everyday.Unanswered as unanswered:
+        arguments["unless_committed"] = unanswered.receipt
+    await call(services.command_run, **arguments)
 
 
 def request_connection_closed(**kwargs: Any) -> None:

@@ -9,15 +9,19 @@ async connection sends the same statements from the loop, on a pool of the loop'
 
 Only what went through is done here. A refused change wrote nothing (the rules are in its
 SQL), so the service runs it again on a database thread and says which rule refused it, or
-applies it if the room changed in between; so does a change whose connection failed (the
-services' retries and server_busy, rooms/database.py). Every other command, and SQLite, go
-to the services as before.
+applies it if the room changed in between. So does a change whose connection failed (the
+services' retries and server_busy, rooms/database.py), with one care: if the connection
+failed after the COMMIT went out, the change may have committed unanswered. Its bump writes
+a receipt of its own into the room's row, and the service first looks for it (`Unanswered`,
+`services.command_run`), so a change that went through is not applied a second time. Every
+other command, and SQLite, go to the services as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from uuid import UUID, uuid4
 from weakref import WeakKeyDictionary
 
 import psycopg
@@ -39,20 +43,34 @@ def enabled() -> bool:
     return settings.ROOM_CHANGES_ON_EVENT_LOOP and vendor == "postgresql"
 
 
+class Unanswered(Exception):
+    """The change's connection failed: it may have committed. The service is to run it unless
+    its bump's `receipt` is in the room (`services.command_run`'s `unless_committed`)."""
+
+    def __init__(self, receipt: UUID) -> None:
+        super().__init__(receipt)
+        self.receipt = receipt
+
+
 async def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent | None:
-    """Apply an everyday command and publish its state; None if the services must run it."""
+    """Apply an everyday command and publish its state; None if the services must run it.
+
+    Raises Unanswered if the statements failed (PostgreSQL down or saturated, the connection
+    lost) and the services must decide whether the change went through.
+    """
     spec = command.spec
     build = services.EVERYDAY_CHANGES.get(spec.service)
     if build is None or not enabled():
         return None
     change = build(**spec.fixed, **command.arguments)  # a bad argument raises ClientError
     by = participant_id if spec.by_participant else None
-    statements = services.pipelined_statements(room_id, change, by=by)
+    receipt = uuid4()
+    statements = services.pipelined_statements(room_id, change, by=by, receipt=receipt)
     try:
         bumped, state_rows = await _sent_in_one_transaction(statements)
-    except psycopg.Error as exc:  # PoolTimeout too: PostgreSQL down or saturated
+    except psycopg.Error as exc:  # PoolTimeout too: nothing was sent, the receipt is not found
         log.warning("everyday change failed on the loop room=%s: %r; trying a thread", room_id, exc)
-        return None
+        raise Unanswered(receipt) from exc
     applied = services.applied_from(bumped, state_rows)
     if applied is None:
         return None  # refused: the service says why

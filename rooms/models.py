@@ -112,6 +112,11 @@ class Room(models.Model):
     # Since when the host has had no open connection (the role passes on after a grace).
     host_absent_since = models.DateTimeField(null=True, blank=True)
     locked = models.BooleanField(default=False)
+    # The receipt of the last everyday change sent from an event loop (rooms/everyday.py),
+    # written by its bump: if the connection fails before the answer arrives, the service
+    # reads it to tell a change that committed from one that did not, and does not apply the
+    # change a second time. Not indexed, as the other columns the bump writes.
+    last_change = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = RoomQuerySet.as_manager()
 

@@ -188,16 +188,82 @@ async def test_a_failing_statement_rolls_back_and_the_service_decides(lunch, mon
     room, _, guest = lunch
     statements = services.pipelined_statements
 
-    def failing(room_id, change, *, by):
-        lock, change_and_bump, _ = statements(room_id, change, by=by)
+    def failing(room_id, change, *, by, receipt):
+        lock, change_and_bump, _ = statements(room_id, change, by=by, receipt=receipt)
         return [lock, change_and_bump, ("SELECT 1 / 0", {})]
 
     monkeypatch.setattr(services, "pipelined_statements", failing)
     before = await version_of(room)
-    assert await on_loop(room, guest, "add:curry") is None
+    with pytest.raises(everyday.Unanswered):
+        await on_loop(room, guest, "add:curry")
     assert await version_of(room) == before  # the add before the failure was not committed
-    monkeypatch.undo()
-    assert (await on_loop(room, guest, "add:curry"))["version"] == before + 1
+    await database.command_run(
+        room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:curry")
+    )
+    assert await version_of(room) == before + 1  # the service applied it: its receipt was not in
+    assert await Item.objects.filter(room=room, key="curry").acount() == 1
+
+
+@on_postgresql
+@pytest.mark.parametrize(
+    ("frame", "applied_once"),
+    [
+        pytest.param("vote:pho", lambda items: [i["votes"] for i in items] == [1], id="vote"),
+        pytest.param(
+            "add:curry", lambda items: [i["name"] for i in items] == ["pho", "curry"], id="add"
+        ),
+        pytest.param("remove:pho", lambda items: items == [], id="remove"),
+    ],
+)
+async def test_a_change_that_committed_unanswered_is_not_applied_again(
+    lunch, monkeypatch, frame: str, applied_once
+) -> None:
+    """The connection failed after the COMMIT went out and the change went through: the
+    service finds its receipt and sends the room's state instead of applying it a second
+    time (which would take a vote back, or refuse an add as a duplicate and a removal as
+    an unknown item, though both had been done)."""
+    room, _, guest = lunch
+    sent = everyday._sent_in_one_transaction
+
+    async def answer_lost(statements):
+        await sent(statements)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(everyday, "_sent_in_one_transaction", answer_lost)
+    layer = get_channel_layer()
+    await layer.group_add(room.group_name, "watcher")
+    before = await version_of(room)
+    await database.command_run(room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame))
+    assert await version_of(room) == before + 1
+    state = await state_on_thread(room)
+    assert applied_once(state["items"])
+    event = await asyncio.wait_for(layer.receive("watcher"), timeout=5)
+    assert json.loads(event["text"]) == state  # the state nobody had been sent
+
+
+@on_postgresql
+async def test_a_later_change_from_the_loop_hides_the_receipt(lunch, monkeypatch) -> None:
+    """The limit: if another change from an event loop commits before the service looks, the
+    receipt is gone and the service runs the change again; an add is then refused as a
+    duplicate, and the list still holds it once."""
+    room, host, guest = lunch
+    sent = everyday._sent_in_one_transaction
+
+    async def answer_lost_after_another(statements):
+        await sent(statements)
+        monkeypatch.undo()
+        await on_loop(room, host, "add:ramen")
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(everyday, "_sent_in_one_transaction", answer_lost_after_another)
+    before = await version_of(room)
+    with pytest.raises(ClientError) as refused:
+        await database.command_run(
+            room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:curry")
+        )
+    assert refused.value.code == "duplicate_item"
+    assert await version_of(room) == before + 2  # the curry and the ramen
+    assert await Item.objects.filter(room=room, key="curry").acount() == 1
 
 
 async def test_not_on_the_loop_when_switched_off_or_on_sqlite(lunch, settings) -> None:

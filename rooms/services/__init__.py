@@ -20,10 +20,19 @@ On PostgreSQL the consumer sends those same statements from the event loop
 could not apply: a refusal, to say which rule refused, or a failed connection.
 """
 
+import logging
 from collections.abc import Callable
+from uuid import UUID
 
 from ..protocol import Command, StateEvent
-from ._core import NO_CHANGE, Change, applied_from, pipelined_statements
+from ._core import (
+    NO_CHANGE,
+    Change,
+    _broadcast_state,
+    applied_from,
+    committed_with,
+    pipelined_statements,
+)
 from .host import (
     host_hand_over,
     host_pass_on,
@@ -81,15 +90,28 @@ __all__ = [
     "rooms_purge",
 ]
 
+log = logging.getLogger(__name__)
+
 
 # --- Commands from the protocol --------------------------------------------------
 
 
-def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent | None:
+def command_run(
+    *, room_id: str, participant_id: int, command: Command, unless_committed: UUID | None = None
+) -> StateEvent | None:
     """Apply one parsed protocol command for a participant; return the room's new state.
 
     `close` returns none: the room is gone, and everyone is told so instead.
+
+    `unless_committed` is the receipt of the same command sent from the event loop, whose
+    connection failed before its answer came (rooms/everyday.py). If that went through, the
+    command is not applied again: the room's state, which nobody was sent, goes out instead.
     """
+    if unless_committed is not None:
+        room = committed_with(room_id, unless_committed)
+        if room is not None:
+            log.warning("loop change committed unanswered room=%s; sending its state", room_id)
+            return _broadcast_state(room)
     spec = command.spec
     service = globals()[spec.service]  # protocol.COMMANDS names a function of this package
     arguments = {**spec.fixed, **command.arguments}

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
 import psycopg
 from django.conf import settings
@@ -107,7 +108,8 @@ _LOCK_SQL = "SELECT {columns} FROM rooms_room WHERE id = %(room)s FOR NO KEY UPD
 # PostgreSQL: the change, then the bump if it changed something, in one statement.
 _CHANGE_AND_BUMP_SQL = """
 WITH {open_room}{parts},
-     bumped AS (UPDATE rooms_room SET version = version + 1, expires_at = %(expires)s
+     bumped AS (UPDATE rooms_room SET version = version + 1, expires_at = %(expires)s,
+                       last_change = COALESCE(%(receipt)s, last_change)
                  WHERE id IN (SELECT id FROM room){if_changed}
                 RETURNING {columns})
 SELECT * FROM bumped
@@ -160,13 +162,14 @@ def _bump_and_apply(
 
 
 def pipelined_statements(
-    room_id: str, change: Change = NO_CHANGE, *, by: int | None
+    room_id: str, change: Change = NO_CHANGE, *, by: int | None, receipt: UUID | None = None
 ) -> list[tuple[str, dict]]:
     """`_bump_and_apply`'s statements on PostgreSQL: the lock, the change with the bump, the
     state read; the caller sends them between its BEGIN and COMMIT (and `applied_from`
-    reads what came back)."""
+    reads what came back). The bump writes `receipt`, if any, into the room's `last_change`
+    (`committed_with` reads it)."""
     _, params = _bump_statement(room_id, activity=True, by=by)  # checks the id's shape
-    params.update(change.params)
+    params.update(change.params, receipt=receipt)
     parts = "".join(f",\n     {part}" for part in change.sql["postgresql"])
     change_and_bump = _CHANGE_AND_BUMP_SQL.format(
         open_room=_OPEN_ROOM_CTE.format(allows=change.room_allows),
@@ -182,6 +185,17 @@ def applied_from(bumped_rows: list[tuple], state_rows: list[tuple]) -> _Applied 
     """What `pipelined_statements` did, from the rows of its bump and its state read; None if
     the change was refused (it wrote nothing: which rule said no is for the service to say)."""
     return _applied(bumped_rows[0], state_rows, changed=True) if bumped_rows else None
+
+
+def committed_with(room_id: str, receipt: UUID) -> Room | None:
+    """The room, if the change whose bump wrote `receipt` has committed; else None.
+
+    For a change sent from the event loop whose connection failed before the answer came
+    (rooms/everyday.py): it may have committed or not. None is also the answer if a later
+    change from an event loop has committed since and written its own receipt over it; the
+    caller then applies the change again, the one case where it can be applied twice.
+    """
+    return Room.objects.filter(pk=room_id, last_change=receipt).first()
 
 
 def _bump_then_apply(room_id: str, change: Change, *, by: int | None) -> _Applied:
