@@ -658,9 +658,9 @@ def _markdown(head: list[str], rows: list[list[str]]) -> str:
 
 def postgresql_paced(database_url: str, pace: float = 60) -> dict:
     """What waking an idle PostgreSQL costs on this machine (bench.commit_cost), measured once
-    the steps are over: a round trip and an UPDATE with its COMMIT, paced at 60 a second
-    against back to back. Every everyday change pays it, and the baseline, which keeps no
-    data, does not (docs/performance.md)."""
+    the servers have stopped: a round trip and an UPDATE with its COMMIT, paced (60 a second
+    by default) against back to back. Every everyday change pays it, and the baseline, which
+    keeps no data, does not (docs/performance.md)."""
     rows = commit_cost.measure(database_url, n=200, pace=pace)
     return {
         "ms": {f"{operation}, {name}": list(times) for (operation, name), times in rows.items()},
@@ -764,14 +764,15 @@ async def main(argv: list[str]) -> int:
                         setup.result["steps"].append({**step, "repeat": repeat})
                     except Exception as exc:
                         setup.result["failed"] = f"{type(exc).__name__}: {exc}"
-        if args.database_url and any(sc.database == "postgresql" for sc in args.scenarios):
-            info["postgresql_paced"] = await asyncio.to_thread(postgresql_paced, args.database_url)
     finally:
         for setup in setups:
             await setup_stop(setup)
         redis.stop()
         for url in databases.values():
             database_drop(url)
+    if args.database_url and any(sc.database == "postgresql" for sc in args.scenarios):
+        # With the servers stopped: their heartbeats would keep PostgreSQL awake.
+        info["postgresql_paced"] = await asyncio.to_thread(postgresql_paced, args.database_url)
     results = [setup.result for setup in setups]
     info["machine"]["load_avg_end"] = os.getloadavg()
     report = {**info, "results": results, "table": table(results)}
