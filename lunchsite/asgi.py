@@ -13,6 +13,7 @@ from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from lunchsite.collector import tune_for_serving  # noqa: E402
+from lunchsite.descriptors import descriptor_limit_raised  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 from rooms.security import allowed_hosts_or_terminal  # noqa: E402
 from rooms.transport import with_send_backlog  # noqa: E402
@@ -27,5 +28,6 @@ application = ProtocolTypeRouter(
     }
 )
 
+descriptor_limit_raised()
 # Last, so that everything loading made is frozen (lunchsite/collector.py).
 tune_for_serving(settings.GC_YOUNG_THRESHOLD)

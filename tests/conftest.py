@@ -59,6 +59,17 @@ async def loop_pool_closed() -> AsyncIterator[None]:
     await everyday.pools_close()
 
 
+@pytest.fixture
+def many_descriptors() -> Iterator[None]:
+    """Over a thousand files open, as in a process serving a thousand WebSockets: the next
+    socket's descriptor is above select()'s FD_SETSIZE (1024)."""
+    opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    assert max(opened) >= 1024
+    yield
+    for descriptor in opened:
+        os.close(descriptor)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server of the test session's own (never the machine's shared one)."""

@@ -59,7 +59,9 @@ def _terminate(pid: int) -> None:
 
 def _wait_readable(conn, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
-    while not select.select([conn.fileno()], [], [], 0.05)[0]:
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    while not poller.poll(50):
         assert time.monotonic() < deadline, "the server never ended the connection"
 
 
@@ -87,6 +89,33 @@ def test_a_connection_the_server_ended_is_replaced_at_checkout(
 
     with pooled.pool.connection() as conn:
         # The caller never sees the dead one: the check caught it and the pool reconnected.
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert conn.info.backend_pid != pid
+    assert full_checks == [pid]
+
+
+def test_a_connection_above_descriptor_1024_is_checked_out(
+    many_descriptors: None, pooled: DatabaseWrapper, full_checks: list[int]
+) -> None:
+    """With a thousand sockets open, a new connection's descriptor is past select()'s limit:
+    the check still answers (it raised ValueError, and every checkout timed out)."""
+    with pooled.pool.connection() as conn:
+        assert conn.fileno() >= 1024
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    with pooled.pool.connection() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert full_checks == []
+
+
+def test_a_dropped_connection_above_descriptor_1024_is_replaced(
+    many_descriptors: None, pooled: DatabaseWrapper, full_checks: list[int]
+) -> None:
+    with pooled.pool.connection() as conn:
+        pid = conn.info.backend_pid
+        assert conn.fileno() >= 1024
+    _terminate(pid)
+    _wait_readable(conn)
+    with pooled.pool.connection() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
         assert conn.info.backend_pid != pid
     assert full_checks == [pid]

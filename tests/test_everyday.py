@@ -176,6 +176,25 @@ async def test_a_connection_the_server_ended_is_replaced(lunch) -> None:
         assert replaced.info.backend_pid != pid
 
 
+@on_postgresql
+async def test_changes_go_from_the_loop_with_a_thousand_sockets_open(
+    lunch, many_descriptors, monkeypatch
+) -> None:
+    """The loop's pool opens its connection past descriptor 1024 and still serves every
+    change from the loop (its check used select(), which refused such descriptors)."""
+    room, _, guest = lunch
+    monkeypatch.setattr(database, "call", no_thread)
+    for frame in ("vote:pho", "add:ramen", "vote:ramen"):
+        await database.command_run(
+            room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame)
+        )
+    pool = await everyday._pool()
+    async with pool.connection() as conn:
+        assert conn.fileno() >= 1024
+    votes = {i["name"]: i["votes"] for i in (await state_on_thread(room))["items"]}
+    assert votes == {"pho": 1, "ramen": 1}
+
+
 def terminate(pid: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])

@@ -29,8 +29,17 @@ def check_if_suspect(conn: Any) -> None:
 
 def looks_dropped(conn: Any) -> bool:
     """The connection is closed, or its socket has something to read while it is idle: the
-    server's error or end of stream. psycopg's sync and async connections alike."""
-    return conn.closed or bool(select.select([conn.fileno()], [], [], 0)[0])
+    server's error or end of stream. psycopg's sync and async connections alike.
+
+    poll(), not select(): a process serving thousands of WebSockets opens its database
+    connections past descriptor 1024, which select() refuses with ValueError; the pool then
+    took every checkout for a failed check and timed out (issue 27).
+    """
+    if conn.closed:
+        return True
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
