@@ -4,6 +4,7 @@ Constraints in the database, not only in code, keep the rules true when many cli
 (and many processes) write at the same moment.
 """
 
+import base64
 import hashlib
 import secrets
 from datetime import timedelta
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 
@@ -20,9 +22,25 @@ def new_room_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def new_secret_token() -> str:
-    """192 random bits, URL-safe: a participant's rejoin token (stored only as a hash)."""
-    return secrets.token_urlsafe(24)
+def new_token_seed() -> str:
+    """128 random bits: what a participant's rejoin token is made from (`token_from_seed`)."""
+    return secrets.token_urlsafe(16)
+
+
+def host_token_seed(room_id: str) -> str:
+    """The seed of a room's host token, which becomes its creator's rejoin token."""
+    return f"host:{room_id}"
+
+
+def token_from_seed(seed: str) -> str:
+    """A rejoin token (192 bits, URL-safe), made again from its seed whenever it is needed.
+
+    One token per participant for the life of the room: a rejoin by browser session answers
+    the same token as the first tab got, so every token a participant was given is the one
+    a kick bars. Keyed by SECRET_KEY, so the table alone (seed and hash) rejoins nobody.
+    """
+    digest = salted_hmac("lunchsite.rooms.rejoin-token", seed, algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
 def token_hash(token: str) -> str:
@@ -162,8 +180,11 @@ class Participant(models.Model):
     session_key = models.CharField(max_length=40, blank=True)
     name = models.CharField(max_length=100)
     joined_at = models.DateTimeField(default=timezone.now)
-    # SHA-256 of the participant's rejoin token (the token itself is never stored).
+    # SHA-256 of the participant's rejoin token (the token itself is never stored), and what
+    # the token is made from with the SECRET_KEY (token_from_seed), so a rejoin by session
+    # answers the same one.
     token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    token_seed = models.CharField(max_length=32, blank=True, editable=False)
     # When they said they are coming (None: not coming); the headcount's order.
     going_since = models.DateTimeField(null=True, blank=True)
     # Removed by the host: neither the token nor the session can rejoin the room.

@@ -191,6 +191,19 @@ def test_kick_removes_votes_keeps_items_and_bars_token_and_session(room: Room) -
     assert Participant.objects.filter(room=room).count() == 2
 
 
+def test_a_kick_bars_the_token_of_every_tab_of_the_session(room: Room) -> None:
+    """Two tabs of one browser are one participant with one token: the first tab's token,
+    presented without the session after the kick, is answered kicked (issue 27)."""
+    host = join(room, "host", token=room.host_token)
+    first_tab = join(room, "troll", session_key="t" * 32)
+    second_tab = join(room, session_key="t" * 32)
+    assert (second_tab.pk, second_tab.token) == (first_tab.pk, first_tab.token)
+    run(room, host, "kick", participant=first_tab.pk)
+    assert join_refused(room, token=first_tab.token) == "kicked"
+    assert join_refused(room, name="troll", token=first_tab.token, session_key="new") == "kicked"
+    assert Participant.objects.filter(room=room).count() == 2
+
+
 def test_kick_and_hand_over_need_someone_else_online(
     room: Room, host: Participant, guest: Participant
 ) -> None:

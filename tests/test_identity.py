@@ -94,16 +94,33 @@ def test_unknown_or_foreign_token_joins_as_someone_new() -> None:
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("channel_layer_memory")
-def test_token_beats_session_and_a_session_rejoin_gets_a_fresh_token() -> None:
-    """The token names its participant over the session; back by session alone, a new token."""
+def test_token_beats_session_and_a_session_rejoin_gets_the_same_token() -> None:
+    """The token names its participant over the session; back by session alone, the same
+    token: one per participant for the life of the room."""
     room = services.room_create()
     browser = join(room, "browser", session_key="s" * 32)
     terminal = join(room, "terminal")
     assert join(room, token=terminal.token, session_key="s" * 32).pk == terminal.pk
     back = join(room, session_key="s" * 32)
-    assert back.pk == browser.pk and back.token != browser.token
-    assert join(room, token=back.token).pk == browser.pk
-    assert join(room, token=browser.token).pk not in {browser.pk, terminal.pk}
+    assert (back.pk, back.token) == (browser.pk, browser.token)
+    assert join(room, token=browser.token).pk == browser.pk
+    assert Participant.objects.filter(room=room).count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("channel_layer_memory")
+def test_tokens_are_made_again_only_with_the_secret_key(settings) -> None:
+    """The table's seed and hash alone rejoin nobody; a new SECRET_KEY makes a new token at
+    the next session rejoin, and the old one still names the participant until then."""
+    room = services.room_create()
+    alice = join(room, "alice", session_key="a" * 32)
+    stored = Participant.objects.get(pk=alice.pk)
+    assert alice.token not in {stored.token_seed, stored.token_hash}
+    settings.SECRET_KEY = "another-secret-key-" + "y" * 40
+    assert join(room, token=alice.token).pk == alice.pk
+    back = join(room, session_key="a" * 32)
+    assert back.pk == alice.pk and back.token != alice.token
+    assert join(room, token=back.token).pk == alice.pk
 
 
 @pytest.mark.django_db

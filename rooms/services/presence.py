@@ -9,7 +9,15 @@ from django.utils import timezone
 
 from .. import broadcast, selectors, text
 from ..errors import ClientError
-from ..models import Connection, Participant, Room, new_secret_token, token_hash
+from ..models import (
+    Connection,
+    Participant,
+    Room,
+    host_token_seed,
+    new_token_seed,
+    token_from_seed,
+    token_hash,
+)
 from ._core import (
     _broadcast_state,
     _columns,
@@ -63,17 +71,14 @@ def participant_join(
         # The room's creator: its host token (which becomes its rejoin token), or its session.
         by_host_token = bool(presented) and presented == room.host_token_hash
         creator = by_host_token or bool(session_key and session_key == room.host_session_key)
+        # The host token becomes its creator's rejoin token.
+        seed = host_token_seed(room.pk) if by_host_token else ""
         if participant is None:
             participant = _participant_new(
-                room,
-                session_key,
-                nickname,
-                token=token if by_host_token else "",
-                before=len(people),
+                room, session_key, nickname, seed=seed, before=len(people)
             )
         else:
-            kept = by_host_token or (bool(presented) and presented == participant.token_hash)
-            _participant_rejoin(participant, token=token if kept else "", nickname=nickname)
+            _participant_rejoin(participant, seed=seed, nickname=nickname)
         _host_claim(room, participant, creator=creator)
         changed = [
             f for f, was in zip(_HOST_FIELDS, host_before, strict=True) if getattr(room, f) != was
@@ -126,34 +131,42 @@ def _participant_returning(
 
 
 def _participant_new(
-    room: Room, session_key: str, nickname: str, *, token: str, before: int
+    room: Room, session_key: str, nickname: str, *, seed: str, before: int
 ) -> Participant:
-    """A new participant (with `token`, or a new one), unless the room admitted enough already.
-
-    `before` is how many participants the room has admitted so far.
+    """A new participant (its token made from `seed`, or from a new one), unless the room
+    admitted enough already. `before` is how many participants the room has admitted so far.
     """
     if before >= settings.ROOM_MAX_PARTICIPANTS_EVER:
         log.info("room admitted its lifetime maximum room=%s", room.pk)
         raise ClientError("room_full")
-    token = token or new_secret_token()
+    seed = seed or new_token_seed()
+    token = token_from_seed(seed)
     participant = Participant.objects.create(
         room=room,
         session_key=session_key,
         name=nickname or f"guest-{before + 1}",
+        token_seed=seed,
         token_hash=token_hash(token),
     )
     participant.token = token
     return participant
 
 
-def _participant_rejoin(participant: Participant, *, token: str, nickname: str) -> None:
-    """Same participant again, with `token` from now on; none given: a new one.
+def _participant_rejoin(participant: Participant, *, seed: str, nickname: str) -> None:
+    """Same participant again, with the same token (by token or by session alike), made from
+    its seed; `seed` (the host token's) replaces it.
 
-    Back by its session without its token (storage cleared), the old token cannot be sent
-    again (only its hash is kept), so a new one replaces it.
+    The hash is written again only when the token changed: the host token claimed by a
+    participant who had joined before, or a SECRET_KEY rotated since the token was made.
     """
     fields = []
-    participant.token = token or new_secret_token()
+    if seed and seed != participant.token_seed:
+        participant.token_seed = seed
+        fields.append("token_seed")
+    elif not participant.token_seed:  # joined before tokens had seeds (migration 0005)
+        participant.token_seed = new_token_seed()
+        fields.append("token_seed")
+    participant.token = token_from_seed(participant.token_seed)
     if token_hash(participant.token) != participant.token_hash:
         participant.token_hash = token_hash(participant.token)
         fields.append("token_hash")

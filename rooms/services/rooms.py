@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import broadcast, groups
-from ..models import Group, Room, new_secret_token, token_hash
+from ..models import Group, Room, host_token_seed, new_room_id, token_from_seed, token_hash
 from ..protocol import StateEvent
 from ._core import (
     _broadcast_applied,
@@ -29,9 +29,13 @@ def room_create(*, host_session_key: str = "", group: Group | None = None) -> Ro
     `room.host_token` is set only on the returned instance: the database keeps its hash.
     A lunch group's room is opened through groups.group_room_open (one open per group).
     """
-    host_token = new_secret_token()
+    room_id = new_room_id()
+    host_token = token_from_seed(host_token_seed(room_id))
     room = Room.objects.create(
-        host_token_hash=token_hash(host_token), host_session_key=host_session_key, group=group
+        id=room_id,
+        host_token_hash=token_hash(host_token),
+        host_session_key=host_session_key,
+        group=group,
     )
     room.host_token = host_token
     log.info("room created room=%s", room.pk)
