@@ -21,7 +21,7 @@ import redis
 import websockets
 
 from tests.support.client import RoomClient, create_room, item_names, room_state
-from tests.support.processes import DaphneServer, RedisServer
+from tests.support.processes import DaphneServer, RedisServer, room_locked
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
@@ -102,14 +102,15 @@ FAST_PRESENCE = {"ROOM_HEARTBEAT_SECONDS": 0.5, "ROOM_PRESENCE_TIMEOUT_SECONDS":
 
 
 async def test_connections_daphne_killed_stop_counting(
-    daphne_factory: Callable[..., DaphneServer], redis_server: RedisServer
+    daphne_factory: Callable[..., DaphneServer], redis_server: RedisServer, e2e_database: str
 ) -> None:
     """Consumers killed at daphne's close timeout leave no participant online behind them."""
     # The issue's flood: 60 sockets of one session, 40 actions each at once, closed while
     # their frames are still queued. Cap and limit are lifted so the flood gets in, and
     # daphne's close timeout is 1 s instead of 10 so it kills within the test's time. The
-    # backlog must outlast that second on a fast machine too: 2,400 changes take several
-    # seconds on one database thread (20 each, closed after 3 s, had drained in time).
+    # consumers must still be busy when their clients go, however fast the machine and the
+    # path a change takes: another connection holds the room's lock meanwhile, so every
+    # change waits for it (a queue of 2,400 changes alone drained within the second).
     server = daphne_factory(
         redis_url=redis_server.url,
         daphne_args=("--application-close-timeout", "1"),
@@ -122,16 +123,16 @@ async def test_connections_daphne_killed_stop_counting(
     flood = [RoomClient(room_ws(server, room["id"])) for _ in range(60)]
     await asyncio.gather(*(c.connect(cookie=cookie) for c in flood))
     [ghost_id] = {c.you["id"] for c in flood}
-    await asyncio.gather(*(c.send("extend") for c in flood for _ in range(40)))
-    await asyncio.sleep(0.5)
-    for client in flood:
-        client.ws.transport.abort()  # gone, as a phone leaving the network is
-    await asyncio.gather(*(c.close() for c in flood))
-
-    deadline = time.monotonic() + 60
-    while "took too long to shut down and was killed" not in server.log():
-        assert time.monotonic() < deadline, "daphne killed no consumer: the test proves nothing"
+    with room_locked(e2e_database, room["id"]):
+        await asyncio.gather(*(c.send("extend") for c in flood for _ in range(40)))
         await asyncio.sleep(0.5)
+        for client in flood:
+            client.ws.transport.abort()  # gone, as a phone leaving the network is
+        await asyncio.gather(*(c.close() for c in flood))
+        deadline = time.monotonic() + 60
+        while "took too long to shut down and was killed" not in server.log():
+            assert time.monotonic() < deadline, "daphne killed no consumer: the test proves nothing"
+            await asyncio.sleep(0.5)
     # Let the backlog of queued actions drain, then wait out the presence timeout.
     await asyncio.sleep(FAST_PRESENCE["ROOM_PRESENCE_TIMEOUT_SECONDS"] + 3)
     watcher = await RoomClient(room_ws(server, room["id"])).connect()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -112,6 +115,27 @@ def drop_database(url: str) -> None:
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(_psycopg_url(admin_url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def room_locked(database_url: str, room_id: str) -> Iterator[None]:
+    """Hold the room's row (PostgreSQL) or the whole file's write lock (SQLite) from another
+    connection: every change to the room waits until the block ends."""
+    if database_url.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        with psycopg.connect(_psycopg_url(database_url)) as conn:
+            conn.execute("SELECT 1 FROM rooms_room WHERE id = %s FOR UPDATE", [room_id])
+            yield
+            conn.rollback()
+        return
+    lock = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        yield
+        lock.rollback()
+    finally:
+        lock.close()
 
 
 def _psycopg_url(url: str) -> str:
