@@ -52,7 +52,8 @@ _CODES = {"V": Final.VOWEL, "R": Final.RIEUL, "C": Final.CONSONANT}
 
 # Letter names of capitals read one by one: L 엘 and R 알 end in ㄹ, M 엠 and N 엔 in a consonant.
 _CAPITAL_FINALS = {"L": Final.RIEUL, "R": Final.RIEUL, "M": Final.CONSONANT, "N": Final.CONSONANT}
-_VOWEL_LETTERS = "aeiou"
+# One vowel letter after a consonant: cu-p, Ma-c (not sou-p, stea-k).
+_SHORT_VOWEL_END = re.compile(r"[^aeiouy][aeiou]$")
 
 _TRAILING_GROUP = re.compile(r"\s*\([^()]*\)$")
 _NUMBER = re.compile(r"([0-9][0-9,]*)(\.[0-9]+)?$")
@@ -149,15 +150,6 @@ def _latin_final(letters: str) -> Final:
     if lower.endswith(("m", "n", "ng", "me", "ne")):
         return Final.CONSONANT  # ham 햄, ramen 라멘, king 킹, lime 라임, wine 와인
     stop = lower[:-2] if lower.endswith("ck") else lower[:-1]
-    if lower[-1] in "bcpkt" and _short_vowel_end(stop):
+    if lower[-1] in "bcpkt" and _SHORT_VOWEL_END.search(stop):
         return Final.CONSONANT  # cup 컵, hot 핫, Mac 맥, club 클럽, bibimbap 비빔밥
     return Final.VOWEL  # pho 포, stew 스튜, salad 샐러드, steak 스테이크, soup 수프
-
-
-def _short_vowel_end(letters: str) -> bool:
-    """True if `letters` ends in one vowel letter after a consonant (cu-p, not sou-p)."""
-    return (
-        len(letters) >= 2
-        and letters[-1] in _VOWEL_LETTERS
-        and letters[-2] not in _VOWEL_LETTERS + "y"
-    )

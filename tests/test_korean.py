@@ -1,18 +1,26 @@
-"""Korean particles: the server's helper (rooms/korean.py) and the page's (js/korean.js)
-choose the same form for every word in tests/korean_particles.json, and fill sentences."""
+"""Korean as a colleague would write it: both catalogues complete (nothing fuzzy), particles
+chosen by the word before them on the server (rooms/korean.py) and in the page
+(js/korean.js) alike, and never a "(으)로"-style fallback on a page."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.test import Client
+from django.utils import timezone
 
-from rooms import korean
+from rooms import groups, korean, services
+from rooms.models import Item, Room
 
 PROJECT = Path(__file__).resolve().parent.parent
+KO = {"HTTP_ACCEPT_LANGUAGE": "ko-KR,ko;q=0.9"}
 CASES = json.loads((PROJECT / "tests" / "korean_particles.json").read_text(encoding="utf-8"))
 MARKERS = ["을(를)", "이(가)", "은(는)", "과(와)", "(으)로"]
 SCRIPT = PROJECT / "static" / "rooms" / "js" / "korean.js"
@@ -88,3 +96,89 @@ def test_the_page_fills_a_sentence_the_same_way() -> None:
         "밥(으)로!",
         "3 of us: Mina, Joon",
     ]
+
+
+# --- The catalogues ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("domain", ["django", "djangojs"])
+def test_korean_catalogues_have_nothing_fuzzy_or_untranslated(domain: str) -> None:
+    """msgfmt counts every Korean entry translated: none fuzzy (gettext would show the
+    English), none empty, and every placeholder of the English kept."""
+    msgfmt = shutil.which("msgfmt")
+    assert msgfmt, "Debian's gettext is missing (make test installs it)"
+    po = PROJECT / "locale" / "ko" / "LC_MESSAGES" / f"{domain}.po"
+    done = subprocess.run(
+        [msgfmt, "--check-format", "--check-domain", "--statistics", "-o", os.devnull, str(po)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"\d+ translated messages?\.\n", done.stderr), done.stderr
+
+
+@pytest.mark.parametrize("domain", ["django", "djangojs"])
+def test_every_particle_marker_follows_a_value(domain: str) -> None:
+    """A marker ("을(를)", "(으)로"...) only right after a placeholder, where the helpers
+    resolve it; anywhere else it would be shown as written."""
+    po = PROJECT / "locale" / "ko" / "LC_MESSAGES" / f"{domain}.po"
+    placeholder = r"%(?:\(\w+\))?s"
+    markers = "|".join(re.escape(marker) for marker in korean.MARKERS)
+    stranded = []
+    for line in po.read_text(encoding="utf-8").splitlines():
+        if not line.startswith(("msgstr", '"')):
+            continue
+        for match in re.finditer(markers, line):
+            if not re.search(placeholder + r"$", line[: match.start()]):
+                stranded.append(line)
+    assert not stranded
+
+
+# --- Pages -------------------------------------------------------------------------
+
+
+def fallbacks(html: str) -> list[str]:
+    """The two-way particle forms left in a page's text."""
+    return [marker for marker in korean.MARKERS if marker in html]
+
+
+# Words that end in a vowel, ㄹ, another consonant, a Latin word and a number.
+ITEMS = ["김치찌개", "삼겹살", "냉면", "Pho", "7번가"]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("channel_layer_memory")
+@pytest.mark.parametrize("item", ITEMS)
+def test_server_pages_show_no_particle_fallback(item: str) -> None:
+    """Home (a decided recent room), an ended room's page and a group page say the decision
+    with the particle its word takes: "냉면으로 정했어요", never "냉면(으)로"."""
+    client = Client()
+    group = groups.group_create(name="점심팀", language="ko")
+    room, _ = groups.group_room_open(group=group)
+    Item.objects.create(room=room, name=item, key=item.casefold())
+    Room.objects.filter(pk=room.pk).update(
+        decision_item=item, decision_by="민지", decided_at=timezone.now()
+    )
+    said = item + korean.particle(item, "(으)로")
+    assert client.get(f"/rooms/{room.pk}/", **KO).status_code == 200  # remembered: home lists it
+    home = client.get("/", **KO).content.decode()
+    assert f"{said} 결정" in home
+    page = client.get(f"/g/{group.slug}/", **KO).content.decode()
+    assert f"{said} 정했어요." in page
+    Room.objects.filter(pk=room.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    gone = client.get(f"/rooms/{room.pk}/", **KO).content.decode()
+    assert f"{said} 정했어요." in gone
+    for html in (home, page, gone):
+        assert not fallbacks(html)
+
+
+@pytest.mark.django_db
+def test_the_room_page_and_its_catalogue_leave_particles_to_the_script() -> None:
+    """The room page itself has no fallback; the markers it needs are in the JS catalogue,
+    for js/korean.js to resolve."""
+    client = Client()
+    room = services.room_create()
+    assert not fallbacks(client.get(f"/rooms/{room.pk}/", **KO).content.decode())
+    catalogue = client.get("/jsi18n/", **KO).content.decode()
+    assert json.dumps("%s을(를)")[1:-1] in catalogue or "%s을(를)" in catalogue

@@ -26,7 +26,8 @@ const DIGIT_FINALS = [CONSONANT, RIEUL, VOWEL, CONSONANT, VOWEL, VOWEL, CONSONAN
 // 만, 억, 조, 경: a number ending in four or more zeros ends in one of them.
 const MYRIAD_FINALS = [CONSONANT, CONSONANT, VOWEL, CONSONANT];
 const CAPITAL_FINALS = { L: RIEUL, R: RIEUL, M: CONSONANT, N: CONSONANT };
-const VOWEL_LETTERS = "aeiou";
+// One vowel letter after a consonant: cu-p, Ma-c (not sou-p, stea-k).
+const SHORT_VOWEL_END = /[^aeiouy][aeiou]$/u;
 
 const TRAILING_GROUP = /\s*\([^()]*\)$/u;
 const NUMBER = /([0-9][0-9,]*)(\.[0-9]+)?$/u;
@@ -108,12 +109,6 @@ function latinFinal(letters) {
   if (/(l|le)$/.test(lower)) return RIEUL;
   if (/(m|n|ng|me|ne)$/.test(lower)) return CONSONANT;
   const stop = lower.endsWith("ck") ? lower.slice(0, -2) : lower.slice(0, -1);
-  if ("bcpkt".includes(lower[lower.length - 1]) && shortVowelEnd(stop)) return CONSONANT;
+  if (/[bcpkt]$/u.test(lower) && SHORT_VOWEL_END.test(stop)) return CONSONANT;
   return VOWEL;
-}
-
-// One vowel letter after a consonant (cu-p, not sou-p).
-function shortVowelEnd(letters) {
-  return letters.length >= 2 && VOWEL_LETTERS.includes(letters[letters.length - 1])
-    && !(VOWEL_LETTERS + "y").includes(letters[letters.length - 2]);
 }
