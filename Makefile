@@ -1,5 +1,5 @@
 # The everyday commands. `make run` and `make test` install what they need first.
-.PHONY: run dev test lint format bench
+.PHONY: run dev test lint format bench messages
 
 # Serves the office network (all interfaces, DEBUG off) and prints the address to share.
 run:
@@ -22,3 +22,7 @@ format:
 
 bench:
 	./scripts/bench.sh
+
+# After changing a page's or the script's words: refresh and compile the catalogues (docs/i18n.md).
+messages:
+	./scripts/messages.sh

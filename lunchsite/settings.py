@@ -5,6 +5,7 @@ process refuses to start unless DJANGO_SECRET_KEY is set to a real value.
 """
 
 import warnings
+import zoneinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,6 +55,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "rooms.middleware.TimeZoneMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -204,6 +206,11 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 TIME_ZONE = "UTC"
 USE_TZ = True
+# Dates on pages are in the viewer's time zone once the browser has said it (a cookie), and in
+# this one until then: most people who use lunchsite eat in Korea.
+PAGE_TIME_ZONE = env.str("PAGE_TIME_ZONE", default="Asia/Seoul")
+if PAGE_TIME_ZONE not in zoneinfo.available_timezones():
+    raise ImproperlyConfigured(f"PAGE_TIME_ZONE {PAGE_TIME_ZONE!r} is not a time zone name")
 
 # --- Static files: WhiteNoise serves them from daphne itself, DEBUG or not.
 STATIC_URL = "static/"

@@ -9,10 +9,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from . import groups
+from . import groups, webhooks
 from .errors import ClientError
 from .models import Group, Room
 from .ratelimit import fixed_window_hit
@@ -151,14 +152,36 @@ def _render_group(
         "history": groups.group_history(group=group),
         "favorites": groups.group_favorites(group=group),
         "webhook_host": group.webhook_host,
-        "webhook_ok": group.webhook_last_status.startswith("delivered"),
-        # "failed: timed out (3 attempt(s))": the page says "failed" in its own language.
-        "webhook_detail": group.webhook_last_status.partition(": ")[2],
+        "webhook_outcome": _webhook_said(webhooks.webhook_outcome(group.webhook_last_status)),
         "recent_days": settings.GROUP_RECENT_DAYS,
         "history_days": settings.GROUP_HISTORY_DAYS,
         "error": error,
     }
     return render(request, "rooms/group.html", context, status=status)
+
+
+def _webhook_said(outcome: webhooks.WebhookOutcome | None) -> dict[str, Any] | None:
+    """The last delivery in the page's language: {"ok", "text"} ("Last post failed · timed
+    out, 3 attempts"), or None before the first."""
+    if outcome is None:
+        return None
+    if outcome["delivered"]:
+        return {"ok": True, "text": gettext("Last post delivered")}
+    reasons = {
+        "timeout": gettext("timed out"),
+        "unresolved": gettext("the chat's address was not found"),
+        "refused": gettext("not an address we may post to"),
+        "connection": gettext("could not connect"),
+        "http": gettext("the chat answered with error %(status)s")
+        % {"status": outcome["http_status"]},
+    }
+    attempts = outcome["attempts"]
+    text = gettext("Last post failed · %(reason)s, %(attempts)s") % {
+        "reason": reasons[outcome["reason"]],
+        "attempts": ngettext("%(count)s attempt", "%(count)s attempts", attempts)
+        % {"count": attempts},
+    }
+    return {"ok": False, "text": text}
 
 
 @require_safe

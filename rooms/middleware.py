@@ -1,11 +1,16 @@
-"""HTTP middleware: a Content-Security-Policy with nonces, and JSON errors for the API."""
+"""HTTP middleware: a Content-Security-Policy with nonces, JSON errors for the API, and the
+viewer's time zone for the dates a page shows."""
 
+import functools
 import logging
 import secrets
+import zoneinfo
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +117,30 @@ def _forget_dead_connections() -> None:
     pool = getattr(connection, "pool", None) if connection.vendor == "postgresql" else None
     if pool is not None:
         pool.check()
+
+
+class TimeZoneMiddleware:
+    """Dates in the viewer's time zone: the one the browser named in the `tz` cookie
+    (static/rooms/timezone.js sets it), else PAGE_TIME_ZONE."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        name = request.COOKIES.get("tz", "")
+        timezone.activate(_time_zone(name if name in _known_zones() else settings.PAGE_TIME_ZONE))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    # A name from the list, never a path: the cookie is the browser's to write.
+    return frozenset(zoneinfo.available_timezones())
+
+
+@functools.cache
+def _time_zone(name: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name)

@@ -12,6 +12,7 @@ server never delays the room's `picked` event.
 
 import ipaddress
 import logging
+import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -185,9 +186,9 @@ def _post_once(url: str, payload: WebhookPayload) -> tuple[bool, bool, str]:
         target = _parse(url)
         address = _allowed_addresses(target)[0]
     except _Refused:
-        return False, False, "refused (not a public https address)"
+        return False, False, _REFUSED
     except _Unresolved:
-        return False, True, "host did not resolve"
+        return False, True, _UNRESOLVED
     pinned = target.copy_with(host=address)
     try:
         with (
@@ -206,7 +207,7 @@ def _post_once(url: str, payload: WebhookPayload) -> tuple[bool, bool, str]:
         ):
             status = response.status_code  # the body is never read: it is not needed
     except httpx.TimeoutException:
-        return False, True, "timed out"
+        return False, True, _TIMED_OUT
     except httpx.HTTPError as exc:
         return False, True, f"{type(exc).__name__}"
     if 200 <= status < 300:
@@ -221,3 +222,41 @@ def _record(group_id: int, status: str) -> None:
         )
     except Exception as exc:  # the outcome is also in the log; a lost record harms nobody
         log.warning("webhook outcome not recorded group=%s: %r", group_id, exc)
+
+
+# --- The outcome, for the group page -------------------------------------------------
+
+# What _post_once says happened; the status (API `last_status`, the log) carries these words.
+_REFUSED = "refused (not a public https address)"
+_UNRESOLVED = "host did not resolve"
+_TIMED_OUT = "timed out"
+_STATUS = re.compile(r"(delivered|failed): (.*?)(?: \((\d+) attempt\(s\)\))?")
+_HTTP = re.compile(r"HTTP (\d{3})")
+
+
+class WebhookOutcome(TypedDict):
+    """The last delivery as the group page says it: reason is one of "http" (with its
+    status), "timeout", "unresolved", "refused" or "connection" (any other failure)."""
+
+    delivered: bool
+    reason: str
+    http_status: int | None
+    attempts: int
+
+
+def webhook_outcome(status: str) -> WebhookOutcome | None:
+    """The outcome recorded in a group's `webhook_last_status`, None if there is none."""
+    match = _STATUS.fullmatch(status)
+    if match is None:
+        return None
+    outcome, detail, attempts = match.groups()
+    http = _HTTP.fullmatch(detail)
+    reason = {_REFUSED: "refused", _UNRESOLVED: "unresolved", _TIMED_OUT: "timeout"}.get(
+        detail, "http" if http else "connection"
+    )
+    return {
+        "delivered": outcome == "delivered",
+        "reason": reason,
+        "http_status": int(http.group(1)) if http else None,
+        "attempts": int(attempts or 1),
+    }

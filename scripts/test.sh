@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 # Fonts: without them the browser tests' screenshots show Korean and emoji as boxes.
+# npm brings Node.js (tests/test_korean.py runs the page's js/korean.js in it); gettext's
+# msgfmt checks the Korean catalogues.
 ensure_debian_packages redis-server redis-server chromium chromium \
   /usr/share/fonts/truetype/nanum/NanumGothic.ttf fonts-nanum \
   /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf fonts-noto-color-emoji \
-  npm npm
+  npm npm \
+  msgfmt gettext
 ensure_venv requirements-dev.txt
 # axe-core, pinned by tests/e2e/package-lock.json, for the accessibility checks in Chromium.
 npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error >/dev/null

@@ -3,8 +3,10 @@
 import re
 from datetime import datetime, timedelta
 from io import StringIO
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -184,8 +186,9 @@ def test_detail_shows_host_lock_going_and_kicked(admin_client: Client, hosted_ro
 
 
 def _admin_time(moment: datetime | None) -> str:
-    """A time as the admin prints it, "-" for none."""
-    return date_format(localtime(moment), "DATETIME_FORMAT") if moment else "-"
+    """A time as the admin prints it (in the page's time zone), "-" for none."""
+    zone = ZoneInfo(settings.PAGE_TIME_ZONE)
+    return date_format(localtime(moment, zone), "DATETIME_FORMAT") if moment else "-"
 
 
 def test_admin_never_shows_token_hashes_or_session_keys(admin_client: Client) -> None:

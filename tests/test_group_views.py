@@ -2,7 +2,8 @@
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
@@ -177,21 +178,119 @@ def test_settings_form_sets_and_clears_the_webhook(client: Client, group, settin
     assert Group.objects.get().webhook_url == ""
 
 
-def test_group_page_shows_the_last_webhook_outcome(client: Client, group) -> None:
-    """The last delivery's outcome is on the page."""
+@pytest.mark.parametrize(
+    ("status", "english", "korean"),
+    [
+        ("delivered: HTTP 200", "Last post delivered", "마지막 알림 전송 완료"),
+        (
+            "failed: timed out (3 attempt(s))",
+            "Last post failed · timed out, 3 attempts",
+            "마지막 알림 전송 실패 · 시간 초과, 3번 시도",
+        ),
+        (
+            "failed: HTTP 404 (1 attempt(s))",
+            "Last post failed · the chat answered with error 404, 1 attempt",
+            "마지막 알림 전송 실패 · 채팅 서버 오류 404, 1번 시도",
+        ),
+        (
+            "failed: host did not resolve (2 attempt(s))",
+            "Last post failed · the chat&#x27;s address was not found, 2 attempts",
+            "마지막 알림 전송 실패 · 채팅 주소를 찾을 수 없음, 2번 시도",
+        ),
+        (
+            "failed: refused (not a public https address) (1 attempt(s))",
+            "Last post failed · not an address we may post to, 1 attempt",
+            "마지막 알림 전송 실패 · 보낼 수 없는 주소, 1번 시도",
+        ),
+        (
+            "failed: ConnectError (3 attempt(s))",
+            "Last post failed · could not connect, 3 attempts",
+            "마지막 알림 전송 실패 · 연결 실패, 3번 시도",
+        ),
+    ],
+)
+def test_group_page_says_the_last_webhook_outcome_in_its_language(
+    client: Client, group, status: str, english: str, korean: str
+) -> None:
+    """The last delivery's outcome and when, in the page's words: no English on a Korean page."""
     Group.objects.filter(pk=group.pk).update(
         webhook_url="https://93.184.215.14/hook",
-        webhook_last_status="failed: timed out (3 attempt(s))",
+        webhook_last_status=status,
+        webhook_last_at=timezone.now() - timedelta(minutes=5),
+    )
+    page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f"{english} · <time" in page and ">5\xa0minutes ago</time>" in page
+    page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert f"{korean} · <time" in page and ">5분 전</time>" in page
+    shown = re.search(r'id="webhook-status"[^>]*>(.*?)</p>', page).group(1)
+    assert not re.search(r"[A-Za-z]{3,}", re.sub(r"<[^>]*>", "", shown)), shown
+
+
+def test_a_webhook_outcome_of_under_a_minute_is_just_now(client: Client, group) -> None:
+    """Not "0 minutes ago": "just now", "방금"."""
+    Group.objects.filter(pk=group.pk).update(
+        webhook_url="https://93.184.215.14/hook",
+        webhook_last_status="delivered: HTTP 200",
         webhook_last_at=timezone.now(),
     )
-    page = client.get(f"/g/{group.slug}/").content.decode()
-    assert "Last post failed" in page and "timed out (3 attempt(s))" in page
+    assert ">just now</time>" in client.get(f"/g/{group.slug}/").content.decode()
+    page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert ">방금</time>" in page
+
+
+KOREAN_WEEKDAYS = ["월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일"]
+
+
+def test_history_days_are_in_the_viewers_time_zone_the_korean_way(client: Client, group) -> None:
+    """A decision at 08:30 in Seoul is on the Seoul day (not the UTC day before), written
+    "11월 25일 수요일"; a browser that named its time zone gets that zone's day."""
+    seoul, london = ZoneInfo("Asia/Seoul"), ZoneInfo("Europe/London")
+    day = (timezone.now() - timedelta(days=10)).astimezone(seoul).date()
+    at = datetime(day.year, day.month, day.day, 8, 30, tzinfo=seoul)
+    Room.objects.create(
+        group=group,
+        expires_at=at + timedelta(minutes=10),
+        decision_item="김치찌개",
+        decision_by="민지",
+        decided_at=at,
+        decision_key="김치찌개",
+    )
+    page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    korean_day = f"{day.month}월 {day.day}일 {KOREAN_WEEKDAYS[day.weekday()]}"
+    assert f"{korean_day} · 민지 님이 뽑음" in page
+    assert at.astimezone(UTC).date() != day  # the UTC date, shown before, was the day before
+    client.cookies["tz"] = "Europe/London"
+    page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    in_london = at.astimezone(london).date()
+    assert f"picked by 민지 · {in_london:%A, %B} {in_london.day}<" in page
+    client.cookies["tz"] = "../../etc/passwd"  # not a zone name: the page's zone instead
+    page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert f"{korean_day} · 민지 님이 뽑음" in page
+
+
+def test_recent_history_says_today_and_yesterday(client: Client, group) -> None:
+    """The last two days are named, not dated."""
+    decide(group, "pho", 0)
+    decide(group, "sushi", 1)
+    page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    history = re.findall(r'class="history-meta">([^<]*)<', page)
+    assert history == ["오늘 · minji 님이 뽑음", "어제 · minji 님이 뽑음"]
+
+
+def test_favourites_are_counted_the_korean_way(client: Client, group) -> None:
+    """In Korean "김치찌개 3번", not a multiplication sign; English keeps the sign."""
+    for days in (1, 2, 3):
+        decide(group, "김치찌개", days)
+    page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert '김치찌개 <span class="chip-tag">3번</span>' in page
+    page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert '김치찌개 <span class="chip-tag">\u00d73</span>' in page
 
 
 def test_group_page_speaks_korean(client: Client, group) -> None:
     """A Korean browser gets the group page in Korean."""
     page = client.get(f"/g/{group.slug}/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
-    assert "오늘의 방 열기" in page and "우리 단골집" in page
+    assert "오늘의 방 열기" in page and "우리 단골" in page
 
 
 # --- Today's room through the API ------------------------------------------------

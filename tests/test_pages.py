@@ -108,7 +108,7 @@ def test_unknown_and_expired_rooms_have_their_own_pages(client: Client) -> None:
     gone = client.get(f"/rooms/{room.pk}/", **KO)
     assert gone.status_code == 410
     html = gone.content.decode()
-    assert "방이 만료됐어요." in html
+    assert "방이 닫혔어요." in html
     assert 'action="/rooms/"' in html
 
 
@@ -143,7 +143,7 @@ def test_korean_from_accept_language_and_english_by_default(client: Client) -> N
     """ko-KR gets the Korean page; en-US and no preference get English."""
     korean = client.get("/", **KO).content.decode()
     assert '<html lang="ko">' in korean
-    assert "어디서 먹을까요?" in korean
+    assert "점심 뭐 먹을까요?" in korean
     assert "방 만들기" in korean
     english = Client().get("/", **EN).content.decode()
     assert '<html lang="en">' in english
@@ -155,7 +155,7 @@ def test_language_switch_sticks(client: Client) -> None:
     """The header switch (set_language) overrides the browser's language for later pages."""
     response = client.post("/i18n/setlang/", {"language": "ko", "next": "/"}, **EN)
     assert response.status_code == 302
-    assert "어디서 먹을까요?" in client.get("/", **EN).content.decode()
+    assert "점심 뭐 먹을까요?" in client.get("/", **EN).content.decode()
 
 
 def test_javascript_strings_are_translated(client: Client) -> None:
@@ -182,7 +182,7 @@ def test_room_page_scripts_obey_a_strict_csp(client: Client) -> None:
     assert "style-src 'self'" in policy
     html = response.content.decode()
     scripts = re.findall(r"<script([^>]*)>", html)
-    assert len(scripts) == 3
+    assert len(scripts) == 4
     for attributes in scripts:
         assert ('src="/' in attributes) or ('type="application/json"' in attributes), attributes
     for tag in re.findall(r"<[a-z][^>]*>", html):
@@ -251,12 +251,12 @@ def test_expired_link_shows_the_decision_and_the_list_read_only(client: Client) 
     response = client.get(f"/rooms/{room.pk}/", **EN)
     assert response.status_code == 410
     html = response.content.decode()
-    assert "This room has expired." in html
+    assert "This room is closed." in html
     assert "You decided on Pho." in html
     assert re.findall(r'<span class="item-name">([^<]*)</span>', html) == ["Kimchi stew", "Pho"]
     assert 'id="item-input"' not in html and "room-config" not in html
     korean = client.get(f"/rooms/{room.pk}/", **KO).content.decode()
-    assert "Pho(으)로 정했어요." in korean
+    assert "Pho로 정했어요." in korean
 
 
 def test_links_use_the_address_the_page_was_opened_on(client: Client, settings) -> None:

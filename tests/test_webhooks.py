@@ -156,6 +156,12 @@ def test_delivery_posts_json_and_records_success(group, receiver_factory, local_
     group.refresh_from_db()
     assert group.webhook_last_status == "delivered: HTTP 200"
     assert group.webhook_last_at is not None
+    assert webhooks.webhook_outcome(group.webhook_last_status) == {
+        "delivered": True,
+        "reason": "http",
+        "http_status": 200,
+        "attempts": 1,
+    }
 
 
 def test_server_errors_are_retried_with_backoff(group, receiver_factory, local_webhooks) -> None:
@@ -172,6 +178,8 @@ def test_client_errors_are_not_retried(group, receiver_factory, local_webhooks) 
     assert len(receiver.requests) == 1
     group.refresh_from_db()
     assert group.webhook_last_status == "failed: HTTP 404 (1 attempt(s))"
+    outcome = webhooks.webhook_outcome(group.webhook_last_status)
+    assert outcome == {"delivered": False, "reason": "http", "http_status": 404, "attempts": 1}
 
 
 def test_a_hanging_receiver_times_out_after_every_attempt(
@@ -185,6 +193,8 @@ def test_a_hanging_receiver_times_out_after_every_attempt(
     assert len(receiver.requests) == 2
     group.refresh_from_db()
     assert group.webhook_last_status == "failed: timed out (2 attempt(s))"
+    outcome = webhooks.webhook_outcome(group.webhook_last_status)
+    assert outcome == {"delivered": False, "reason": "timeout", "http_status": None, "attempts": 2}
 
 
 def test_the_address_is_checked_again_when_sending(
@@ -201,6 +211,7 @@ def test_the_address_is_checked_again_when_sending(
     assert receiver.requests == []
     group.refresh_from_db()
     assert group.webhook_last_status.startswith("failed: refused")
+    assert webhooks.webhook_outcome(group.webhook_last_status)["reason"] == "refused"
 
 
 def test_the_request_goes_to_the_checked_address_with_the_name_as_host(

@@ -46,7 +46,7 @@ def test_from_create_to_decision(daphne_factory: Callable[..., DaphneServer], co
     add_item(guest, "Kimchi stew")
     add_item(host, "Pizza")
     item(host, "Kimchi stew").locator("button.vote").click()
-    expect(item(guest, "Kimchi stew").locator("button.vote .icon")).to_have_text("👍 1")
+    expect(item(guest, "Kimchi stew").locator("button.vote .tally")).to_have_text("1")
     guest.get_by_role("button", name="Pick for us").click()
     for page in (host, guest):
         expect(page.locator("#decision-item")).to_have_text("Kimchi stew")
@@ -84,7 +84,7 @@ def test_two_people_see_each_others_changes(
     vote = item(joon, "Kimchi stew").locator("button.vote")
     vote.focus()
     joon.keyboard.press("Enter")
-    expect(item(mina, "Kimchi stew").locator("button.vote .icon")).to_have_text("👍 1")
+    expect(item(mina, "Kimchi stew").locator("button.vote .tally")).to_have_text("1")
     expect(item(mina, "Kimchi stew").locator(".voters")).to_have_text("👍 Joon")
     expect(item(joon, "Kimchi stew").locator("button.vote")).to_have_attribute(
         "aria-pressed", "true"
@@ -246,11 +246,11 @@ def test_korean_and_english_follow_the_browser_language(
     korean = contexts(locale="ko-KR", name="민수").new_page()
     korean.goto(server.http_url + "/")
     expect(korean.locator("html")).to_have_attribute("lang", "ko")
-    expect(korean.locator("h1")).to_have_text("어디서 먹을까요?")
+    expect(korean.locator("h1")).to_have_text("점심 뭐 먹을까요?")
     korean.get_by_role("button", name="방 만들기").click()
     expect(korean).to_have_url(re.compile(r"/rooms/[\w-]+/$"))
     expect(korean.locator("#connection-text")).to_have_text("연결됨")
-    expect(korean.get_by_role("button", name="골라 주세요")).to_be_visible()
+    expect(korean.get_by_role("button", name="메뉴 뽑기")).to_be_visible()
     add_item(korean, "김치찌개")
     expect(item(korean, "김치찌개")).to_contain_text("민수 님이 추가")
     add_item(korean, "김치찌개")
@@ -268,7 +268,7 @@ def test_korean_and_english_follow_the_browser_language(
     expect(english.locator("html")).to_have_attribute("lang", "ko")
     expect(english.locator("#connection-text")).to_have_text("연결됨")
     english.goto(server.http_url + "/")
-    expect(english.locator("h1")).to_have_text("어디서 먹을까요?")
+    expect(english.locator("h1")).to_have_text("점심 뭐 먹을까요?")
 
 
 def test_room_full_screen(daphne_factory: Callable[..., DaphneServer], contexts) -> None:
@@ -313,7 +313,7 @@ def test_expiry_warning_extend_and_expired_screen(
     page.wait_for_timeout(3_000)
     expect(page.locator("#room")).to_be_visible()
     expect(page.locator("#screen-expired")).to_be_visible(timeout=8_000)
-    expect(page.locator("#screen-expired h1")).to_have_text("This room has expired.")
+    expect(page.locator("#screen-expired h1")).to_have_text("This room is closed.")
     assert page.evaluate("document.activeElement.id") == "screen-expired-title"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "room-expired-desktop.png")
@@ -323,7 +323,7 @@ def test_expiry_warning_extend_and_expired_screen(
     # The old link now answers 410 with the same screen.
     response = page.goto(room["url"])
     assert response is not None and response.status == 410
-    expect(page.locator("h1")).to_have_text("This room has expired.")
+    expect(page.locator("h1")).to_have_text("This room is closed.")
 
 
 def test_screenshots_phone_and_desktop(

@@ -246,7 +246,11 @@ function actionButton(action, itemName) {
   button.dataset.item = itemName;
   const icon = element("span", "icon");
   icon.setAttribute("aria-hidden", "true");
-  button.append(icon, element("span", "label"), element("span", "more visually-hidden"));
+  // The count after the word, as apps count likes ("투표 2", not "2 투표"); the name says it
+  // with its unit ("2표") through the hidden part.
+  const tally = element("span", "tally");
+  tally.setAttribute("aria-hidden", "true");
+  button.append(icon, element("span", "label"), tally, element("span", "more visually-hidden"));
   return button;
 }
 
@@ -271,9 +275,9 @@ function updateRow(row, item, most, decided, state, labels) {
 
   // My vote and veto by my id; by name only against a server that sends no ids.
   const mine = (ids, names) => (ids ? ids.includes(state.me.id) : names.includes(state.me.name));
-  setButton(row.querySelector("button.vote"), "👍 " + item.votes, gettext("Vote"),
+  setButton(row.querySelector("button.vote"), "👍", gettext("Vote"),
     interpolate(ngettext("for %s, %s vote", "for %s, %s votes", item.votes), [item.name, item.votes]),
-    mine(item.voter_ids, item.voters));
+    mine(item.voter_ids, item.voters), String(item.votes));
   setButton(row.querySelector("button.veto"), "✋", gettext("Veto"), item.name, mine(item.vetoer_ids, item.vetoed_by));
   const remove = row.querySelector("button.remove");
   setButton(remove, "✕", gettext("Remove"), item.name, null);
@@ -283,11 +287,12 @@ function updateRow(row, item, most, decided, state, labels) {
   setText(row.querySelector(".item-error"), error ? errorText(error, state.config) : "");
 }
 
-function setButton(button, icon, text, more, pressed) {
+function setButton(button, icon, text, more, pressed, tally = "") {
   // The name is the visible word, then what it is about for screen readers ("Vote for
   // Pho, 2 votes"): the words people see are the words they can say (WCAG 2.5.3).
   setText(button.querySelector(".icon"), icon);
   setText(button.querySelector(".label"), text);
+  setText(button.querySelector(".tally"), tally);
   setText(button.querySelector(".more"), " " + more);
   if (pressed !== null) button.setAttribute("aria-pressed", pressed ? "true" : "false");
 }

@@ -1,13 +1,13 @@
 // Words the page shows: Django's JavaScript catalogue (gettext), error texts and people's labels.
 
+import { interpolate } from "./korean.js";
+
 // The catalogue script defines these globals; fall back to English if it failed to load.
 export const gettext = (text) => (window.gettext ? window.gettext(text) : text);
 export const ngettext = (one, many, n) => (window.ngettext ? window.ngettext(one, many, n) : n === 1 ? one : many);
-export function interpolate(format, args) {
-  if (window.interpolate) return window.interpolate(format, args);
-  const rest = args.slice();
-  return format.replace(/%s/g, () => String(rest.shift()));
-}
+// Not Django's interpolate: ours also puts the right Korean particle after a value
+// ("%s을(를)" -> "김치찌개를").
+export { interpolate };
 
 /** The sentence shown next to a control for an error code (the server's or the page's own). */
 export function errorText(code, config) {
