@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import weakref
 from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected  # what daphne raises on a closed socket
@@ -223,11 +224,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
         simply not needed any more.
         """
 
+        # The consumer keeps this function (as `base_send`): a weak reference back, so that
+        # the two are no reference cycle, and a consumer that ends is freed at once rather
+        # than by a full collection, with its scope and daphne's protocol (issue 27's churn).
+        consumer = weakref.ref(self)
+
         async def send_bounded(message: dict) -> None:
-            if message["type"] == "websocket.send" and self.backlogged():
-                if self.version >= 0:
-                    log.info("slow reader room=%s: skipping to the newest state", self.room_id)
-                self.version = -1  # behind every room: the resync sends the newest state
+            me = consumer()
+            if me is not None and message["type"] == "websocket.send" and me.backlogged():
+                if me.version >= 0:
+                    log.info("slow reader room=%s: skipping to the newest state", me.room_id)
+                me.version = -1  # behind every room: the resync sends the newest state
                 return
             try:
                 await send(message)

@@ -12,7 +12,7 @@ from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection
 
-from . import broadcast, everyday, services
+from . import backend, broadcast, everyday, services
 from .errors import ClientError, ServerBusy
 from .protocol import Command
 
@@ -48,7 +48,7 @@ async def call(service: Callable[..., Any], **kwargs: Any) -> Any:
     and published here, after the commit, so the thread never waits on the channel layer.
     """
     for attempt in range(1, ATTEMPTS + 1):
-        result, error, outbox = await _on_database_thread(connection.vendor)(service, kwargs)
+        result, error, outbox = await _on_database_thread(backend.vendor())(service, kwargs)
         if outbox:
             await broadcast.publish(outbox)
         if error is None:

@@ -31,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from lunchsite.postgresql.base import looks_dropped
 
-from . import broadcast, selectors, services
+from . import backend, broadcast, selectors, services
 from .protocol import Command, StateEvent
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,7 @@ log = logging.getLogger(__name__)
 
 def enabled() -> bool:
     """On PostgreSQL, unless ROOM_CHANGES_ON_EVENT_LOOP=0."""
-    vendor = connections[DEFAULT_DB_ALIAS].vendor
-    return settings.ROOM_CHANGES_ON_EVENT_LOOP and vendor == "postgresql"
+    return settings.ROOM_CHANGES_ON_EVENT_LOOP and backend.vendor() == "postgresql"
 
 
 class Unanswered(Exception):

@@ -1,6 +1,6 @@
-"""What a connection holds below the consumer: its pub/sub channel and daphne's write buffer.
+"""What a connection holds below the consumer: its pub/sub channel and daphne's protocol.
 
-Two workarounds live here, each for a gap in a library we run on:
+Three workarounds live here, each for a gap in a library we run on:
 
 - channels-redis's pub/sub layer forgets a channel (its asyncio.Queue and its Redis
   subscription) only when the consumer's pending `receive()` is cancelled. Channels'
@@ -11,6 +11,12 @@ Two workarounds live here, each for a gap in a library we run on:
 - daphne (twisted) buffers whatever the application sends, without limit, for a client that
   does not read. `with_send_backlog` lets the consumer see how much is waiting, so that it can
   skip to the newest state instead of piling up every one (docs/protocol.md, slow readers).
+- autobahn resolves a closed connection's `is_closed` Deferred with the protocol itself, and
+  the protocol keeps that Deferred: a reference cycle that holds daphne's whole connection
+  (transport, buffers, queues, the scope) until a full garbage collection, which this
+  process's collector settings make rare (lunchsite/collector.py). `with_send_backlog` adds a
+  last callback that drops the result, so a connection is freed when it closes: about 5 KiB
+  per WebSocket that came and went (issue 27's churn).
 """
 
 from __future__ import annotations
@@ -94,6 +100,9 @@ def with_send_backlog(application):
         reader: Callable[[], int] = (
             functools.partial(_buffered_bytes, protocol) if protocol is not None else _nothing
         )
+        closed = getattr(protocol, "is_closed", None)
+        if closed is not None and hasattr(closed, "addCallback"):
+            closed.addCallback(_result_dropped)
         return await application({**scope, SEND_BACKLOG_KEY: reader}, receive, send)
 
     return app
@@ -101,3 +110,8 @@ def with_send_backlog(application):
 
 def _nothing() -> int:
     return 0
+
+
+def _result_dropped(result: object) -> None:
+    """A Deferred's last callback: it keeps None instead of its result (the protocol)."""
+    return None

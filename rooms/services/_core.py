@@ -9,11 +9,11 @@ from uuid import UUID
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from django.utils import timezone
 from psycopg.pq import ExecStatus, TransactionStatus
 
-from .. import broadcast, selectors
+from .. import backend, broadcast, selectors
 from ..errors import ClientError
 from ..models import Participant, Room
 from ..protocol import PickedEvent, StateEvent
@@ -254,7 +254,7 @@ def _from_row(model, row: tuple):
     """A model instance from a row of `_columns(model)` (and anything after them), as the
     ORM builds one (Model.from_db, the backend's converters) but without a queryset: on
     every change, a queryset's compiling cost more than its statement."""
-    db = connections[DEFAULT_DB_ALIAS]
+    db = backend.converting_wrapper()  # not `connection`: this runs on the event loop too
     fields = model._meta.concrete_fields
     values = list(row[: len(fields)])
     for index, field, converters in _converters(model, db):
