@@ -50,6 +50,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /livez, /readyz, /healthz: before the host check and sessions (a probe uses the worker's
+    # own address as its Host); rooms/health.py.
+    "rooms.health.HealthProbeMiddleware",
     "rooms.middleware.ApiErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -219,7 +222,7 @@ warnings.filterwarnings("ignore", message="No directory at: ")
 HTTPS = env.bool("DJANGO_HTTPS", default=False)
 SECURE_SSL_REDIRECT = HTTPS
 # A load balancer probes workers over plain HTTP on their own port: a 301 would read as down.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^(livez|readyz|healthz)$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
@@ -276,6 +279,11 @@ ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=1)
 # Joins and leaves within this long send their room one state, not one each (0: each).
 # Every joiner still gets its own state at once (rooms/broadcast.py).
 ROOM_PRESENCE_COALESCE_SECONDS = env.float("ROOM_PRESENCE_COALESCE_SECONDS", default=0.1)
+
+# --- Health (rooms/health.py). /readyz stays 200 while a channel layer that answered before has
+# failed for less than this: a Redis restart hits every worker at once, and connected clients
+# ride it out; a load balancer that pulled them all would make it an outage. 0: no grace.
+READYZ_CHANNEL_LAYER_GRACE_SECONDS = env.float("READYZ_CHANNEL_LAYER_GRACE_SECONDS", default=30)
 
 # --- Lunch groups (issue 10; docs/protocol.md "Lunch groups").
 # `pick` with avoid_recent skips what the group decided in its other rooms this many days.

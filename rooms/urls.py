@@ -16,5 +16,4 @@ urlpatterns = [
     path("api/groups/", group_views.api_group_create, name="api_group_create"),
     path("api/groups/<str:slug>/", group_views.api_group, name="api_group"),
     path("api/groups/<str:slug>/room/", group_views.api_group_room, name="api_group_room"),
-    path("healthz", views.healthz, name="healthz"),
 ]

@@ -106,7 +106,6 @@ def test_security_headers_on_every_page(client: Client, rooms: dict[str, Room]) 
         f"/api/rooms/{active}/": 200,
         f"/api/rooms/{expired}/": 410,
         "/api/rooms/no-such-room/": 404,
-        "/healthz": 200,
         "/admin/login/": 200,
         "/no/such/page": 404,
     }
@@ -118,6 +117,11 @@ def test_security_headers_on_every_page(client: Client, rooms: dict[str, Room]) 
         response = client.post(path)
         assert response.status_code == status, path
         assert_security_headers(response, path)
+    for path in ("/livez", "/readyz"):  # answered ahead of the page middleware: JSON only
+        probe = client.get(path)
+        assert probe["X-Content-Type-Options"] == "nosniff", path
+        assert probe["X-Frame-Options"] == "DENY", path
+        assert probe["Content-Security-Policy"].startswith("default-src 'none'"), path
     static = client.get("/static/rooms/room.js")
     assert static.status_code == 200
     assert static["X-Content-Type-Options"] == "nosniff"

@@ -208,7 +208,7 @@ class DaphneServer:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"daphne exited early; see {self.log_path}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.http_url}/readyz", timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
