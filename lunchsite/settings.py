@@ -5,6 +5,7 @@ process refuses to start unless DJANGO_SECRET_KEY is set to a real value.
 """
 
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rooms",
+    "axes",  # the staff login's lockout (below)
 ]
 
 MIDDLEWARE = [
@@ -63,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "rooms.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "lunchsite.urls"
@@ -192,6 +196,27 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- The staff login (/admin/): django-axes counts failed logins in the database (so it works
+# with Redis down, on SQLite and PostgreSQL alike) per username *and* client address together.
+# STAFF_LOGIN_FAILURES failures of one username from one address lock that pair out for
+# STAFF_LOGIN_COOLOFF_SECONDS, counted from the lockout (more tries during it do not extend
+# it). Nobody can lock a staff member out from another address, and from the same one (an
+# office behind one NAT) only for the cool-off. The address is REMOTE_ADDR, which daphne's
+# --proxy-headers sets from nginx's X-Forwarded-For. docs/operations.md, "Staff login".
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("STAFF_LOGIN_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.float("STAFF_LOGIN_COOLOFF_SECONDS", default=600))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "rooms/login_locked.html"
+# Failures are kept (AccessAttempt, in the admin); successful logins are not logged as rows.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no "AXES: BEGIN" line at every start; lockouts are still logged
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
