@@ -169,6 +169,8 @@ class DaphneServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     args: tuple[str, ...] = ()  # more daphne options, e.g. ("--application-close-timeout", "1")
+    # The whole command line instead (the shipped systemd unit's ExecStart, in test_deploy.py).
+    command: tuple[str, ...] | None = None
 
     @property
     def http_url(self) -> str:
@@ -182,18 +184,19 @@ class DaphneServer:
         self, timeout: float = 30.0, *, wait_healthy: bool = True, wait_live: bool = False
     ) -> DaphneServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        command = self.command or (
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            *self.args,
+            "lunchsite.asgi:application",
+        )
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                *self.args,
-                "lunchsite.asgi:application",
-            ],
+            list(command),
             cwd=PROJECT_DIR,
             env=self.env,
             stdout=log,
