@@ -544,7 +544,7 @@ async def test_a_redis_blip_leaves_workers_ready_and_an_outage_does_not(
     fresh_redis.stop()
     gone = time.monotonic()
     seen: list[tuple[float, int]] = []
-    while time.monotonic() - gone < grace + 8:
+    while time.monotonic() - gone < grace + 12:
         status = healthz(server)[0]
         seen.append((round(time.monotonic() - gone, 1), status))
         assert healthz(server, "/livez")[0] == 200
@@ -553,7 +553,8 @@ async def test_a_redis_blip_leaves_workers_ready_and_an_outage_does_not(
         await asyncio.sleep(0.3)
     first_503 = next((at for at, status in seen if status == 503), None)
     assert seen[0][1] == 200, seen  # the blip: still ready
-    assert first_503 is not None and grace - 1 <= first_503 <= grace + 4, seen
+    # failing since the first failed check (a check waits up to 2.5 s), unready a grace later
+    assert first_503 is not None and grace <= first_503 <= grace + 8, seen
     fresh_redis.start()
     back = time.monotonic()
     while healthz(server)[0] != 200:
