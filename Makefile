@@ -1,5 +1,5 @@
 # The everyday commands. `make run` and `make test` install what they need first.
-.PHONY: run dev test lint format bench messages
+.PHONY: run dev test lint format bench messages lock lock-upgrade lock-check audit
 
 # Serves the office network (all interfaces, DEBUG off) and prints the address to share.
 run:
@@ -26,3 +26,18 @@ bench:
 # After changing a page's or the script's words: refresh and compile the catalogues (docs/i18n.md).
 messages:
 	./scripts/messages.sh
+
+# The dependency locks (docs/dependencies.md): after editing pyproject.toml; the weekly update;
+# whether they match pyproject.toml (CI).
+lock:
+	./scripts/lock.sh
+
+lock-upgrade:
+	./scripts/lock.sh --upgrade
+
+lock-check:
+	./scripts/lock.sh --check
+
+# Known vulnerabilities in the locked versions (pip-audit, or what works where it cannot).
+audit:
+	.venv/bin/python scripts/audit.py

@@ -6,6 +6,7 @@ process refuses to start unless DJANGO_SECRET_KEY is set to a real value.
 
 import warnings
 import zoneinfo
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,10 +48,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rooms",
+    "axes",  # the staff login's lockout (below)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /livez, /readyz, /healthz: before the host check and sessions (a probe uses the worker's
+    # own address as its Host); rooms/health.py.
+    "rooms.health.HealthProbeMiddleware",
     "rooms.middleware.ApiErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -62,6 +67,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "rooms.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "lunchsite.urls"
@@ -192,6 +199,27 @@ else:
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
+# --- The staff login (/admin/): django-axes counts failed logins in the database (so it works
+# with Redis down, on SQLite and PostgreSQL alike) per username *and* client address together.
+# STAFF_LOGIN_FAILURES failures of one username from one address lock that pair out for
+# STAFF_LOGIN_COOLOFF_SECONDS, counted from the lockout (more tries during it do not extend
+# it). Nobody can lock a staff member out from another address, and from the same one (an
+# office behind one NAT) only for the cool-off. The address is REMOTE_ADDR, which daphne's
+# --proxy-headers sets from nginx's X-Forwarded-For. docs/operations.md, "Staff login".
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("STAFF_LOGIN_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.float("STAFF_LOGIN_COOLOFF_SECONDS", default=600))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "rooms/login_locked.html"
+# Failures are kept (AccessAttempt, in the admin); successful logins are not logged as rows.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no "AXES: BEGIN" line at every start; lockouts are still logged
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -226,7 +254,7 @@ warnings.filterwarnings("ignore", message="No directory at: ")
 HTTPS = env.bool("DJANGO_HTTPS", default=False)
 SECURE_SSL_REDIRECT = HTTPS
 # A load balancer probes workers over plain HTTP on their own port: a 301 would read as down.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^(livez|readyz|healthz)$"]
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
@@ -283,6 +311,11 @@ ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=1)
 # Joins and leaves within this long send their room one state, not one each (0: each).
 # Every joiner still gets its own state at once (rooms/broadcast.py).
 ROOM_PRESENCE_COALESCE_SECONDS = env.float("ROOM_PRESENCE_COALESCE_SECONDS", default=0.1)
+
+# --- Health (rooms/health.py). /readyz stays 200 while a channel layer that answered before has
+# failed for less than this: a Redis restart hits every worker at once, and connected clients
+# ride it out; a load balancer that pulled them all would make it an outage. 0: no grace.
+READYZ_CHANNEL_LAYER_GRACE_SECONDS = env.float("READYZ_CHANNEL_LAYER_GRACE_SECONDS", default=30)
 
 # --- Lunch groups (issue 10; docs/protocol.md "Lunch groups").
 # `pick` with avoid_recent skips what the group decided in its other rooms this many days.

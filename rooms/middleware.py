@@ -33,6 +33,9 @@ class ContentSecurityPolicyMiddleware:
                     "style-src 'self'",
                     "img-src 'self' data:",
                     f"connect-src 'self' ws://{host} wss://{host}",
+                    # The installable page: its manifest and its service worker (/sw.js).
+                    "manifest-src 'self'",
+                    "worker-src 'self'",
                     "object-src 'none'",
                     "base-uri 'none'",
                     "form-action 'self'",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import group_views, views
+from . import group_views, pwa, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,5 +16,8 @@ urlpatterns = [
     path("api/groups/", group_views.api_group_create, name="api_group_create"),
     path("api/groups/<str:slug>/", group_views.api_group, name="api_group"),
     path("api/groups/<str:slug>/room/", group_views.api_group_room, name="api_group_room"),
-    path("healthz", views.healthz, name="healthz"),
+    # The installable page (rooms/pwa.py): the worker must sit at the root to control the site.
+    path("manifest.webmanifest", pwa.manifest, name="manifest"),
+    path("sw.js", pwa.service_worker, name="service_worker"),
+    path("offline/", pwa.offline, name="offline"),
 ]

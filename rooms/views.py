@@ -1,16 +1,11 @@
-"""HTTP: the pages, the small JSON API and the health check."""
+"""HTTP: the pages and the small JSON API (the health probes are rooms/health.py)."""
 
-import asyncio
 import io
 import json
 import logging
-import secrets
 
 import segno
-from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -19,11 +14,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
-from . import groups, selectors, services, sharing, transport
+from . import groups, selectors, services, sharing
 from .errors import ClientError
 from .models import Room
 from .nicknames import nickname_random
-from .outage import redis_outage
 from .ratelimit import fixed_window_hit
 
 log = logging.getLogger(__name__)
@@ -214,93 +208,3 @@ def api_room_state(request: HttpRequest, room_id: str) -> JsonResponse:
     state = dict(selectors.room_state(room=room))
     del state["type"]
     return JsonResponse(state)
-
-
-# --- Health ---------------------------------------------------------------------
-
-# Both checks run side by side, each within this budget, so one call answers in about 2.5 s
-# at worst: a load balancer's probe (typically 5 s) never times out on us.
-HEALTH_CHECK_SECONDS = 2.5
-
-
-def _database_answers() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-
-
-class _LayerProbe:
-    """A round trip through the channel layer on one long-lived channel of this process.
-
-    The channel's receive runs in a task of its own that is never cancelled: the pub/sub
-    layer unsubscribes a channel whose receive is cancelled, and a check that timed out
-    (Redis down) would then publish its next ping to a channel nobody listens to, so an
-    idle worker's health never came back. A new channel per check would leak instead.
-    """
-
-    def __init__(self, layer) -> None:
-        self.layer = layer
-        self.loop = asyncio.get_running_loop()
-        self.channel: str | None = None
-        self.waiting: dict[str, asyncio.Future] = {}
-        self._reader: asyncio.Task | None = None
-
-    async def round_trip(self) -> None:
-        if self._reader is None or self._reader.done():
-            # Redis down: new_channel fails here, and the next check tries again.
-            if self.channel is not None:
-                await transport.channel_release(self.layer, self.channel)
-            self.channel = None
-            self.channel = await transport.channel_new(self.layer, "healthz.")
-            self._reader = asyncio.get_running_loop().create_task(self._read(self.channel))
-        nonce = secrets.token_hex(8)
-        answered = self.waiting[nonce] = asyncio.get_running_loop().create_future()
-        try:
-            await self.layer.send(self.channel, {"type": "healthz.ping", "nonce": nonce})
-            await answered
-        finally:
-            del self.waiting[nonce]
-
-    async def _read(self, channel: str) -> None:
-        while True:
-            message = await self.layer.receive(channel)
-            # A ping from a check that already timed out finds nobody waiting: skipped.
-            future = self.waiting.get(message.get("nonce", ""))
-            if future is not None and not future.done():
-                future.set_result(None)
-
-
-# One probe per layer, replaced when the event loop changes (tests run several; daphne has one).
-_probes: dict[int, _LayerProbe] = {}
-
-
-async def _channel_layer_answers() -> None:
-    layer = get_channel_layer()
-    probe = _probes.get(id(layer))
-    if probe is None or probe.layer is not layer or probe.loop is not asyncio.get_running_loop():
-        probe = _probes[id(layer)] = _LayerProbe(layer)
-    await probe.round_trip()
-
-
-async def _check(name: str, check, checks: dict[str, str]) -> None:
-    try:
-        await asyncio.wait_for(check(), timeout=HEALTH_CHECK_SECONDS)
-        checks[name] = "ok"
-    except Exception as exc:  # any failure is the answer, not a crash
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        checks[name] = f"error: {detail}"[:200]
-
-
-async def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the channel layer both answer within a few seconds."""
-    checks: dict[str, str] = {}
-    await asyncio.gather(
-        _check("database", sync_to_async(_database_answers), checks),
-        _check("channel_layer", _channel_layer_answers, checks),
-    )
-    checks = {name: checks[name] for name in ("database", "channel_layer")}
-    healthy = all(value == "ok" for value in checks.values())
-    if healthy and settings.REDIS_URL:
-        redis_outage.recovered()
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
-    )

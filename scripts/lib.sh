@@ -27,14 +27,18 @@ ensure_debian_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Create the virtualenv and install a requirements file, skipping the work when unchanged.
+# Create the virtualenv and install a lock file (requirements.txt or requirements-dev.txt: every
+# package pinned with its hashes, made by `make lock`), skipping the work when unchanged.
+# --require-hashes: a file whose hash is not in the lock, or a package missing from it, is
+# refused rather than installed.
 ensure_venv() {
   local requirements="$1" stamp
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$(basename "$requirements")"
   if [ ! -f "$stamp" ]; then
     log "installing Python packages from $requirements"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
+      -r "$requirements"
     touch "$stamp"
   fi
 }

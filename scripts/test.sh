@@ -7,12 +7,14 @@ source scripts/lib.sh
 
 # Fonts: without them the browser tests' screenshots show Korean and emoji as boxes.
 # npm brings Node.js (tests/test_korean.py runs the page's js/korean.js in it); gettext's
-# msgfmt checks the Korean catalogues.
+# msgfmt checks the Korean catalogues. nginx and curl: tests/e2e/test_deploy.py runs the
+# shipped nginx site and systemd unit (deploy/).
 ensure_debian_packages redis-server redis-server chromium chromium \
   /usr/share/fonts/truetype/nanum/NanumGothic.ttf fonts-nanum \
   /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf fonts-noto-color-emoji \
   npm npm \
-  msgfmt gettext
+  msgfmt gettext \
+  /usr/sbin/nginx nginx /usr/bin/curl curl
 ensure_venv requirements-dev.txt
 # axe-core, pinned by tests/e2e/package-lock.json, for the accessibility checks in Chromium.
 npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error >/dev/null

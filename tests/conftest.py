@@ -117,7 +117,8 @@ def daphne_factory(e2e_database: str, tmp_path: Path) -> Iterator[Callable[..., 
     """Start daphne processes on the test's database; every one is stopped afterwards.
 
     Keyword arguments become environment variables (ROOM_TTL_SECONDS=2, REDIS_URL=...);
-    `daphne_args` are more command-line options for daphne.
+    `daphne_args` are more command-line options for daphne. It returns once /readyz is 200,
+    or with `ready=False` once /livez is (a server whose dependencies are down).
     """
     servers: list[DaphneServer] = []
 
@@ -126,6 +127,7 @@ def daphne_factory(e2e_database: str, tmp_path: Path) -> Iterator[Callable[..., 
         redis_url: str | None = None,
         port: int | None = None,
         daphne_args: tuple[str, ...] = (),
+        ready: bool = True,
         **env: object,
     ) -> DaphneServer:
         log_path = tmp_path / f"daphne-{len(servers)}.log"
@@ -135,7 +137,7 @@ def daphne_factory(e2e_database: str, tmp_path: Path) -> Iterator[Callable[..., 
         if port is not None:
             server.port = port
         servers.append(server)
-        return server.start()
+        return server.start(wait_live=not ready)
 
     yield start
     for server in servers:

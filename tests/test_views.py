@@ -1,6 +1,7 @@
 """The HTTP contract: create a room by form or API, read its state, check health."""
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -115,19 +116,17 @@ def test_room_page_gives_the_browser_a_session(client: Client) -> None:
     assert "sessionid" in response.cookies
 
 
-def test_healthz_ok(client: Client) -> None:
-    """/healthz says ok when the database and the channel layer answer."""
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert json.loads(response.content) == {
-        "status": "ok",
-        "database": "ok",
-        "channel_layer": "ok",
-    }
+def test_livez_and_readyz_say_ok(client: Client) -> None:
+    """/livez and /readyz (and the older /healthz) say ok, and nothing more, when all answers."""
+    for path in ("/livez", "/readyz", "/healthz"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert json.loads(response.content) == {"status": "ok"}, path
+        assert response["Cache-Control"] == "no-store"
 
 
-def test_healthz_reports_a_dead_channel_layer(client: Client, settings) -> None:
-    """With Redis unreachable, /healthz answers 503 and names the failing part."""
+def test_livez_checks_nothing(client: Client, settings, django_assert_num_queries) -> None:
+    """/livez answers 200 with the channel layer dead and without a database query."""
     from tests.support.processes import free_port
 
     settings.CHANNEL_LAYERS = {
@@ -136,11 +135,40 @@ def test_healthz_reports_a_dead_channel_layer(client: Client, settings) -> None:
             "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]},
         }
     }
-    response = client.get("/healthz")
+    with django_assert_num_queries(0):
+        response = client.get("/livez")
+    assert response.status_code == 200
+
+
+def test_readyz_shows_no_error_text_and_logs_it(client: Client, settings, caplog) -> None:
+    """With Redis unreachable, /readyz is 503 with no detail; the log says which part and why."""
+    from tests.support.processes import free_port
+
+    port = free_port()
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]},
+        }
+    }
+    with caplog.at_level(logging.WARNING, logger="rooms.outage"):
+        response = client.get("/readyz")
+        assert client.get("/healthz").status_code == 503
     assert response.status_code == 503
-    data = json.loads(response.content)
-    assert data["database"] == "ok"
-    assert data["channel_layer"].startswith("error")
+    assert json.loads(response.content) == {"status": "unavailable"}
+    said = [
+        r.getMessage() for r in caplog.records if "readiness check channel_layer" in r.getMessage()
+    ]
+    assert len(said) == 1 and str(port) in said[0], caplog.text  # once, with the reason
+
+
+def test_probes_answer_on_the_workers_own_address(client: Client) -> None:
+    """A probe with the worker's address as Host is answered; a page with it is refused."""
+    host = "10.1.2.3:8001"  # not in ALLOWED_HOSTS
+    assert client.get("/readyz", HTTP_HOST=host).status_code == 200
+    assert client.get("/livez", HTTP_HOST=host).status_code == 200
+    assert client.get("/", HTTP_HOST=host).status_code == 400
+    assert client.post("/readyz").status_code == 405
 
 
 def test_room_creation_survives_a_cache_outage(client: Client, monkeypatch) -> None:

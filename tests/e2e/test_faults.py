@@ -70,9 +70,9 @@ def room_ws(worker: DaphneServer, room_id: str, name: str = "") -> str:
     return f"{worker.ws_url}/ws/rooms/{room_id}/{query}"
 
 
-def healthz(worker: DaphneServer) -> tuple[int, dict]:
+def healthz(worker: DaphneServer, path: str = "/readyz") -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"{worker.http_url}/healthz", timeout=10) as response:
+        with urllib.request.urlopen(f"{worker.http_url}{path}", timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -402,7 +402,7 @@ async def test_postgres_restart_gives_server_busy_then_recovers(
 async def test_redis_down_at_start_gives_503_then_recovers(
     e2e_database: str, tmp_path: Path
 ) -> None:
-    """REDIS_URL set but Redis down: /healthz 503 naming the channel layer; fine once it is up."""
+    """REDIS_URL set but Redis down: /readyz 503, the log names the channel layer; fine once up."""
     redis = RedisServer()  # not started yet: its port refuses connections
     server = DaphneServer(server_env(e2e_database, redis.url), tmp_path / "daphne-noredis.log")
     server.start(wait_healthy=False)
@@ -410,10 +410,11 @@ async def test_redis_down_at_start_gives_503_then_recovers(
     try:
         wait_for_port(server.port)
         status, body = healthz(server)
-        assert status == 503
-        assert body["database"] == "ok"
-        assert body["channel_layer"].startswith("error")
-        assert "connect" in body["channel_layer"].lower()
+        assert (status, body) == (503, {"status": "unavailable"})  # no grace before it answered
+        assert healthz(server, "/livez")[0] == 200
+        said = [line for line in server.log().splitlines() if "readiness check" in line]
+        assert len(said) == 1 and "channel_layer" in said[0], said
+        assert "connect" in said[0].lower()
         # A WebSocket now: a clear server_busy and 4503 (try again), not an HTTP 500.
         early = RoomClient(f"{server.ws_url}/ws/rooms/{new_room_id()}/")
         await early.connect(welcome=False)
@@ -486,13 +487,13 @@ def timed_healthz(worker: DaphneServer) -> tuple[int, dict, float]:
 async def test_idle_worker_health_recovers_after_redis_returns(
     daphne_factory: Callable[..., DaphneServer], fresh_redis: RedisServer
 ) -> None:
-    """No client connected: /healthz is 503 while Redis is down, 200 within 10 s of its return."""
-    server = daphne_factory(redis_url=fresh_redis.url)
+    """No client connected: /readyz is 503 while Redis is down, 200 within 10 s of its return."""
+    server = daphne_factory(redis_url=fresh_redis.url, READYZ_CHANNEL_LAYER_GRACE_SECONDS=0)
     assert timed_healthz(server)[0] == 200
     fresh_redis.stop()
     for _ in range(3):  # the checks that time out while Redis is away are what broke it
         status, body, took = timed_healthz(server)
-        assert status == 503 and body["channel_layer"].startswith("error"), body
+        assert (status, body) == (503, {"status": "unavailable"})
         assert took <= 3.2, took
     fresh_redis.start()  # same port, empty
     back = time.monotonic()
@@ -533,12 +534,44 @@ async def test_redis_outage_logs_one_warning_each_way_and_a_count(
     assert "Unexpected exception in receive task" not in log
 
 
-def test_healthz_is_exempt_from_the_https_redirect(
+async def test_a_redis_blip_leaves_workers_ready_and_an_outage_does_not(
+    daphne_factory: Callable[..., DaphneServer], fresh_redis: RedisServer
+) -> None:
+    """Redis away for less than the grace: /readyz stays 200; longer: 503; back: 200 again."""
+    grace = 4.0
+    server = daphne_factory(redis_url=fresh_redis.url, READYZ_CHANNEL_LAYER_GRACE_SECONDS=grace)
+    assert healthz(server)[0] == 200
+    fresh_redis.stop()
+    gone = time.monotonic()
+    seen: list[tuple[float, int]] = []
+    while time.monotonic() - gone < grace + 12:
+        status = healthz(server)[0]
+        seen.append((round(time.monotonic() - gone, 1), status))
+        assert healthz(server, "/livez")[0] == 200
+        if status == 503:
+            break
+        await asyncio.sleep(0.3)
+    first_503 = next((at for at, status in seen if status == 503), None)
+    assert seen[0][1] == 200, seen  # the blip: still ready
+    # failing since the first failed check (a check waits up to 2.5 s), unready a grace later
+    assert first_503 is not None and grace <= first_503 <= grace + 8, seen
+    fresh_redis.start()
+    back = time.monotonic()
+    while healthz(server)[0] != 200:
+        assert time.monotonic() - back < 10, server.log()[-2000:]
+        await asyncio.sleep(0.3)
+    log = server.log()
+    assert log.count("readiness check channel_layer unreachable") == 1, log[-3000:]
+    assert "readiness check channel_layer reachable again" in log
+
+
+def test_probes_are_exempt_from_the_https_redirect(
     daphne_factory: Callable[..., DaphneServer],
 ) -> None:
-    """With DJANGO_HTTPS=1 a plain-HTTP probe of /healthz gets its answer; pages redirect."""
+    """With DJANGO_HTTPS=1 a plain-HTTP probe gets its answer; pages redirect."""
     server = daphne_factory(DJANGO_HTTPS=1)
-    assert healthz(server)[0] == 200
+    for path in ("/livez", "/readyz", "/healthz"):
+        assert healthz(server, path)[0] == 200, path
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):

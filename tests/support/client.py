@@ -47,13 +47,24 @@ class RoomClient:
         self._reader: asyncio.Task | None = None
 
     async def connect(
-        self, *, origin: str | None = None, cookie: str | None = None, welcome: bool = True
+        self,
+        *,
+        origin: str | None = None,
+        cookie: str | None = None,
+        welcome: bool = True,
+        **connection: object,
     ) -> RoomClient:
+        """Open the socket; `connection` goes to the event loop's create_connection (ssl, host,
+        port, local_addr: through nginx, from a given loopback address)."""
         headers = {"Origin": origin} if origin else {}
         if cookie:
             headers["Cookie"] = cookie
         self.ws = await websockets.connect(
-            self.ws_url, additional_headers=headers or None, open_timeout=10, max_size=2**21
+            self.ws_url,
+            additional_headers=headers or None,
+            open_timeout=10,
+            max_size=2**21,
+            **connection,
         )
         self._reader = asyncio.create_task(self._read())
         if welcome:

@@ -193,6 +193,8 @@ class DaphneServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     args: tuple[str, ...] = ()  # more daphne options, e.g. ("--application-close-timeout", "1")
+    # The whole command line instead (the shipped systemd unit's ExecStart, in test_deploy.py).
+    command: tuple[str, ...] | None = None
 
     @property
     def http_url(self) -> str:
@@ -202,37 +204,42 @@ class DaphneServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0, *, wait_healthy: bool = True) -> DaphneServer:
+    def start(
+        self, timeout: float = 30.0, *, wait_healthy: bool = True, wait_live: bool = False
+    ) -> DaphneServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        command = self.command or (
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            *self.args,
+            "lunchsite.asgi:application",
+        )
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                *self.args,
-                "lunchsite.asgi:application",
-            ],
+            list(command),
             cwd=PROJECT_DIR,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
-        if wait_healthy:  # fault tests start a server whose dependencies are down
+        if wait_live:  # serving, whatever its dependencies say
+            self.wait_healthy(timeout, path="/livez")
+        elif wait_healthy:  # fault tests start a server whose dependencies are down
             self.wait_healthy(timeout)
         return self
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
+    def wait_healthy(self, timeout: float = 30.0, path: str = "/readyz") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"daphne exited early; see {self.log_path}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.http_url}{path}", timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
