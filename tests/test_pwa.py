@@ -35,7 +35,7 @@ def test_the_manifest_names_the_site_and_its_icons(client: Client) -> None:
 def test_the_manifest_and_offline_page_speak_korean(client: Client) -> None:
     """A Korean browser gets the manifest's description and the offline page in Korean."""
     manifest = json.loads(client.get("/manifest.webmanifest", HTTP_ACCEPT_LANGUAGE="ko").content)
-    assert manifest["lang"] == "ko" and manifest["description"] == "lunchsite: 어디서 먹을까요?"
+    assert manifest["lang"] == "ko" and manifest["description"] == "점심 뭐 먹을까요? · lunchsite"
     offline = client.get("/offline/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
     assert "인터넷에 연결되어 있지 않아요." in offline
 
