@@ -184,7 +184,9 @@ class Participant(models.Model):
     # the token is made from with the SECRET_KEY (token_from_seed), so a rejoin by session
     # answers the same one.
     token_hash = models.CharField(max_length=64, blank=True, editable=False)
-    token_seed = models.CharField(max_length=32, blank=True, editable=False)
+    # db_default: processes of the release before it, still serving during a deploy, insert
+    # participants without the column.
+    token_seed = models.CharField(max_length=32, blank=True, editable=False, db_default="")
     # When they said they are coming (None: not coming); the headcount's order.
     going_since = models.DateTimeField(null=True, blank=True)
     # Removed by the host: neither the token nor the session can rejoin the room.
