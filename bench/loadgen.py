@@ -165,6 +165,7 @@ class Client:
                 change.waiting.discard(self.index)
                 if change.actor != self.name:
                     self.run.latencies.append(now - change.sent_at)
+                    self.run.timeline.append((change.sent_at, now - change.sent_at))
                 if not change.waiting:
                     done.append(change)
         for change in done:
@@ -193,6 +194,8 @@ class LoadRun:
         self.disconnects = 0
         self.states_received = 0
         self.latencies: list[float] = []
+        # (sent at, fan-out) of every delivery: how latency moved during a step (faults).
+        self.timeline: list[tuple[float, float]] = []
         self.sent = 0
         self.done = 0  # changes that reached every client of their room
         self.skipped = 0
@@ -258,6 +261,7 @@ class LoadRun:
     async def actions(self, rate: float, duration: float) -> dict:
         """Send `rate` actions per second in total, round-robin over the rooms, for `duration`."""
         self.latencies = []
+        self.timeline = []
         states_before = self.states_received
         errors_before = sum(self.errors.values())
         sent_before, done_before = self.sent, self.done
