@@ -29,8 +29,14 @@ def check_if_suspect(conn: Any) -> None:
 
 def looks_dropped(conn: Any) -> bool:
     """The connection is closed, or its socket has something to read while it is idle: the
-    server's error or end of stream. psycopg's sync and async connections alike."""
-    return conn.closed or bool(select.select([conn.fileno()], [], [], 0)[0])
+    server's error or end of stream. psycopg's sync and async connections alike. poll(), not
+    select(): select() raises ValueError for a descriptor of 1024 or more, which every new
+    connection of a process holding a thousand sockets has."""
+    if conn.closed:
+        return True
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
