@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+# nginx: tests/test_bench_hosts.py's short run of the simulated hosts puts it in front.
 # Fonts: without them the browser tests' screenshots show Korean and emoji as boxes.
 ensure_debian_packages redis-server redis-server chromium chromium \
   /usr/share/fonts/truetype/nanum/NanumGothic.ttf fonts-nanum \
   /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf fonts-noto-color-emoji \
-  npm npm
+  npm npm nginx nginx
 ensure_venv requirements-dev.txt
 # axe-core, pinned by tests/e2e/package-lock.json, for the accessibility checks in Chromium.
 npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error >/dev/null

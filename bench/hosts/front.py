@@ -8,6 +8,7 @@ from the URL, so every client of a room lands on the same process.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections import defaultdict
@@ -135,14 +136,19 @@ def placement_counts(log_text: str) -> dict:
     spread: dict[int, int] = defaultdict(int)
     for servers in rooms.values():
         spread[len(servers)] += 1
+    order = sorted(per_server, key=_address_order)
     return {
-        "connections_per_process": dict(sorted(per_server.items())),
+        "connections_per_process": {server: per_server[server] for server in order},
         "rooms_by_processes_reached": dict(sorted(spread.items())),
         "rooms_per_process": {
-            server: sum(1 for servers in rooms.values() if servers == {server})
-            for server in sorted(per_server)
+            server: sum(1 for servers in rooms.values() if servers == {server}) for server in order
         },
     }
+
+
+def _address_order(upstream: str) -> tuple[int, ...]:
+    """10.27.0.9:8000 before 10.27.0.10:8000."""
+    return tuple(int(part) for part in upstream.replace(":", ".").split("."))
 
 
 class Nginx:
@@ -153,6 +159,8 @@ class Nginx:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Nginx:
+        if shutil.which("nginx") is None:
+            raise RuntimeError("nginx is not installed (./scripts/bench.sh hosts installs it)")
         self.prefix.mkdir(parents=True, exist_ok=True)
         conf = self.prefix / "nginx.conf"
         conf.write_text(nginx_conf(self.prefix, self.sites))

@@ -187,7 +187,7 @@ def summary_table(results: list[dict], cores: int) -> str:
                 _ratio((top or {}).get("rate"), base_best),
                 f">= {TARGETS[r['procs']]}x" if r["procs"] in TARGETS else "-",
                 _ratio(join.get("all_joined_s"), base_join),
-                "/".join(map(str, join.get("connections_per_process", []))) or "-",
+                "/".join(map(str, check.get("connections_per_process", {}).values())) or "-",
                 f"{spread.get(1, spread.get('1', 0))}/{sum(spread.values())}" if spread else "-",
                 where,
                 limit,
