@@ -58,6 +58,14 @@ def best(result: dict) -> dict | None:
     return max((r for r in by_level(result) if passes(r)), key=lambda r: r["level"], default=None)
 
 
+def per_busiest_host_cpu(row: dict) -> float | None:
+    """The rate per unit of the busiest host's quota used: how far the rate could grow before
+    that host runs out of quota, whatever else held the machine back. Against one process's,
+    it is the gain the hosts' CPU allows, apart from the latency the measured rate needed."""
+    used = row["quota_used_percent"]
+    return row["rate"] / used if used else None
+
+
 def nearest_ceiling(row: dict, cores: int) -> tuple[str, float]:
     """The part closest to its own ceiling, in % of that ceiling: a host's quota, one core
     for single-threaded Redis and the generator's event loop, the machine's cores for
@@ -106,6 +114,7 @@ def steps_table(results: list[dict]) -> str:
         "p99 x 1p",
         "p99 <= 100 ms",
         "CPU/action x 1p",
+        "rate per busiest host's CPU x 1p",
         "busiest host's quota used %",
         "throttled periods %",
         "done/sent",
@@ -127,6 +136,7 @@ def steps_table(results: list[dict]) -> str:
                     _ratio(row["p99"], b.get("p99")),
                     "yes" if passes(row) else "no",
                     _ratio(row["cpu_ms_per_action"], b.get("cpu_ms_per_action")),
+                    _ratio(per_busiest_host_cpu(row), b and per_busiest_host_cpu(b)),
                     _fmt(row["quota_used_percent"]),
                     _fmt(row["throttled_percent"]),
                     f"{row['done']}/{row['actions']}",
@@ -160,6 +170,7 @@ def summary_table(results: list[dict], cores: int) -> str:
         "placement",
         "highest rate, p99 <= 100 ms, x 1p",
         "target",
+        "rate per busiest host's CPU x 1p, lowest level",
         "join storm x 1p",
         "clients per process",
         "rooms on one process",
@@ -168,8 +179,15 @@ def summary_table(results: list[dict], cores: int) -> str:
     ]
     rows = []
     base_join = one.get("join", {}).get("all_joined_s")
+    base_rows = {row["level"]: row for row in by_level(one)}
     for r in results:
         top = best(r)
+        rows_r = by_level(r)
+        lowest = rows_r[0] if rows_r else None
+        base_low = base_rows.get(lowest["level"]) if lowest else None
+        headroom = "-"
+        if lowest and base_low:
+            headroom = _ratio(per_busiest_host_cpu(lowest), per_busiest_host_cpu(base_low))
         failed = [row for row in by_level(r) if not passes(row)]
         knee = min(failed, key=lambda row: row["level"]) if failed else None
         if knee is not None:
@@ -186,6 +204,7 @@ def summary_table(results: list[dict], cores: int) -> str:
                 r["placement"],
                 _ratio((top or {}).get("rate"), base_best),
                 f">= {TARGETS[r['procs']]}x" if r["procs"] in TARGETS else "-",
+                headroom,
                 _ratio(join.get("all_joined_s"), base_join),
                 "/".join(map(str, check.get("connections_per_process", {}).values())) or "-",
                 f"{spread.get(1, spread.get('1', 0))}/{sum(spread.values())}" if spread else "-",

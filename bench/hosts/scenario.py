@@ -334,6 +334,7 @@ async def run(args: argparse.Namespace, info: dict) -> list[dict]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--check", action="store_true", help="exit 0 if this machine can run it")
+    p.add_argument("--table", default="", help="print the tables of a run's JSON, run nothing")
     p.add_argument("--quick", action="store_true", help="1 and 2 processes, short: ~5 minutes")
     p.add_argument("--procs", default="1,2,4", help="process counts; 1 is the reference")
     p.add_argument("--placements", default="split,room", help="split (least_conn), room (hash)")
@@ -381,6 +382,10 @@ def _interrupted(signum: int, frame: object) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.table:
+        run_json = json.loads(Path(args.table).read_text())
+        print(report.tables(run_json["results"], run_json))
+        return 0
     reason = net.unavailable()
     if reason:
         print(SKIPPED + reason, flush=True)
