@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.hosts import net, report, scenario
+from bench.hosts import cli, launch, net, report, scenario
 from bench.hosts.front import PLACEMENTS, Site, nginx_conf, placement_counts
 from tests.support.processes import PROJECT_DIR
 
@@ -90,9 +90,9 @@ def test_make_bench_skips_with_the_reason_where_it_cannot_run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setattr(net, "unavailable", lambda: "needs root (it creates network namespaces)")
-    assert scenario.main([]) == 0
+    assert cli.main([]) == 0
     assert capsys.readouterr().out.startswith("hosts scenario skipped: needs root")
-    assert scenario.main(["--check"]) == 1
+    assert cli.main(["--check"]) == 1
 
 
 def test_hosts_get_short_names_and_their_own_addresses() -> None:
@@ -115,7 +115,7 @@ def test_hosts_get_short_names_and_their_own_addresses() -> None:
 def test_a_launched_process_joins_its_groups_before_it_runs(tmp_path: Path) -> None:
     """The pid the shell writes into each group is the pid of the program it becomes."""
     procs = [tmp_path / "cpu.procs", tmp_path / "cpuacct.procs"]
-    command = net.launch_command(["sh", "-c", "echo $$"], procs_files=procs)
+    command = launch.launch_command(["sh", "-c", "echo $$"], procs_files=procs)
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     assert [p.read_text().strip() for p in procs] == [done.stdout.strip()] * 2
 

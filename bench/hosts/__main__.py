@@ -1,5 +1,5 @@
 import sys
 
-from bench.hosts.scenario import main
+from bench.hosts.cli import main
 
 sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.hosts.net import CpuGroup, spawn, stop, wait_for_port
+from bench.hosts.launch import spawn, stop, wait_for_port
+from bench.hosts.net import CpuGroup
 
 PLACEMENTS = {
     "split": "least_conn;",

@@ -14,7 +14,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from bench.hosts.net import CpuGroup, spawn, stop, wait_for_port
+from bench.hosts.launch import spawn, stop, wait_for_port
+from bench.hosts.net import CpuGroup
 
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
