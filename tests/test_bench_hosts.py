@@ -165,9 +165,14 @@ def test_the_highest_rate_and_what_was_nearest_its_ceiling_at_the_knee() -> None
     assert report.best(one)["rate"] == 60
     assert report.best(two)["rate"] == 60  # 120/s lost a change
     knee = report.by_level(one)[-1]
-    assert report.nearest_ceiling(knee, cores=2) == ("the busiest host's quota", 99)
-    knee["quota_used_percent"] = 30
-    assert report.nearest_ceiling(knee, cores=2) == ("the machine", 60)
+    assert report.nearest_ceilings(knee, cores=2) == [("the busiest host's quota", 99)]
+    knee["machine_busy_percent"] = 100
+    assert report.nearest_ceilings(knee, cores=2) == [
+        ("the machine", 100),
+        ("the busiest host's quota", 99),
+    ]
+    knee["quota_used_percent"], knee["machine_busy_percent"] = 30, 60
+    assert report.nearest_ceilings(knee, cores=2) == [("the machine", 60)]
     info = {"machine": {"cores": 2}, "config": {"quota": 0.3, "period_ms": 100}}
     summary = report.tables([one, two], info).splitlines()
     assert summary[2].split("|")[3].strip() == "1.00x"

@@ -66,9 +66,14 @@ def per_busiest_host_cpu(row: dict) -> float | None:
     return row["rate"] / used if used else None
 
 
-def nearest_ceiling(row: dict, cores: int) -> tuple[str, float]:
-    """The part closest to its own ceiling, in % of that ceiling: a host's quota, one core
-    for single-threaded Redis and the generator's event loop, the machine's cores for
+# A part this close to its ceiling (in %) is named with the nearest one: two can be at theirs.
+NEAR_CEILING = 90
+
+
+def nearest_ceilings(row: dict, cores: int) -> list[tuple[str, int]]:
+    """The parts closest to their own ceilings, in % of that ceiling, nearest first: every
+    one at NEAR_CEILING % or more, else the nearest alone. The ceilings: a host's quota, one
+    core for single-threaded Redis and the generator's event loop, the machine's cores for
     nginx (one worker per core), PostgreSQL and everything together."""
     share = row["share_percent"]
     ceilings = {
@@ -79,8 +84,8 @@ def nearest_ceiling(row: dict, cores: int) -> tuple[str, float]:
         "PostgreSQL's cores": share["postgresql"] or 0,
         "the machine": row["machine_busy_percent"],
     }
-    name = max(ceilings, key=lambda k: ceilings[k] or 0)
-    return name, round(ceilings[name] or 0)
+    ranked = sorted(((name, round(v or 0)) for name, v in ceilings.items()), key=lambda c: -c[1])
+    return [c for c in ranked if c[1] >= NEAR_CEILING] or ranked[:1]
 
 
 def _ratio(value: float | None, base: float | None) -> str:
@@ -191,8 +196,9 @@ def summary_table(results: list[dict], cores: int) -> str:
         failed = [row for row in by_level(r) if not passes(row)]
         knee = min(failed, key=lambda row: row["level"]) if failed else None
         if knee is not None:
-            part, percent = nearest_ceiling(knee, cores)
-            where, limit = _ratio(knee["rate"], base_best), f"{part} ({percent} %)"
+            near = nearest_ceilings(knee, cores)
+            where = _ratio(knee["rate"], base_best)
+            limit = ", ".join(f"{part} ({percent} %)" for part, percent in near)
         else:
             where, limit = "not reached", "-"
         check = r.get("placement_check", {})
