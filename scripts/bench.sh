@@ -7,12 +7,25 @@
 #   make bench                      the full run: each rate three times, interleaved (25 to 40 minutes)
 #   ./scripts/bench.sh --quick      a smaller, shorter run (about 3 minutes)
 #   ./scripts/bench.sh --help       every option (rooms, clients, rates, step, scenarios)
+#   ./scripts/bench.sh hosts [...]  the simulated hosts instead (bench/hosts: root, namespaces and
+#                                   cgroup v1 CPU quotas; skipped with the reason elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_debian_packages redis-server redis-server
 ensure_venv requirements-dev.txt
+
+if [ "${1:-}" = hosts ]; then
+  shift
+  # Its own nginx, PostgreSQL cluster and redis-server; installed only where it can run.
+  if "$VENV/bin/python" -m bench.hosts --check; then
+    ensure_debian_packages nginx nginx /usr/lib/postgresql postgresql
+    log "simulated hosts (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+    exec "$VENV/bin/python" -m bench.hosts "$@"
+  fi
+  exit 0
+fi
 
 # PostgreSQL, as in production: BENCH_DATABASE_URL, else the machine's on 5432, else our own.
 PG_URL="${BENCH_DATABASE_URL:-$(postgres_url)}"
