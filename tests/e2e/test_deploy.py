@@ -181,8 +181,8 @@ def deployment(
     site = replace_once(
         site, "/var/log/nginx/lunchsite.access.log", str(tmp_path / "access.log"), count=2
     )
-    site = replace_once(site, "server 127.0.0.1:8001 ", f"server 127.0.0.1:{ports[0]} ")
-    site = replace_once(site, "server 127.0.0.1:8002 ", f"server 127.0.0.1:{ports[1]} ")
+    site = replace_once(site, "server 127.0.0.1:8001 ", f"server 127.0.0.1:{ports[0]} ", count=2)
+    site = replace_once(site, "server 127.0.0.1:8002 ", f"server 127.0.0.1:{ports[1]} ", count=2)
     (tmp_path / "lunchsite.conf").write_text(site)
     temp = "".join(
         f"    {kind}_temp_path {tmp_path / kind};\n"
