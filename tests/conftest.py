@@ -11,6 +11,8 @@ import pytest
 
 from tests.support.processes import (
     DaphneServer,
+    PostgresServer,
+    PostgresUnavailable,
     RedisServer,
     database_url_for_test,
     drop_database,
@@ -84,6 +86,20 @@ def fresh_redis() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of the test's own, which it may stop, restart or terminate."""
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        pytest.skip("runs in the PostgreSQL pass of the suite")
+    server = PostgresServer()
+    try:
+        server.start()
+    except PostgresUnavailable as missing:
+        pytest.skip(str(missing))
+    yield server
+    server.destroy()
 
 
 @pytest.fixture

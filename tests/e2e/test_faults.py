@@ -10,19 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import sqlite3
-import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -46,10 +42,11 @@ from tests.support.client import (
 )
 from tests.support.processes import (
     DaphneServer,
+    PostgresServer,
     RedisServer,
-    free_port,
     migrate,
     server_env,
+    terminate_backends,
     wait_for_port,
 )
 
@@ -281,81 +278,11 @@ async def test_locked_sqlite_gives_server_busy_and_changes_nothing(
     assert "Traceback" not in server.log()
 
 
-def _user_exists(name: str) -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
-    """A PostgreSQL cluster of this test's own (never the machine's): url, stop, start."""
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        pytest.skip("runs in the PostgreSQL pass of the suite")
-    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    bindir = binaries[-1] if binaries else None
-    if bindir is None or not (bindir / "pg_ctl").exists():
-        pytest.skip("PostgreSQL server binaries are not installed")
-    as_owner: list[str] = []
-    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-        if shutil.which("runuser") is None or not _user_exists("postgres"):
-            pytest.skip("runuser and a postgres user are needed to run PostgreSQL as root")
-        as_owner = ["runuser", "-u", "postgres", "--"]
-    data = Path(tempfile.mkdtemp(prefix="lunchsite-pgfault-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-
-    def pg_ctl(*args: str) -> None:
-        subprocess.run(
-            [*as_owner, str(bindir / "pg_ctl"), "-D", str(data / "db"), *args],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-
-    def start() -> None:
-        options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-        pg_ctl("-o", options, "-l", str(data / "log"), "-w", "start")
-        wait_for_port(port)
-
-    def stop() -> None:
-        pg_ctl("-m", "fast", "-w", "stop")
-
-    subprocess.run(
-        [
-            *as_owner,
-            str(bindir / "initdb"),
-            "-D",
-            str(data / "db"),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    start()
-    try:
-        yield f"postgres://postgres@127.0.0.1:{port}/postgres", stop, start
-    finally:
-        subprocess.run(
-            [*as_owner, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        shutil.rmtree(data, ignore_errors=True)
-
-
 async def test_postgres_restart_gives_server_busy_then_recovers(
-    private_postgres: tuple[str, Callable[[], None], Callable[[], None]], tmp_path: Path
+    private_postgres: PostgresServer, tmp_path: Path
 ) -> None:
     """PostgreSQL down mid-room: `server_busy`, nothing half-applied; back up, it just works."""
-    url, stop_pg, start_pg = private_postgres
+    url, stop_pg, start_pg = private_postgres.url, private_postgres.stop, private_postgres.start
     env = server_env(url)
     migrate(env)
     server = DaphneServer(env, tmp_path / "daphne-pg.log").start()
@@ -599,20 +526,6 @@ def test_room_creation_is_limited_per_process_while_redis_is_down(
 # --- The JSON API when the database goes away --------------------------------------
 
 
-def _terminate_backends(database_url: str) -> int:
-    import psycopg
-
-    parts = urlsplit(database_url)
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            [parts.path.lstrip("/")],
-        ).fetchall()
-    return len(rows)
-
-
 @pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="kills PostgreSQL backends; runs in the PostgreSQL pass",
@@ -644,7 +557,7 @@ def test_api_survives_its_pooled_connections_being_killed(
     try:
         for _ in range(8):  # connections die while requests are using them
             time.sleep(0.5)
-            killed += _terminate_backends(e2e_database)
+            killed += terminate_backends(e2e_database)
     finally:
         stop.set()
         for thread in threads:
@@ -658,10 +571,10 @@ def test_api_survives_its_pooled_connections_being_killed(
 
 
 async def test_api_answers_json_503_while_postgres_is_down(
-    private_postgres: tuple[str, Callable[[], None], Callable[[], None]], tmp_path: Path
+    private_postgres: PostgresServer, tmp_path: Path
 ) -> None:
     """PostgreSQL stopped: every /api/ call answers 503 {"error": "server_busy"} + Retry-After."""
-    url, stop_pg, start_pg = private_postgres
+    url, stop_pg, start_pg = private_postgres.url, private_postgres.stop, private_postgres.start
     env = server_env(url, DATABASE_POOL=1)
     migrate(env)
     server = DaphneServer(env, tmp_path / "daphne-api-pg.log").start()

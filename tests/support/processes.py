@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -11,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -85,6 +87,104 @@ class RedisServer:
         self.stop()
         time.sleep(down_for)
         self.start()
+
+
+class PostgresUnavailable(RuntimeError):
+    """PostgreSQL's server binaries (or, as root, a `postgres` user to run them) are missing."""
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster of the test's own (never the machine's), which it may stop, restart
+    and terminate; fsync off, as nothing in it must survive the test."""
+
+    port: int = field(default_factory=free_port)
+    data: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> PostgresServer:
+        if self.data is None:
+            self._init()
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("-o", options, "-l", str(self.data / "log"), "-w", "start")
+        wait_for_port(self.port)
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self._pg_ctl("-m", mode, "-w", "stop")
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def destroy(self) -> None:
+        if self.data is None:
+            return
+        pg_ctl = [*self._as_owner(), str(self._bindir() / "pg_ctl"), "-D", str(self.data / "db")]
+        subprocess.run(
+            [*pg_ctl, "-m", "immediate", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(self.data, ignore_errors=True)
+        self.data = None
+
+    def _init(self) -> None:
+        bindir, owner = self._bindir(), self._as_owner()
+        self.data = Path(tempfile.mkdtemp(prefix="lunchsite-pg-"))
+        if owner:
+            shutil.chown(self.data, "postgres", "postgres")
+        initdb = [*owner, str(bindir / "initdb"), "-D", str(self.data / "db")]
+        subprocess.run(
+            [*initdb, "-U", "postgres", "-A", "trust"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def _pg_ctl(self, *args: str) -> None:
+        assert self.data is not None
+        subprocess.run(
+            [*self._as_owner(), str(self._bindir() / "pg_ctl"), "-D", str(self.data / "db"), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    @staticmethod
+    def _bindir() -> Path:
+        binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        if not binaries or not (binaries[-1] / "pg_ctl").exists():
+            raise PostgresUnavailable("PostgreSQL server binaries are not installed")
+        return binaries[-1]
+
+    @staticmethod
+    def _as_owner() -> list[str]:
+        """As root, run PostgreSQL's programs as `postgres` (initdb and postgres refuse root)."""
+        if os.geteuid() != 0:
+            return []
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise PostgresUnavailable("as root, a postgres user is needed") from None
+        if shutil.which("runuser") is None:
+            raise PostgresUnavailable("as root, runuser is needed")
+        return ["runuser", "-u", "postgres", "--"]
+
+
+def terminate_backends(database_url: str) -> int:
+    """End every connection to the database but this one (pg_terminate_backend): what a failover
+    or an operator's purge does to a running process's pools. How many were ended."""
+    import psycopg
+
+    with psycopg.connect(_psycopg_url(database_url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def database_url_for_test(tmp_dir: Path) -> str:
