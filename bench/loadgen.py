@@ -55,6 +55,8 @@ class Change:
     expect_on: bool
     sent_at: float
     waiting: set[int]
+    # A remove's votes, dropped from the room's book when it was sent: put back if refused.
+    dropped_votes: set[tuple[str, str]] = field(default_factory=set)
 
     def shown_in(self, state: dict) -> bool:
         for entry in state["items"]:
@@ -149,6 +151,7 @@ class Client:
                         self._match(event, now)
                 elif kind == "error":
                     run.errors[f"error:{event.get('code')}"] += 1
+                    self._refused(event.get("code", ""), now)
         except websockets.ConnectionClosed:
             pass
         except Exception as exc:  # a bug of ours or a garbled frame: count it, do not hide it
@@ -156,6 +159,23 @@ class Client:
         if not self.closed_by_us:
             run.disconnects += 1
             run.close_codes[str(self.ws.close_code)] += 1
+
+    def _refused(self, code: str, now: float) -> None:
+        """The server refused this client's oldest change in flight (`server_busy` while the
+        database is down): it will never show, so the room's book forgets it was sent."""
+        room = self.room
+        change = next((c for c in room.pending if c.actor == self.name), None)
+        if change is None:
+            return
+        room.pending.remove(change)
+        room.busy.discard(change.item)
+        self.run.refused.append((change.sent_at, now, code))
+        if change.kind == "vote":
+            key = (change.actor, change.item)
+            (room.votes.discard if change.expect_on else room.votes.add)(key)
+        elif change.kind == "remove":
+            room.items.add(change.item)
+            room.votes |= change.dropped_votes
 
     def _match(self, state: dict, now: float) -> None:
         room = self.room
@@ -196,6 +216,8 @@ class LoadRun:
         self.latencies: list[float] = []
         # (sent at, fan-out) of every delivery: how latency moved during a step (faults).
         self.timeline: list[tuple[float, float]] = []
+        # (sent at, refused at, error code) of every change the server refused.
+        self.refused: list[tuple[float, float, str]] = []
         self.sent = 0
         self.done = 0  # changes that reached every client of their room
         self.skipped = 0
@@ -262,6 +284,7 @@ class LoadRun:
         """Send `rate` actions per second in total, round-robin over the rooms, for `duration`."""
         self.latencies = []
         self.timeline = []
+        self.refused = []
         states_before = self.states_received
         errors_before = sum(self.errors.values())
         sent_before, done_before = self.sent, self.done
@@ -321,10 +344,13 @@ class LoadRun:
                 (room.votes.add if expect_on else room.votes.discard)(key)
             else:
                 room.items.discard(item)
-                room.votes = {v for v in room.votes if v[1] != item}
+                dropped = {v for v in room.votes if v[1] == item}
+                room.votes -= dropped
         room.busy.add(item)
         waiting = {c.index for c in clients}
         change = Change(kind, item, actor.name, expect_on, time.perf_counter(), waiting)
+        if kind == "remove":
+            change.dropped_votes = dropped
         room.pending.append(change)
         self.sent += 1
         try:

@@ -10,10 +10,15 @@ setting here took the fan-out p99 from 1.5x the bare-Channels baseline's to 0.95
 import gc
 
 # Gen1 and gen2 are collected after this many collections of the generation below them
-# (Python: 10 and 10). Young collections are already far rarer than Python's; these keep the
-# longer walks rarer still. Gen2 also waits until a quarter of the heap is new since the last.
-MIDDLE_THRESHOLD = 20
-OLD_THRESHOLD = 50
+# (Python: 10 and 10). Gen1 soon: each WebSocket's handshake leaves a reference cycle in
+# daphne (twisted's HTTPChannel and the request it upgraded), often with one end already in
+# gen1, and at 20 young collections per gen1 walk three thousand reconnects grew the process
+# by 1 KiB each without levelling off; at 2 it levels off within a few hundred (issue 27's
+# churn). A gen1 walk covers only what survived a young collection since the last one, so it
+# costs little. Gen2, which walks every connection's objects, stays as rare as before (every
+# thousand young collections), and also waits until a quarter of the heap is new.
+MIDDLE_THRESHOLD = 2
+OLD_THRESHOLD = 500
 
 
 def tune_for_serving(young_threshold: int) -> None:

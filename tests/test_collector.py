@@ -29,7 +29,7 @@ def collector_of_a_serving_process(**settings: object) -> dict:
 
 def test_the_application_freezes_what_loading_made_and_collects_young_objects_less_often() -> None:
     collector = collector_of_a_serving_process()
-    assert collector["thresholds"] == [20_000, 20, 50]
+    assert collector["thresholds"] == [20_000, 2, 500]
     # Django's, Channels' and the project's modules, classes and functions.
     assert collector["frozen"] > 10_000
 
