@@ -1,8 +1,9 @@
 """The room page in WebKitGTK (the engine of every iPhone browser, KakaoTalk's included) and in
 Firefox ESR, against daphne with DEBUG off: joining, two browsers of the same engine in sync,
-the pick landing on the same winner, reconnecting after a restart, and Korean. Each test runs
-once per engine (tests/support/engines.py); a script error or a refusal by the
-Content-Security-Policy fails it."""
+the pick landing on the same winner, reconnecting after a restart, Korean, and the link shared
+from `make run`'s plain-http address. Each test runs once per engine
+(tests/support/engines.py); a script error or a refusal by the Content-Security-Policy fails
+it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from tests.support.client import create_room, room_state
 from tests.support.engines import PHONE, EnginePage, Xvfb
 from tests.support.processes import DaphneServer
+from tests.support.proxy import LAN_HOST, ForwardProxy
 from tests.support.seed import Person
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engines]
@@ -248,3 +250,44 @@ def test_korean_from_the_browser_language_and_from_the_switch(
     english.wait_text("#connection-text", "연결됨")
     english.wait_contains(row("김치찌개") + " .item-meta", "민수 님이 추가")
     assert "메뉴 뽑기" in english.text("#pick")
+
+
+def test_sharing_the_link_from_the_office_network_over_plain_http(
+    daphne_factory: Callable[..., DaphneServer], engine_pages: Pages, engine_display: Xvfb
+) -> None:
+    """Opened as phones open `make run`'s address (a name that is not loopback, plain http: not
+    a secure context, so no async clipboard and no share sheet), the copy button still puts the
+    link on the clipboard and leaves the focus where it was, and a tap on the link selects all
+    of it to copy by hand."""
+    server = daphne_factory(DJANGO_ALLOWED_HOSTS=f"127.0.0.1,localhost,{LAN_HOST}")
+    proxy = ForwardProxy(server.port)
+    try:
+        room = create_room(server.http_url)
+        url = room["url"].replace("127.0.0.1", LAN_HOST)
+        mina = engine_pages(proxy=proxy.port)
+        join(mina, url, "Mina")
+        assert mina.evaluate("return [location.href, isSecureContext, 'share' in navigator]") == [
+            url,
+            False,
+            False,
+        ]
+        assert mina.evaluate("return document.getElementById('share-link').value") == url
+
+        mina.click("#copy-link")
+        mina.wait_text("#copy-status", "Link copied.")
+        assert engine_display.clipboard() == url
+        # The focus stays on the button (a screen reader is not taken elsewhere), the link
+        # field is as it was, and the copy left nothing behind in the page.
+        assert mina.evaluate("return document.activeElement.id") == "copy-link"
+        assert mina.evaluate("return document.getElementById('share-link').value") == url
+        assert mina.evaluate("return document.querySelectorAll('textarea').length") == 0
+
+        mina.click("#share-link")
+        mina.wait(
+            "const f = document.getElementById('share-link');"
+            "return f.selectionStart === 0 && f.selectionEnd === f.value.length",
+            what="the whole link selected",
+        )
+        no_errors(mina)
+    finally:
+        proxy.stop()
