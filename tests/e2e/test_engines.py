@@ -7,15 +7,17 @@ it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
 
-from tests.support.client import create_room, room_state
+from tests.support.browser import SCREENSHOTS
+from tests.support.client import create_room, http_json, room_state
 from tests.support.engines import PHONE, EnginePage, Xvfb
 from tests.support.processes import DaphneServer
 from tests.support.proxy import LAN_HOST, ForwardProxy
-from tests.support.seed import Person
+from tests.support.seed import Person, earlier_lunches
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engines]
 
@@ -239,6 +241,8 @@ def test_korean_from_the_browser_language_and_from_the_switch(
     finally:
         joon.close()
     no_errors(minsu)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    minsu.screenshot(SCREENSHOTS / f"room-phone-ko-{minsu.engine}.png")
 
     english = engine_pages(locale="en-US")
     english.goto(room_url)
@@ -250,6 +254,36 @@ def test_korean_from_the_browser_language_and_from_the_switch(
     english.wait_text("#connection-text", "연결됨")
     english.wait_contains(row("김치찌개") + " .item-meta", "민수 님이 추가")
     assert "메뉴 뽑기" in english.text("#pick")
+
+
+def test_a_groups_usual_places_in_one_tap(
+    daphne_factory: Callable[..., DaphneServer], e2e_database: str, engine_pages: Pages
+) -> None:
+    """A lunch group's room offers its usual places as one-tap adds, and still does in an
+    engine without form.requestSubmit (Safari before 16: the iPhones left on iOS 15)."""
+    server = daphne_factory()
+    status, group = http_json(
+        "POST", f"{server.http_url}/api/groups/", json.dumps({"name": "Team Kimchi"}).encode()
+    )
+    assert status == 201, group
+    earlier_lunches(e2e_database, group["slug"])
+    mina = engine_pages()
+    mina.goto(group["url"])
+    mina.click("#open-room")
+    mina.wait("return /\\/rooms\\/[\\w-]+\\/$/.test(location.pathname)", what="today's room")
+    mina.watch_errors()
+    mina.wait_status("online")
+    mina.wait("return !document.getElementById('favorites-box').hidden", what="usual places")
+
+    mina.click('#favorite-list button[aria-label="Add Bibimbap"]')
+    mina.wait("return !!document.querySelector(arguments[0])", row("Bibimbap"), what="Bibimbap")
+    # The same tap where forms have no requestSubmit.
+    mina.evaluate("delete HTMLFormElement.prototype.requestSubmit")
+    assert mina.evaluate("return !('requestSubmit' in document.getElementById('add-form'))")
+    mina.click('#favorite-list button[aria-label="Add Kimchi stew"]')
+    mina.wait("return !!document.querySelector(arguments[0])", row("Kimchi stew"), what="stew")
+    mina.wait("return document.getElementById('favorites-box').hidden", what="no usual place left")
+    no_errors(mina)
 
 
 def test_sharing_the_link_from_the_office_network_over_plain_http(
