@@ -242,6 +242,7 @@ def test_korean_from_the_browser_language_and_from_the_switch(
         joon.close()
     no_errors(minsu)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    minsu.evaluate("window.scrollTo(0, 0)")
     minsu.screenshot(SCREENSHOTS / f"room-phone-ko-{minsu.engine}.png")
 
     english = engine_pages(locale="en-US")
