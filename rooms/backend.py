@@ -15,7 +15,7 @@ from django.db.utils import load_backend
 
 
 def vendor() -> str:
-    """"postgresql" or "sqlite": the default database's vendor, without a connection."""
+    """ "postgresql" or "sqlite": the default database's vendor, without a connection."""
     return _backend_wrapper(connections.settings[DEFAULT_DB_ALIAS]["ENGINE"]).vendor
 
 
