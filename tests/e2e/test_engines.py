@@ -66,7 +66,7 @@ def test_join_and_live_sync_between_two_browsers(
     mina.goto(server.http_url + "/")
     mina.click("#create-room")
     mina.wait("return /\\/rooms\\/[\\w-]+\\/$/.test(location.pathname)", what="in a new room")
-    link = mina.evaluate("return document.getElementById('share-link').value")
+    link = mina.wait("const f = document.getElementById('share-link'); return f && f.value")
     assert link == mina.evaluate("return location.href")
     join(mina, link, "Mina")
     joon = engine_pages()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import signal
@@ -177,7 +178,7 @@ class EnginePage:
 
     def text(self, selector: str) -> str:
         return self.evaluate(
-            "const e = document.querySelector(arguments[0]);return e ? e.textContent.trim() : null",
+            "const e = document.querySelector(arguments[0]); return e && e.textContent.trim()",
             selector,
         )
 
@@ -302,8 +303,8 @@ class FirefoxPage(EnginePage):
                     "network.proxy.http_port": proxy,
                 }
             )
-        (profile / "user.js").write_text(
-            "".join(f"user_pref({_js(k)}, {_js(v)});\n" for k, v in prefs.items())
+        (profile / "user.js").write_text(  # JSON's literals are JavaScript's
+            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items())
         )
         self.log = open(profile.parent / f"{profile.name}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -361,14 +362,6 @@ class FirefoxPage(EnginePage):
                 self.process.kill()
                 self.process.wait(10)
         self.log.close()
-
-
-def _js(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @contextlib.contextmanager

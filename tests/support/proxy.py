@@ -53,12 +53,19 @@ class ForwardProxy:
         await asyncio.gather(_pipe(client_in, server_out), _pipe(server_in, client_out))
 
     def stop(self) -> None:
-        def close() -> None:
+        """Close the listening socket and every connection still open, then the loop."""
+
+        async def shut_down() -> None:
             self.server.close()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             self.loop.stop()
 
-        self.loop.call_soon_threadsafe(close)
+        asyncio.run_coroutine_threadsafe(shut_down(), self.loop)
         self.thread.join(10)
+        self.loop.close()
 
 
 def _origin_form(head: bytes) -> bytes:
