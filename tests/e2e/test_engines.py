@@ -29,14 +29,20 @@ def row(name: str) -> str:
     return f'#items > li[data-name="{name}"]'
 
 
+def welcomed(page: EnginePage) -> None:
+    """Wait until the page is connected and has the room's state (which shows the headcount
+    bar and moves everything below it: a click aimed before that lands elsewhere)."""
+    page.wait_status("online")
+    page.wait("return !!document.querySelector('#participants .me')", what="welcomed")
+
+
 def join(page: EnginePage, url: str, name: str) -> None:
     """Open a room's link, wait until connected, and save one's name in the name field."""
     page.goto(url)
     page.watch_errors()
-    page.wait_status("online")
-    # Welcomed (the page knows who it is) before typing: WebDriver's clear takes the focus away
-    # from the field, and the welcome then fills in the name the page suggested.
-    page.wait("return !!document.querySelector('#participants .me')", what="welcomed")
+    welcomed(page)
+    # WebDriver's clear takes the focus away from the field: typed before the welcome, the
+    # name would be added to the one the page suggested.
     page.type("#name-input", name, enter=True)
     page.wait(
         "const me = document.querySelector('#participants .me');"
@@ -273,7 +279,7 @@ def test_a_groups_usual_places_in_one_tap(
     mina.click("#open-room")
     mina.wait("return /\\/rooms\\/[\\w-]+\\/$/.test(location.pathname)", what="today's room")
     mina.watch_errors()
-    mina.wait_status("online")
+    welcomed(mina)
     mina.wait("return !document.getElementById('favorites-box').hidden", what="usual places")
 
     mina.click('#favorite-list button[aria-label="Add Bibimbap"]')
