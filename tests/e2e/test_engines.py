@@ -116,7 +116,11 @@ def test_join_and_live_sync_between_two_browsers(
     # Removal waits for its undo time, then leaves both lists.
     joon.click(row("Kimchi stew") + " button.remove")
     joon.wait_text("#undo-text", "Kimchi stew removed.")
-    mina.wait("return document.querySelectorAll('#items > li').length === 0", timeout=10)
+    mina.wait(
+        "return document.querySelectorAll('#items > li').length === 0",
+        timeout=15,
+        what="the removal on the other page",
+    )
     mina.wait("return !document.getElementById('items-empty').hidden", what="empty list")
     no_errors(mina, joon)
 
