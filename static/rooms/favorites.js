@@ -18,7 +18,10 @@
 
   function addFavorite(name) {
     input.value = name;
-    form.requestSubmit();
+    // Safari has requestSubmit from 16 on, and iPhones left on iOS 15 are many: there, a
+    // submit event, which the page's own handler (room.js addIdea) takes the same way.
+    if (form.requestSubmit) form.requestSubmit();
+    else form.dispatchEvent(new Event("submit", { cancelable: true }));
   }
 
   function renderFavorites() {

@@ -150,18 +150,25 @@ function confirmYes() {
 function copyText(text, statusId, done) {
   const status = $(statusId);
   const fallback = () => {
-    // Plain-http pages (a laptop on the office LAN) have no async clipboard.
-    const field = $("share-link");
-    const previous = field.value;
+    // Plain-http pages (make run's address on the office LAN) have no async clipboard, and
+    // no share sheet either: the copy command, on a field of its own where the page already
+    // is (site.css .copy-buffer), so that selecting it neither scrolls the page away nor
+    // leaves the focus off the button that was pressed.
+    const pressed = document.activeElement;
+    const field = document.createElement("textarea");
+    field.className = "copy-buffer";
+    field.readOnly = true; // no keyboard on a phone
     field.value = text;
-    field.select();
+    document.body.append(field);
+    selectAll(field);
     let ok = false;
     try {
       ok = document.execCommand("copy");
     } catch (error) {
       ok = false;
     }
-    field.value = previous;
+    field.remove();
+    if (pressed && pressed !== document.body) pressed.focus({ preventScroll: true });
     status.textContent = ok ? done : gettext("Select the link and copy it.");
   };
   if (navigator.clipboard && window.isSecureContext) {
@@ -169,6 +176,13 @@ function copyText(text, statusId, done) {
   } else {
     fallback();
   }
+}
+
+/** All of a text field selected (and focused: the copy command copies what has focus). */
+function selectAll(field) {
+  field.select();
+  // iOS leaves a field unselected by select() alone.
+  field.setSelectionRange(0, field.value.length);
 }
 
 function share(data, statusId, copyFallbackText) {
@@ -219,7 +233,12 @@ function start() {
     const text = shareSentence(state);
     share({ title: document.title, text: text, url: shareUrl }, "decision-status", text + " " + shareUrl);
   });
-  $("share-link").addEventListener("focus", (event) => event.target.select());
+  // A tap on the link selects all of it, to copy by hand. On focus alone is not enough: WebKit
+  // (every iPhone browser) puts the caret where the tap landed once the click is over, after
+  // the focus selected; so the click selects again, once that is done.
+  const link = $("share-link");
+  link.addEventListener("focus", () => selectAll(link));
+  link.addEventListener("click", () => setTimeout(() => selectAll(link), 0));
 
   socket = openSocket({ url: socketUrl, onMessage: handle, onStatus: handle });
   // Back online or back to the tab: do not wait for the backoff timer.

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.browser import axe_violations, describe, item
-from tests.support.processes import PROJECT_DIR, server_env
+from tests.support.seed import earlier_lunches
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-# Two earlier lunches of the group: bibimbap ten days ago, kimchi stew two days ago.
-_SEED = """
-from datetime import timedelta
-from django.utils import timezone
-from rooms import text
-from rooms.models import Group, Room
-group = Group.objects.get(slug={slug!r})
-for item, days in [("Bibimbap", 10), ("Kimchi stew", 2)]:
-    at = timezone.now() - timedelta(days=days)
-    Room.objects.create(group=group, created_at=at, expires_at=at + timedelta(minutes=10),
-        decision_item=item, decision_by="Joon", decided_at=at, decision_key=text.item_key(item))
-"""
 
 
 def person(contexts, name: str) -> Page:
@@ -47,12 +31,7 @@ def test_a_group_decides_something_new_from_its_usual_places(
     slug = group_url.rstrip("/").rsplit("/", 1)[-1]
 
     # The group's earlier lunches (the database, as if they had happened on other days).
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", _SEED.format(slug=slug)],
-        cwd=PROJECT_DIR,
-        env=server_env(e2e_database),
-        check=True,
-    )
+    earlier_lunches(e2e_database, slug)
     mina.reload()
     expect(mina.locator("#history li")).to_have_count(2)
     expect(mina.locator("#favorites")).to_contain_text("Kimchi stew")
@@ -103,12 +82,7 @@ def test_group_screens_have_no_serious_axe_violations(
     page.fill("#group-name", "Team Kimchi")
     page.locator("#create-group").click()
     slug = page.url.rstrip("/").rsplit("/", 1)[-1]
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", _SEED.format(slug=slug)],
-        cwd=PROJECT_DIR,
-        env=server_env(e2e_database),
-        check=True,
-    )
+    earlier_lunches(e2e_database, slug)
     page.reload()
     expect(page.locator("#history li")).to_have_count(2)
     assert axe_violations(page) == [], describe(axe_violations(page))

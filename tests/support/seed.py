@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 from websockets.sync.client import ClientConnection, connect
+
+from tests.support.processes import PROJECT_DIR, server_env
 
 
 class Person:
@@ -57,3 +61,27 @@ def lively_room(person: Person, other: Person) -> None:
     other.do({"action": "vote", "item": "Kimchi stew"})
     other.do({"action": "vote", "item": "Pho"})
     other.do({"action": "veto", "item": "Tonkatsu"})
+
+
+# Two earlier lunches of a group: bibimbap ten days ago, kimchi stew two days ago.
+_EARLIER_LUNCHES = """
+from datetime import timedelta
+from django.utils import timezone
+from rooms import text
+from rooms.models import Group, Room
+group = Group.objects.get(slug={slug!r})
+for item, days in [("Bibimbap", 10), ("Kimchi stew", 2)]:
+    at = timezone.now() - timedelta(days=days)
+    Room.objects.create(group=group, created_at=at, expires_at=at + timedelta(minutes=10),
+        decision_item=item, decision_by="Joon", decided_at=at, decision_key=text.item_key(item))
+"""
+
+
+def earlier_lunches(database_url: str, slug: str) -> None:
+    """Give the group two decided lunches on other days (its usual places), in the database."""
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", _EARLIER_LUNCHES.format(slug=slug)],
+        cwd=PROJECT_DIR,
+        env=server_env(database_url),
+        check=True,
+    )
