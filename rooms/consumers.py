@@ -10,7 +10,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import broadcast, database, liveness, protocol, selectors, services, transport
+from . import broadcast, database, liveness, protocol, security, selectors, services, transport
 from .errors import CLOSE_CODES, ClientError, ErrorCode, ServerBusy
 from .models import Room
 from .ratelimit import participant_window
@@ -244,8 +244,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return send_bounded
 
     def _session_key(self) -> str:
-        session = self.scope.get("session")
-        return (session.session_key or "") if session is not None else ""
+        return self.scope.get(security.SESSION_KEY, "")
 
     def _query(self, key: str) -> str:
         """One parameter of the handshake's query string (`name`, `token`), or ""."""

@@ -4,7 +4,6 @@ import logging
 import threading
 import time
 import weakref
-from collections import deque
 
 from django.core.cache import cache
 
@@ -19,14 +18,18 @@ class SlidingWindow:
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
-        self._events: deque[float] = deque()
+        # A list, not a deque: at most `limit` (20) entries, and a deque's first block alone
+        # is 0.6 KiB, kept for every participant online (issue 27: memory per connection).
+        self._events: list[float] = []
 
     def allow(self, now: float | None = None) -> bool:
         if self.limit <= 0:
             return True
         now = time.monotonic() if now is None else now
-        while self._events and now - self._events[0] >= self.window:
-            self._events.popleft()
+        expired = 0
+        while expired < len(self._events) and now - self._events[expired] >= self.window:
+            expired += 1
+        del self._events[:expired]
         if len(self._events) >= self.limit:
             return False
         self._events.append(now)

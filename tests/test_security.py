@@ -306,3 +306,20 @@ def test_room_creation_is_rate_limited_per_address(client: Client, settings, db)
     assert client.post("/api/rooms/", REMOTE_ADDR="198.51.100.1").status_code == 201
     settings.ROOM_CREATE_PER_MINUTE = 0  # 0: no limit
     assert client.post("/api/rooms/", REMOTE_ADDR="203.0.113.7").status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("headers", "key"),
+    [
+        ([], ""),
+        ([(b"cookie", b"csrftoken=abc; sessionid=k3y0fthe5e55ion; lang=ko")], "k3y0fthe5e55ion"),
+        ([(b"cookie", b"sessionid=short")], ""),  # Django refuses keys under 8 characters
+        ([(b"cookie", b"csrftoken=abc")], ""),
+        ([(b"origin", b"https://x.example"), (b"cookie", b"sessionid=abcdefgh")], "abcdefgh"),
+    ],
+)
+def test_the_handshake_takes_the_session_key_from_the_cookie(headers, key) -> None:
+    """A WebSocket's browser session is its sessionid cookie, as Django's backends read it."""
+    from rooms.security import session_key_from
+
+    assert session_key_from(headers) == key
