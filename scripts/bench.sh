@@ -9,6 +9,8 @@
 #   ./scripts/bench.sh --help       every option (rooms, clients, rates, step, scenarios)
 #   ./scripts/bench.sh hosts [...]  the simulated hosts instead (bench/hosts: root, namespaces and
 #                                   cgroup v1 CPU quotas; skipped with the reason elsewhere)
+#   ./scripts/bench.sh office [...] office scale instead (bench/office.py): one process holding
+#                                   1,000 and 10,000 connections against the baseline (about 15 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -29,6 +31,12 @@ fi
 
 # PostgreSQL, as in production: BENCH_DATABASE_URL, else the machine's on 5432, else our own.
 PG_URL="${BENCH_DATABASE_URL:-$(postgres_url)}"
+
+if [ "${1:-}" = office ]; then
+  shift
+  log "office scale (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+  exec "$VENV/bin/python" -m bench.office --database-url "$PG_URL" "$@"
+fi
 
 log "benchmark (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
 exec "$VENV/bin/python" -m bench.run --database-url "$PG_URL" "$@"
