@@ -229,10 +229,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--idle", type=float, default=45, help="idle seconds, all clients connected")
     p.add_argument("--join-concurrency", type=int, default=200)
     p.add_argument("--settle", type=float, default=5, help="idle seconds before RSS after join")
+    p.add_argument("--apps", default=",".join(APPS), help="baseline, product or both")
     p.add_argument("--database-url", required=True, help="PostgreSQL for the product")
     p.add_argument("--workdir", default="")
     args = p.parse_args(argv)
     args.sizes = [int(x) for x in args.sizes.split(",") if x]
+    args.apps = [app for app in APPS if app in args.apps.split(",")]
     args.profile_rate = 0
     return args
 
@@ -251,7 +253,7 @@ async def main(argv: list[str]) -> int:
         for rooms in args.sizes:
             connections = rooms * args.clients
             results[connections] = {}
-            for app in APPS:
+            for app in args.apps:
                 results[connections][app] = await measure_setup(app, rooms, args, redis)
     finally:
         redis.stop()

@@ -191,10 +191,10 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
 def rooms_host_overdue(*, room_ids: list[str]) -> list[str]:
     """Which of these open rooms' hosts have had no connection for ROOM_HOST_GRACE_SECONDS."""
     cutoff = timezone.now() - timedelta(seconds=settings.ROOM_HOST_GRACE_SECONDS)
-    rooms = Room.objects.active().filter(pk__in=room_ids, host_absent_since__lte=cutoff)
+    rooms = Room.objects.active().filter(pk__any_of=room_ids, host_absent_since__lte=cutoff)
     return list(rooms.values_list("pk", flat=True))
 
 
 def rooms_open_versions(*, room_ids: list[str]) -> dict[str, int]:
     """The version of each of these rooms that is still open; gone or dead rooms are absent."""
-    return dict(Room.objects.active().filter(pk__in=room_ids).values_list("pk", "version"))
+    return dict(Room.objects.active().filter(pk__any_of=room_ids).values_list("pk", "version"))

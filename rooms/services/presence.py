@@ -245,14 +245,16 @@ def presence_refresh(*, connections: list[tuple[str, str, int]]) -> None:
     """
     channels = [channel for _, channel, _ in connections]
     existing = set(
-        Connection.objects.filter(channel_name__in=channels).values_list("channel_name", flat=True)
+        Connection.objects.filter(channel_name__any_of=channels).values_list(
+            "channel_name", flat=True
+        )
     )
-    Connection.objects.filter(channel_name__in=existing).update(last_seen=timezone.now())
+    Connection.objects.filter(channel_name__any_of=existing).update(last_seen=timezone.now())
     changed = {room_id for room_id, channel, _ in connections if channel not in existing}
     room_ids = {room_id for room_id, _, _ in connections}
     changed |= set(
         Connection.objects.filter(
-            participant__room_id__in=room_ids, last_seen__lt=selectors.presence_cutoff()
+            participant__room__id__any_of=room_ids, last_seen__lt=selectors.presence_cutoff()
         ).values_list("participant__room_id", flat=True)
     )
     for room_id in changed:
