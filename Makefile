@@ -20,11 +20,13 @@ format:
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-# The bench's table, then office scale (10,000 connections), then the simulated hosts (root
-# only; skipped with the reason elsewhere). docs/performance.md says how to run each alone.
+# The bench's table, then office scale (10,000 connections), faults under 5,000 clients, and
+# the simulated hosts (root only; skipped with the reason elsewhere). docs/performance.md says
+# how to run each alone.
 bench:
 	./scripts/bench.sh
 	./scripts/bench.sh office
+	./scripts/bench.sh faults
 	./scripts/bench.sh hosts
 
 # After changing a page's or the script's words: refresh and compile the catalogues (docs/i18n.md).

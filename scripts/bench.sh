@@ -11,6 +11,8 @@
 #                                   cgroup v1 CPU quotas; skipped with the reason elsewhere)
 #   ./scripts/bench.sh office [...] office scale instead (bench/office.py): one process holding
 #                                   1,000 and 10,000 connections against the baseline (about 15 minutes)
+#   ./scripts/bench.sh faults [...] PostgreSQL and Redis failing under 5,000 clients (bench/faults.py;
+#                                   its own PostgreSQL cluster, so it needs the server binaries: ~5 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -36,6 +38,12 @@ if [ "${1:-}" = office ]; then
   shift
   log "office scale (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
   exec "$VENV/bin/python" -m bench.office --database-url "$PG_URL" "$@"
+fi
+if [ "${1:-}" = faults ]; then
+  shift
+  ensure_debian_packages /usr/lib/postgresql postgresql
+  log "faults under load (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+  exec "$VENV/bin/python" -m bench.faults "$@"
 fi
 
 log "benchmark (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -51,3 +51,18 @@ def test_the_targets_compare_the_product_with_the_baseline_and_with_itself() -> 
     assert "RSS per connection 1.10x" in text
     assert "idle CPU 1.10x" in text
     assert "join storm 1.80x" in text
+
+
+def test_a_fault_is_over_when_the_last_slow_action_was_sent() -> None:
+    """bench.faults: normal again when no action sent later was slow; caught up when what was
+    sent before the fault was over had reached everyone."""
+    from bench.faults import summary as fault_summary
+
+    before = [(t / 10, 0.005) for t in range(50)]  # 5 ms each for 5 s
+    during = [(5.0, 2.2), (5.5, 1.9), (6.0, 0.4)]  # the fault: 5.0 to 6.0
+    after = [(6.5, 0.3), (7.0, 0.006), (8.0, 0.005)]
+    result = fault_summary(before + during + after, {"fault": 5.0, "over": 6.0})
+    assert result["before_p50_ms"] == 5.0
+    assert result["slow_actions"] == 4
+    assert result["normal_again_after_s"] == 0.5  # the last slow one was sent at 6.5
+    assert result["caught_up_after_s"] == 1.2  # the one sent at 5.0 arrived at 7.2
