@@ -13,14 +13,14 @@ from django.conf import settings  # noqa: E402
 
 from lunchsite.collector import tune_for_serving  # noqa: E402
 from lunchsite.descriptors import descriptor_limit_raised  # noqa: E402
+from lunchsite.security import allowed_hosts_or_terminal, with_session_key  # noqa: E402
+from rooms.realtime.transport import with_send_backlog  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
-from rooms.security import allowed_hosts_or_terminal, with_session_key  # noqa: E402
-from rooms.transport import with_send_backlog  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Outermost, so that it sees daphne's own `send` (see rooms/transport.py).
+        # Outermost, so that it sees daphne's own `send` (see rooms/realtime/transport.py).
         "websocket": with_send_backlog(
             allowed_hosts_or_terminal(with_session_key(URLRouter(websocket_urlpatterns)))
         ),

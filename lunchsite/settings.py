@@ -48,25 +48,26 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rooms",
+    "groups",  # lunch groups: depends on rooms, never the other way (tests/test_architecture.py)
     "axes",  # the staff login's lockout (below)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # /livez, /readyz, /healthz: before the host check and sessions (a probe uses the worker's
-    # own address as its Host); rooms/health.py.
-    "rooms.health.HealthProbeMiddleware",
-    "rooms.middleware.ApiErrorMiddleware",
+    # own address as its Host); lunchsite/health.py.
+    "lunchsite.health.HealthProbeMiddleware",
+    "lunchsite.middleware.ApiErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
-    "rooms.middleware.TimeZoneMiddleware",
+    "lunchsite.middleware.TimeZoneMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "rooms.middleware.ContentSecurityPolicyMiddleware",
+    "lunchsite.middleware.ContentSecurityPolicyMiddleware",
     # Last, as django-axes asks: turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -86,7 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "rooms.context_processors.csp_nonce",
+                "lunchsite.context_processors.csp_nonce",
             ],
         },
     },
@@ -306,13 +307,13 @@ ROOM_PRESENCE_TIMEOUT_SECONDS = env.float("ROOM_PRESENCE_TIMEOUT_SECONDS", defau
 # Redis pub/sub delivers at most once (a Redis restart drops what was in flight), so each
 # process reads its rooms' versions this often (one query) and resends a missed state after
 # a 1 s grace; it also hangs up the connections of rooms that expired. 1 s keeps a lost
-# change under ~2.5 s, well within the 5 s the issue allows (rooms/liveness.py).
+# change under ~2.5 s, well within the 5 s the issue allows (rooms/realtime/liveness.py).
 ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=1)
 # Joins and leaves within this long send their room one state, not one each (0: each).
 # Every joiner still gets its own state at once (rooms/broadcast.py).
 ROOM_PRESENCE_COALESCE_SECONDS = env.float("ROOM_PRESENCE_COALESCE_SECONDS", default=0.1)
 
-# --- Health (rooms/health.py). /readyz stays 200 while a channel layer that answered before has
+# --- Health (lunchsite/health.py). /readyz stays 200 while a channel layer that answered before has
 # failed for less than this: a Redis restart hits every worker at once, and connected clients
 # ride it out; a load balancer that pulled them all would make it an outage. 0: no grace.
 READYZ_CHANNEL_LAYER_GRACE_SECONDS = env.float("READYZ_CHANNEL_LAYER_GRACE_SECONDS", default=30)
@@ -337,8 +338,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     # channels-redis logs a traceback a second while Redis is away: one warning instead, then a
-    # count, then one when it is back (rooms/outage.py).
-    "filters": {"redis_outage": {"()": "rooms.outage.RedisOutageFilter"}},
+    # count, then one when it is back (lunchsite/outage.py).
+    "filters": {"redis_outage": {"()": "lunchsite.outage.RedisOutageFilter"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {
         "daphne": {"level": "WARNING"},

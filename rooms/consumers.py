@@ -1,32 +1,24 @@
 """The room's WebSocket endpoint: frames in, services called, events out."""
 
-import asyncio
 import logging
-import weakref
 from urllib.parse import parse_qs
 
-from autobahn.exception import Disconnected  # what daphne raises on a closed socket
-from channels.consumer import get_handler_name
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import broadcast, database, liveness, protocol, security, selectors, services, transport
+from lunchsite import security
+
+from . import broadcast, database, protocol, selectors, services
 from .errors import CLOSE_CODES, ClientError, ErrorCode, ServerBusy
 from .models import Room
-from .ratelimit import participant_window
+from .realtime import liveness
+from .realtime.consumer import CLOSE_TRY_AGAIN, LiveConsumer
+from .realtime.ratelimit import participant_window
 
 log = logging.getLogger(__name__)
 
-# A refusal without a close code of its own (server_busy at join). daphne's autobahn lets a
-# server send only 1000 or 3000-4999, so not 1011/1013: 4503 reads as "unavailable, retry".
-_CLOSE_TRY_AGAIN = 4503
 
-
-class RoomConsumer(AsyncWebsocketConsumer):
-    """One participant's connection to one room."""
-
-    participant_id: int | None = None
-    group: str | None = None
+class RoomConsumer(LiveConsumer):
+    """One participant's connection to one room (the machinery under it: LiveConsumer)."""
 
     # --- Connection lifecycle ------------------------------------------------------
 
@@ -69,43 +61,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=protocol.encode(welcome))
         await self.send_state(state)
         liveness.local_rooms.add(self)
-
-    async def __call__(self, scope, receive, send) -> None:
-        """Serve the connection; if the channel layer fails under it, leave and close 4503."""
-        self._backlog = scope.get(transport.SEND_BACKLOG_KEY, _no_backlog)
-        try:
-            await super().__call__(scope, receive, self._sender(send))
-        except Exception as exc:
-            if not _is_layer_outage(exc):
-                raise
-            busy = protocol.encode(protocol.error_event("server_busy"))
-            if getattr(self, "room_id", None) is None:
-                # Redis is down as the handshake comes in (Channels asks the layer for a
-                # channel first): answer it with server_busy rather than an HTTP 500.
-                log.warning("channel layer unavailable at connect: %r", exc)
-                await send({"type": "websocket.accept"})
-            else:
-                # The core Redis layer's receive loop raises when Redis goes away. Without
-                # this the keep-alive task would heartbeat a dead connection for ever.
-                log.warning("channel layer failed room=%s: %r; closing", self.room_id, exc)
-                await self.disconnect(code=_CLOSE_TRY_AGAIN)
-            await send({"type": "websocket.send", "text": busy})
-            await send({"type": "websocket.close", "code": _CLOSE_TRY_AGAIN})
-        finally:
-            await self._cleanup_after_serving()
-
-    async def _cleanup_after_serving(self) -> None:
-        """Whatever ended this connection, leave nothing behind: no ghost, no subscription."""
-        if self.participant_id is not None or self.group is not None:
-            # disconnect never ran: daphne cancelled us ("took too long to shut down and was
-            # killed"). Stop the heartbeat now and leave in a task of its own, which
-            # daphne's repeated cancels of this one cannot cut short.
-            log.warning("connection ended without disconnect room=%s; leaving", self.room_id)
-            liveness.local_rooms.remove(self)
-            _run_detached(self.disconnect(code=_CLOSE_GONE))
-        channel = getattr(self, "channel_name", None)
-        if channel is not None:
-            await transport.channel_release(self.channel_layer, channel)
 
     async def disconnect(self, code: int) -> None:
         """Leave the group and tell the room this connection is gone."""
@@ -160,17 +115,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     # --- Events from the room's group ----------------------------------------------
 
-    async def dispatch(self, message: dict) -> None:
-        """Hand each message to its handler, as Channels does, minus the database hop."""
-        # Channels' dispatch first hops to the database thread to close old connections,
-        # for every message. Relays and parsing touch no database, and the services' own
-        # hop (database.call) closes old connections on the thread that uses them; at
-        # 1,000 deliveries a second the extra hops queued every broadcast behind queries.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
-
     async def room_event(self, message: broadcast.RoomEvent) -> None:
         """Relay a room event unless this connection already has a newer state."""
         if message["version"] <= self.version:
@@ -207,41 +151,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     ) -> None:
         """Send the error, then close with its code (4503 when it has none of its own)."""
         await self.send_error(code, message, ref=ref)
-        await self.close(code=CLOSE_CODES.get(code, _CLOSE_TRY_AGAIN))
-
-    def backlogged(self) -> bool:
-        """True while the client has more unread than ROOM_SEND_BACKLOG_BYTES waiting at daphne."""
-        return self._backlog() > settings.ROOM_SEND_BACKLOG_BYTES
-
-    def _sender(self, send):
-        """`send` for this connection: bounded for slow readers, quiet for clients already gone.
-
-        A client that does not read (a stalled phone, or on purpose) would make daphne buffer
-        every state for it. Past the limit frames are skipped and the connection marked as
-        behind; once it drains, the per-process resync sends it the newest state only. A
-        room event can also reach the consumer after its client hung up but before daphne's
-        disconnect does; daphne then raises autobahn's Disconnected, and the message is
-        simply not needed any more.
-        """
-
-        # The consumer keeps this function (as `base_send`): a weak reference back, so that
-        # the two are no reference cycle, and a consumer that ends is freed at once rather
-        # than by a full collection, with its scope and daphne's protocol (issue 27's churn).
-        consumer = weakref.ref(self)
-
-        async def send_bounded(message: dict) -> None:
-            me = consumer()
-            if me is not None and message["type"] == "websocket.send" and me.backlogged():
-                if me.version >= 0:
-                    log.info("slow reader room=%s: skipping to the newest state", me.room_id)
-                me.version = -1  # behind every room: the resync sends the newest state
-                return
-            try:
-                await send(message)
-            except Disconnected:
-                log.debug("dropped %s for a client that already left", message.get("type"))
-
-        return send_bounded
+        await self.close(code=CLOSE_CODES.get(code, CLOSE_TRY_AGAIN))
 
     def _session_key(self) -> str:
         return self.scope.get(security.SESSION_KEY, "")
@@ -250,25 +160,3 @@ class RoomConsumer(AsyncWebsocketConsumer):
         """One parameter of the handshake's query string (`name`, `token`), or ""."""
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         return query.get(key, [""])[0]
-
-
-# The code a killed connection leaves with (nobody receives it: its client is gone).
-_CLOSE_GONE = 1006
-
-_detached: set[asyncio.Task] = set()
-
-
-def _run_detached(coroutine) -> None:
-    """Run a cleanup in a task of its own, kept alive until it finishes."""
-    task = asyncio.get_running_loop().create_task(coroutine)
-    _detached.add(task)
-    task.add_done_callback(_detached.discard)
-
-
-def _no_backlog() -> int:
-    return 0
-
-
-def _is_layer_outage(exc: BaseException) -> bool:
-    """A lost connection to the channel layer's Redis (as opposed to a bug of ours)."""
-    return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith("redis.")

@@ -48,11 +48,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def new_group_slug() -> str:
-    """96 random bits, URL-safe: a group's link is its only key, like a room's."""
-    return secrets.token_urlsafe(12)
-
-
 def default_expiry() -> "timezone.datetime":
     return timezone.now() + timedelta(seconds=settings.ROOM_TTL_SECONDS)
 
@@ -68,33 +63,6 @@ class RoomQuerySet(models.QuerySet):
 
     def closed(self) -> "RoomQuerySet":
         return self.filter(closed_at__isnull=False)
-
-
-class Group(models.Model):
-    """A team that eats together: one standing link that opens today's room and remembers."""
-
-    slug = models.CharField(max_length=32, unique=True, default=new_group_slug, editable=False)
-    name = models.CharField(max_length=40)
-    # Where decisions are posted (Slack/Mattermost/Discord-style incoming webhook); optional.
-    webhook_url = models.URLField(max_length=500, blank=True)
-    # The language the webhook's sentence is written in (the creator's, at creation).
-    language = models.CharField(max_length=10, default="ko")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    webhook_last_status = models.CharField(max_length=200, blank=True)
-    webhook_last_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def webhook_host(self) -> str:
-        """The webhook shown without its path: chat webhooks carry their secret in the path."""
-        if not self.webhook_url:
-            return ""
-        return self.webhook_url.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
 
 
 class Room(models.Model):
@@ -117,8 +85,10 @@ class Room(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     # The decision's comparison form (text.item_key), so a group can steer away from it.
     decision_key = models.CharField(max_length=400, blank=True)
+    # The lunch group the room was opened for (the groups app, which depends on this one:
+    # rooms names it only here, by label, and through rooms/hooks.py).
     group = models.ForeignKey(
-        Group, on_delete=models.SET_NULL, null=True, blank=True, related_name="rooms"
+        "groups.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="rooms"
     )
     # The host: who opened the room. Until they join, a token (API) or a session (form)
     # names who will be the host participant.

@@ -1,4 +1,4 @@
-"""HTTP: the pages and the small JSON API (the health probes are rooms/health.py)."""
+"""HTTP: the room's pages and its small JSON API (site-wide HTTP is in lunchsite/)."""
 
 import io
 import json
@@ -14,54 +14,19 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
-from . import groups, selectors, services, sharing
+from lunchsite.ratelimit import rate_limited_json, rate_limited_page
+
+from . import hooks, selectors, services, sharing
 from .errors import ClientError
 from .models import Room
 from .nicknames import nickname_random
-from .ratelimit import fixed_window_hit
+from .pages import room_creation_wait, room_urls, room_ws_path
 
 log = logging.getLogger(__name__)
 
 # Rooms this browser opened, newest first, kept in its session for the home page.
 RECENT_ROOMS_SESSION_KEY = "recent_rooms"
 RECENT_ROOMS_KEPT = 10
-
-
-def _client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
-def _creation_wait(request: HttpRequest) -> int:
-    """Seconds this client must wait before creating another room (0: go ahead)."""
-    return fixed_window_hit(
-        f"create:{_client_address(request)}", limit=settings.ROOM_CREATE_PER_MINUTE, window=60
-    )
-
-
-def _rate_limited_page(request: HttpRequest, wait: int) -> HttpResponse:
-    response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
-    response["Retry-After"] = str(wait)
-    return response
-
-
-def _rate_limited_json(wait: int) -> JsonResponse:
-    response = JsonResponse({"error": "rate_limited", "retry_after": wait}, status=429)
-    response["Retry-After"] = str(wait)
-    return response
-
-
-def _ws_path(room: Room) -> str:
-    # The WebSocket route (rooms/routing.py) mirrors the page's path under /ws/.
-    return f"/ws{reverse('room', args=[room.pk])}"
-
-
-def _room_urls(request: HttpRequest, room: Room) -> dict[str, str]:
-    """The room's page and WebSocket URLs on the host the request came to (or PUBLIC_URL)."""
-    base = sharing.base_url(request)
-    return {
-        "url": base + reverse("room", args=[room.pk]),
-        "ws_url": base.replace("http", "ws", 1) + _ws_path(room),
-    }
 
 
 def _share_url(request: HttpRequest, room: Room) -> tuple[str, bool]:
@@ -89,9 +54,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def room_create_form(request: HttpRequest) -> HttpResponse:
-    wait = _creation_wait(request)
+    wait = room_creation_wait(request)
     if wait:
-        return _rate_limited_page(request, wait)
+        return rate_limited_page(request, wait)
     # The creating browser's session joins as the host: make sure it has one now.
     if request.session.session_key is None:
         request.session.save()
@@ -112,15 +77,13 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     # The session cookie is the participant's identity across tabs and reconnects, so
     # make sure there is one before the page opens its WebSocket.
     _remember_room(request, room)
-    urls = _room_urls(request, room)
+    urls = room_urls(request, room)
     share_url, swapped = _share_url(request, room)
-    group = room.group if room.group_id else None
-    favorites = [f["item"] for f in groups.group_favorites(group=group)] if group else []
     context = {
         "room": room,
-        # A group's room offers its usual places as one-tap adds (json_script group-favorites).
-        "group": group,
-        "group_favorites": favorites,
+        # What other apps show with the room: a group's usual places as one-tap adds
+        # (`group`, `group_favorites`: groups/views.py room_page_context).
+        **hooks.room_page_context(room),
         "room_url": urls["url"],
         "share_url": share_url,
         "share_note": _("Friends on the same network can open this address.") if swapped else "",
@@ -128,7 +91,7 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
         "ttl_minutes": max(1, round(settings.ROOM_TTL_SECONDS / 60)),
         "client_config": {
             "roomId": room.pk,
-            "wsPath": _ws_path(room),
+            "wsPath": room_ws_path(room),
             "roomUrl": urls["url"],
             "shareUrl": share_url,
             "homeUrl": reverse("home"),
@@ -182,14 +145,14 @@ def api_room_create(request: HttpRequest) -> JsonResponse:
             body = None
         if not isinstance(body, dict):
             return JsonResponse({"error": "bad_message"}, status=400)
-    wait = _creation_wait(request)
+    wait = room_creation_wait(request)
     if wait:
-        return _rate_limited_json(wait)
+        return rate_limited_json(wait)
     room = services.room_create()
     return JsonResponse(
         {
             "id": room.pk,
-            **_room_urls(request, room),
+            **room_urls(request, room),
             "expires_at": room.expires_at.isoformat(),
             # Join with ?token=<host_token> to be the room's host (and to rejoin as it).
             "host_token": room.host_token,

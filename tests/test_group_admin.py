@@ -8,8 +8,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from rooms import groups
-from rooms.models import Group, Room
+from groups import services as group_services
+from groups.models import Group
+from rooms.models import Room
 from tests.support.setups import group_with_history
 
 pytestmark = pytest.mark.django_db
@@ -19,13 +20,13 @@ pytestmark = pytest.mark.django_db
 def crew() -> Group:
     """A group with one decided room and today's open room, next to another group."""
     group, _ = group_with_history("Lunch crew", item="bibimbap", by="minji", days_ago=2)
-    groups.group_create(name="Other team", language="ko")
+    group_services.group_create(name="Other team", language="ko")
     return group
 
 
 def test_group_list_shows_rooms_and_last_decision(admin_client: Client, crew: Group) -> None:
     """The group list shows each group's room count and last decision."""
-    page = admin_client.get("/admin/rooms/group/").content.decode()
+    page = admin_client.get("/admin/groups/group/").content.decode()
     assert "Lunch crew" in page and "Other team" in page
     assert "bibimbap" in page
 
@@ -34,13 +35,13 @@ def test_group_list_shows_rooms_and_last_decision(admin_client: Client, crew: Gr
 def test_groups_are_searchable_by_name_and_slug(admin_client: Client, crew: Group, term) -> None:
     """Searching by a piece of the name, or by the slug, finds the group and only it."""
     query = crew.slug if term == "slug" else "crew"
-    page = admin_client.get("/admin/rooms/group/", {"q": query}).content.decode()
+    page = admin_client.get("/admin/groups/group/", {"q": query}).content.decode()
     assert "Lunch crew" in page and "Other team" not in page
 
 
 def test_group_page_lists_its_rooms_and_decisions(admin_client: Client, crew: Group) -> None:
     """A group's admin page lists its rooms with who picked what."""
-    page = admin_client.get(f"/admin/rooms/group/{crew.pk}/change/").content.decode()
+    page = admin_client.get(f"/admin/groups/group/{crew.pk}/change/").content.decode()
     for room in crew.rooms.all():
         assert room.pk in page
     assert "bibimbap" in page and "minji" in page
@@ -57,9 +58,9 @@ def test_purge_rooms_keeps_the_groups_history(crew: Group) -> None:
 
 def test_staff_see_the_webhook_host_never_its_secret_path(admin_client: Client) -> None:
     """Chat webhooks carry their secret in the path: the admin shows only the host."""
-    group = groups.group_create(name="Hooked", language="en")
+    group = group_services.group_create(name="Hooked", language="en")
     group.webhook_url = "https://hooks.example.com/services/T000/B000/s3cr3t-token"
     group.save(update_fields=["webhook_url"])
-    page = admin_client.get(f"/admin/rooms/group/{group.pk}/change/").content.decode()
+    page = admin_client.get(f"/admin/groups/group/{group.pk}/change/").content.decode()
     assert "hooks.example.com" in page
     assert "s3cr3t-token" not in page and "/services/" not in page

@@ -6,9 +6,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from groups import services as group_services
+from groups.models import Group
 from lunchsite.asgi import application
-from rooms import groups
-from rooms.models import Group, Room
+from rooms.models import Room
 from tests.support import setups
 
 pytestmark = [
@@ -84,7 +85,7 @@ async def test_renaming_the_group_reaches_todays_room() -> None:
     group, room = await group_with_history()
     minji = await joined(room.pk, "minji")
     await next_of(minji, "state")
-    await sync_to_async(groups.group_update)(group=group, name="Team Pho")
+    await sync_to_async(group_services.group_update)(group=group, name="Team Pho")
     state = await next_of(minji, "state")
     assert state["room"]["group"]["name"] == "Team Pho"
     await minji.disconnect()

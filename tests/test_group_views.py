@@ -10,8 +10,10 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from rooms import groups, services
-from rooms.models import Group, Room
+from groups import services as group_services
+from groups.models import Group
+from rooms import services
+from rooms.models import Room
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("channel_layer_memory")]
 
@@ -31,7 +33,7 @@ def api(client: Client, method: str, path: str, body=None, **extra):
 
 @pytest.fixture
 def group() -> Group:
-    return groups.group_create(name="Team Kimchi", language="en")
+    return group_services.group_create(name="Team Kimchi", language="en")
 
 
 def decide(group: Group, item: str, days_ago: float) -> Room:
@@ -137,7 +139,7 @@ def test_group_page_shows_name_history_favorites_and_a_way_in(client: Client, gr
 
 def test_group_page_links_into_the_open_room(client: Client, group) -> None:
     """With a room open, the page links straight into it instead of opening another."""
-    room, _ = groups.group_room_open(group=group)
+    room, _ = group_services.group_room_open(group=group)
     page = client.get(f"/g/{group.slug}/").content.decode()
     assert f'href="/rooms/{room.pk}/"' in page
 
@@ -315,7 +317,7 @@ def test_api_room_is_created_once_then_returned(client: Client, group) -> None:
 def test_opening_a_group_room_counts_against_room_creation(client: Client, settings) -> None:
     """Opening a room spends the address's room allowance (429 past it); finding one does not."""
     settings.ROOM_CREATE_PER_MINUTE = 2
-    crew, team, other = (groups.group_create(name=n, language="en") for n in "ABC")
+    crew, team, other = (group_services.group_create(name=n, language="en") for n in "ABC")
     assert client.post("/api/rooms/", REMOTE_ADDR="10.9.9.9").status_code == 201
     opened = api(client, "post", f"/api/groups/{crew.slug}/room/", REMOTE_ADDR="10.9.9.9")
     assert opened.status_code == 201
@@ -350,7 +352,7 @@ def test_api_group_has_room_history_and_favorites(client: Client, group) -> None
     assert set(data["history"][2]) == {"item", "by", "at", "room"}
     assert data["history"][2]["room"] == old.pk
     assert data["favorites"] == [{"item": "pho", "count": 2}, {"item": "sushi", "count": 1}]
-    room, _ = groups.group_room_open(group=group)
+    room, _ = group_services.group_room_open(group=group)
     data = client.get(f"/api/groups/{group.slug}/", HTTP_HOST="lunch.example").json()
     assert data["room"]["id"] == room.pk and data["room"]["url"].endswith(f"/rooms/{room.pk}/")
 
@@ -388,7 +390,7 @@ def test_group_room_page_offers_the_favorites(client: Client, group) -> None:
     decide(group, "pho", 1)
     decide(group, "pho", 2)
     decide(group, "김치찌개", 3)
-    room, _ = groups.group_room_open(group=group)
+    room, _ = group_services.group_room_open(group=group)
     page = client.get(f"/rooms/{room.pk}/").content.decode()
     script = re.search(r'<script id="group-favorites" type="application/json">(.*?)</script>', page)
     assert json.loads(script[1]) == ["pho", "김치찌개"]

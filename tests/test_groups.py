@@ -10,9 +10,13 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from rooms import groups, selectors, services
+from groups import selectors as group_selectors
+from groups import services as group_services
+from groups import webhooks
+from groups.models import Group
+from rooms import selectors, services, text
 from rooms.errors import ClientError
-from rooms.models import Group, Participant, Room
+from rooms.models import Participant, Room
 from rooms.protocol import parse_frame
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("channel_layer_memory")]
@@ -36,7 +40,7 @@ def decided_room(group: Group, item: str, at, by: str = "minji") -> Room:
         decision_item=item,
         decision_by=by,
         decided_at=at,
-        decision_key=groups.text.item_key(item),
+        decision_key=text.item_key(item),
     )
 
 
@@ -48,7 +52,7 @@ def error_code(call, *args, **kwargs) -> str:
 
 @pytest.fixture
 def group() -> Group:
-    return groups.group_create(name="Team Kimchi", language="en")
+    return group_services.group_create(name="Team Kimchi", language="en")
 
 
 @pytest.fixture
@@ -64,16 +68,16 @@ def frozen_now(monkeypatch) -> timezone.datetime:
 
 def test_group_names_are_trimmed_and_limited() -> None:
     """A name is 1-40 visible characters after trimming; anything else is invalid_name."""
-    assert groups.group_create(name="  Team   Pho \u200b", language="ko").name == "Team Pho"
-    assert len(groups.group_create(name="가" * 40, language="ko").name) == 40
+    assert group_services.group_create(name="  Team   Pho \u200b", language="ko").name == "Team Pho"
+    assert len(group_services.group_create(name="가" * 40, language="ko").name) == 40
     for bad in ["", "   ", "\u200b\u3164", "x" * 41]:
-        assert error_code(groups.group_create, name=bad, language="ko") == "invalid_name"
+        assert error_code(group_services.group_create, name=bad, language="ko") == "invalid_name"
     assert Group.objects.count() == 2
 
 
 def test_group_slugs_are_random_and_url_safe() -> None:
     """Slugs carry at least 64 random bits in URL-safe characters."""
-    slugs = {groups.group_create(name="g", language="en").slug for _ in range(30)}
+    slugs = {group_services.group_create(name="g", language="en").slug for _ in range(30)}
     assert len(slugs) == 30
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{16,}", slug) for slug in slugs)
 
@@ -81,19 +85,19 @@ def test_group_slugs_are_random_and_url_safe() -> None:
 def test_unknown_or_malformed_slug_is_group_not_found(group: Group) -> None:
     """A wrong slug answers group_not_found, whatever it looks like."""
     for slug in ["nope", "", "x" * 200, group.slug + "x", "a\x00b"]:
-        assert error_code(groups.group_get, slug=slug) == "group_not_found"
-    assert groups.group_get(slug=group.slug) == group
+        assert error_code(group_selectors.group_get, slug=slug) == "group_not_found"
+    assert group_selectors.group_get(slug=group.slug) == group
 
 
 def test_update_renames_and_clears_the_webhook(group: Group, settings) -> None:
     """PATCH semantics: None leaves a field, "" clears the webhook, a bad value changes nothing."""
     settings.GROUP_WEBHOOK_ALLOW_PRIVATE = True
-    groups.group_update(group=group, webhook_url="https://127.0.0.1/hook")
-    groups.group_update(group=group, name=" Lunch crew ")
+    group_services.group_update(group=group, webhook_url="https://127.0.0.1/hook")
+    group_services.group_update(group=group, name=" Lunch crew ")
     group.refresh_from_db()
     assert (group.name, group.webhook_url) == ("Lunch crew", "https://127.0.0.1/hook")
-    assert error_code(groups.group_update, group=group, name="") == "invalid_name"
-    groups.group_update(group=group, webhook_url="")
+    assert error_code(group_services.group_update, group=group, name="") == "invalid_name"
+    group_services.group_update(group=group, webhook_url="")
     group.refresh_from_db()
     assert (group.name, group.webhook_url) == ("Lunch crew", "")
 
@@ -103,12 +107,12 @@ def test_update_renames_and_clears_the_webhook(group: Group, settings) -> None:
 
 def test_group_room_open_returns_the_open_room_until_it_expires(group: Group) -> None:
     """The first call creates the room, the next ones get it; once it expires, a new one."""
-    first, created = groups.group_room_open(group=group)
-    again, created_again = groups.group_room_open(group=group)
+    first, created = group_services.group_room_open(group=group)
+    again, created_again = group_services.group_room_open(group=group)
     assert (created, created_again) == (True, False)
     assert again.pk == first.pk and first.group_id == group.pk
     Room.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    later, created_later = groups.group_room_open(group=group)
+    later, created_later = group_services.group_room_open(group=group)
     assert created_later and later.pk != first.pk
 
 
@@ -119,14 +123,14 @@ def test_at_most_one_open_room_under_concurrent_calls(group: Group, monkeypatch)
     The lookup is slowed down so that, without the group's lock, every thread would see no
     room and create its own.
     """
-    original = groups.group_open_room
+    original = group_selectors.group_room_get_open
 
     def slow_lookup(*, group: Group) -> Room | None:
         room = original(group=group)
         time.sleep(0.05)
         return room
 
-    monkeypatch.setattr(groups, "group_open_room", slow_lookup)
+    monkeypatch.setattr(group_selectors, "group_room_get_open", slow_lookup)
     results: list[tuple[str, bool]] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
@@ -134,7 +138,7 @@ def test_at_most_one_open_room_under_concurrent_calls(group: Group, monkeypatch)
     def call() -> None:
         try:
             barrier.wait()
-            room, created = groups.group_room_open(group=group)
+            room, created = group_services.group_room_open(group=group)
             results.append((room.pk, created))
         except BaseException as exc:
             errors.append(exc)
@@ -161,8 +165,8 @@ def test_history_is_newest_first_one_per_decided_room(group: Group, frozen_now) 
     decided_room(group, "kimchi stew", frozen_now - timedelta(days=1))
     decided_room(group, "ancient", frozen_now - timedelta(days=31))
     Room.objects.create(group=group)  # today's room, nothing decided yet
-    decided_room(groups.group_create(name="other", language="en"), "sushi", frozen_now)
-    history = groups.group_history(group=group)
+    decided_room(group_services.group_create(name="other", language="en"), "sushi", frozen_now)
+    history = group_selectors.group_history(group=group)
     assert [(h["item"], h["by"]) for h in history] == [("kimchi stew", "minji"), ("pho", "joon")]
     assert history[0]["at"] == (frozen_now - timedelta(days=1)).isoformat()
     assert Room.objects.filter(pk=history[0]["room"], group=group).exists()
@@ -175,7 +179,7 @@ def test_favorites_count_equal_items_together_most_first(group: Group, frozen_no
     decided_room(group, "sushi", frozen_now - timedelta(days=3))
     decided_room(group, "bibimbap", frozen_now - timedelta(days=4))
     decided_room(group, "tacos", frozen_now - timedelta(days=40))  # outside the window
-    favorites = groups.group_favorites(group=group)
+    favorites = group_selectors.group_favorites(group=group)
     assert favorites == [
         {"item": "Pho", "count": 3},
         {"item": "sushi", "count": 2},
@@ -191,7 +195,7 @@ def today(group: Group, frozen_now) -> tuple[Room, Participant]:
     """Today's room with three ideas; the group had kimchi stew 2 days ago, pho 8 days ago."""
     decided_room(group, "Kimchi Stew", frozen_now - timedelta(days=2))
     decided_room(group, "pho", frozen_now - timedelta(days=8))
-    room, _ = groups.group_room_open(group=group)
+    room, _ = group_services.group_room_open(group=group)
     minji = join(room, "minji")
     for item in ["kimchi stew", "pho", "bibimbap"]:
         services.item_add(room_id=room.pk, participant_id=minji.pk, name=item)
@@ -222,11 +226,13 @@ def test_avoid_recent_window_edges_follow_the_setting(group: Group, frozen_now, 
     """Inside GROUP_RECENT_DAYS is recent, just outside is not; the setting moves the edge."""
     inside = decided_room(group, "inside", frozen_now - timedelta(days=7) + timedelta(seconds=1))
     decided_room(group, "outside", frozen_now - timedelta(days=7) - timedelta(seconds=1))
-    today, _ = groups.group_room_open(group=group)
-    assert groups.group_recent_keys(group_id=group.pk, exclude_room_id=today.pk) == {"inside"}
+    today, _ = group_services.group_room_open(group=group)
+    assert group_selectors.group_recent_keys(group_id=group.pk, exclude_room_id=today.pk) == {
+        "inside"
+    }
     settings.GROUP_RECENT_DAYS = 1
-    assert groups.group_recent_keys(group_id=group.pk, exclude_room_id=today.pk) == set()
-    assert groups.group_recent_keys(group_id=group.pk, exclude_room_id=inside.pk) == set()
+    assert group_selectors.group_recent_keys(group_id=group.pk, exclude_room_id=today.pk) == set()
+    assert group_selectors.group_recent_keys(group_id=group.pk, exclude_room_id=inside.pk) == set()
 
 
 def test_avoid_recent_with_only_recent_items_is_nothing_to_pick(today) -> None:
@@ -271,7 +277,7 @@ def test_pick_records_the_decision_key_and_shows_the_group(today, group: Group) 
     )
     assert state["room"]["group"] == {"slug": group.slug, "name": "Team Kimchi"}
     stored = Room.objects.get(pk=room.pk)
-    assert stored.decision_key == groups.text.item_key(stored.decision_item)
+    assert stored.decision_key == text.item_key(stored.decision_item)
     assert selectors.room_state(room=stored)["room"]["group"]["slug"] == group.slug
 
 
@@ -283,11 +289,11 @@ def test_a_decision_queues_the_webhook_after_commit(
 ) -> None:
     """The pick queues one POST, run only on commit, with the decision in the group's language."""
     settings.GROUP_WEBHOOK_ALLOW_PRIVATE = True
-    groups.group_update(group=group, webhook_url="https://127.0.0.1/hook")
+    group_services.group_update(group=group, webhook_url="https://127.0.0.1/hook")
     Group.objects.filter(pk=group.pk).update(language="ko")
     sent = []
-    monkeypatch.setattr(groups.webhooks, "_deliver_job", lambda **kwargs: sent.append(kwargs))
-    room, _ = groups.group_room_open(group=group)
+    monkeypatch.setattr(webhooks, "_deliver_job", lambda **kwargs: sent.append(kwargs))
+    room, _ = group_services.group_room_open(group=group)
     minji = join(room, "minji")
     services.item_add(room_id=room.pk, participant_id=minji.pk, name="bibimbap")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -295,7 +301,7 @@ def test_a_decision_queues_the_webhook_after_commit(
     assert sent == []  # nothing leaves before the commit
     for callback in callbacks:
         callback()
-    groups.webhooks._EXECUTOR.submit(lambda: None).result(5)
+    webhooks._EXECUTOR.submit(lambda: None).result(5)
     assert len(sent) == 1
     payload = sent[0]["payload"]
     assert sent[0]["url"] == "https://127.0.0.1/hook"
@@ -311,18 +317,18 @@ def test_no_webhook_no_post_and_a_refused_pick_posts_nothing(
 ) -> None:
     """A group without a webhook posts nothing; a pick refused with nothing_to_pick neither."""
     sent = []
-    monkeypatch.setattr(groups.webhooks, "_deliver_job", lambda **kwargs: sent.append(kwargs))
-    room, _ = groups.group_room_open(group=group)
+    monkeypatch.setattr(webhooks, "_deliver_job", lambda **kwargs: sent.append(kwargs))
+    room, _ = group_services.group_room_open(group=group)
     minji = join(room, "minji")
     services.item_add(room_id=room.pk, participant_id=minji.pk, name="pho")
     with django_capture_on_commit_callbacks(execute=True):
         services.room_pick(room_id=room.pk, participant_id=minji.pk)
     settings.GROUP_WEBHOOK_ALLOW_PRIVATE = True
-    groups.group_update(group=group, webhook_url="https://127.0.0.1/hook")
+    group_services.group_update(group=group, webhook_url="https://127.0.0.1/hook")
     services.mark_toggle(room_id=room.pk, participant_id=minji.pk, name="pho", kind="veto")
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ClientError):
         services.room_pick(room_id=room.pk, participant_id=minji.pk)
-    groups.webhooks._EXECUTOR.submit(lambda: None).result(5)
+    webhooks._EXECUTOR.submit(lambda: None).result(5)
     assert sent == []
 
 
@@ -342,7 +348,7 @@ def test_purge_keeps_decided_group_rooms_within_the_history(group: Group, settin
     assert deleted == 3
     assert list(Room.objects.values_list("pk", flat=True)) == [kept.pk]
     assert not Room.objects.filter(pk__in=[old.pk, undecided.pk, loose.pk]).exists()
-    assert [h["item"] for h in groups.group_history(group=group)] == ["pho"]
+    assert [h["item"] for h in group_selectors.group_history(group=group)] == ["pho"]
 
 
 # --- Cost ------------------------------------------------------------------------
@@ -362,7 +368,11 @@ def test_a_group_costs_a_room_few_queries(group: Group) -> None:
 
     costs = {}
     for kind in ("plain", "group"):
-        room = groups.group_room_open(group=group)[0] if kind == "group" else services.room_create()
+        room = (
+            group_services.group_room_open(group=group)[0]
+            if kind == "group"
+            else services.room_create()
+        )
         who = join(room, "minji")
         add = dict(room_id=room.pk, participant_id=who.pk, name="pho")
         pick = dict(room_id=room.pk, participant_id=who.pk, avoid_recent=kind == "group")

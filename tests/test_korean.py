@@ -16,7 +16,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from rooms import groups, korean, services
+from groups import services as group_services
+from rooms import korean, services
 from rooms.models import Item, Room
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -154,8 +155,8 @@ def test_server_pages_show_no_particle_fallback(item: str) -> None:
     """Home (a decided recent room), an ended room's page and a group page say the decision
     with the particle its word takes: "냉면으로 정했어요", never "냉면(으)로"."""
     client = Client()
-    group = groups.group_create(name="점심팀", language="ko")
-    room, _ = groups.group_room_open(group=group)
+    group = group_services.group_create(name="점심팀", language="ko")
+    room, _ = group_services.group_room_open(group=group)
     Item.objects.create(room=room, name=item, key=item.casefold())
     Room.objects.filter(pk=room.pk).update(
         decision_item=item, decision_by="민지", decided_at=timezone.now()

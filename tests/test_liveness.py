@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rooms import liveness, selectors
+from rooms import selectors
 from rooms.errors import ErrorCode
+from rooms.realtime import liveness
 
 
 @dataclass(eq=False)

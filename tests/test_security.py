@@ -320,6 +320,6 @@ def test_room_creation_is_rate_limited_per_address(client: Client, settings, db)
 )
 def test_the_handshake_takes_the_session_key_from_the_cookie(headers, key) -> None:
     """A WebSocket's browser session is its sessionid cookie, as Django's backends read it."""
-    from rooms.security import session_key_from
+    from lunchsite.security import session_key_from
 
     assert session_key_from(headers) == key

@@ -151,7 +151,7 @@ def test_readyz_shows_no_error_text_and_logs_it(client: Client, settings, caplog
             "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]},
         }
     }
-    with caplog.at_level(logging.WARNING, logger="rooms.outage"):
+    with caplog.at_level(logging.WARNING, logger="lunchsite.outage"):
         response = client.get("/readyz")
         assert client.get("/healthz").status_code == 503
     assert response.status_code == 503

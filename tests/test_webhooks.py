@@ -4,9 +4,10 @@ import socket
 
 import pytest
 
-from rooms import groups, webhooks
+from groups import services as group_services
+from groups import webhooks
+from groups.models import Group
 from rooms.errors import ClientError
-from rooms.models import Group
 
 pytestmark = pytest.mark.django_db
 
@@ -142,7 +143,7 @@ def payload(group: Group) -> webhooks.WebhookPayload:
 
 @pytest.fixture
 def group() -> Group:
-    return groups.group_create(name="Team", language="en")
+    return group_services.group_create(name="Team", language="en")
 
 
 def test_delivery_posts_json_and_records_success(group, receiver_factory, local_webhooks) -> None:

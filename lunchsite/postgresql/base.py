@@ -21,7 +21,7 @@ def check_if_suspect(conn: Any) -> None:
     of which makes it readable. Only then is psycopg's own check worth its round trip; it
     raises for a dead connection and the pool opens a new one in its place. A connection
     lost without a word (a network partition) is not seen here; the caller's retry covers
-    it (rooms/database.py, rooms/middleware.py).
+    it (rooms/database.py, lunchsite/middleware.py).
     """
     if looks_dropped(conn):
         ConnectionPool.check_connection(conn)

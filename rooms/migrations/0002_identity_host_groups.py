@@ -2,8 +2,14 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import rooms.models
+import secrets
 from django.db import migrations, models
+
+
+def new_group_slug():
+    # The Group model's slug default at the time; the model has since moved to the groups
+    # app (groups/migrations/0001_initial.py), and rooms imports nothing of it.
+    return secrets.token_urlsafe(12)
 
 
 class Migration(migrations.Migration):
@@ -17,7 +23,7 @@ class Migration(migrations.Migration):
             name='Group',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.CharField(default=rooms.models.new_group_slug, editable=False, max_length=32, unique=True)),
+                ('slug', models.CharField(default=new_group_slug, editable=False, max_length=32, unique=True)),
                 ('name', models.CharField(max_length=40)),
                 ('webhook_url', models.URLField(blank=True, max_length=500)),
                 ('language', models.CharField(default='ko', max_length=10)),

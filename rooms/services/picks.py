@@ -7,7 +7,7 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
-from .. import broadcast, groups, selectors, text
+from .. import broadcast, hooks, selectors, text
 from ..errors import ClientError
 from ..models import Participant
 from ..protocol import PickedEvent, PickMode
@@ -51,7 +51,7 @@ def room_pick(
         state = selectors.room_state_from_rows(room=room, rows=applied.state_rows)
         candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
         if avoid_recent:
-            candidates = groups.candidates_fresh(candidates, room=room)
+            candidates = hooks.candidates_fresh(candidates, room=room)
         if not candidates:
             raise ClientError("nothing_to_pick")
         winner = pick_choose(candidates, mode=mode, rng=rng or _system_random)
@@ -69,5 +69,5 @@ def room_pick(
         picked: PickedEvent = {"type": "picked", "item": winner, "by": picker, "mode": mode}
         broadcast.state_on_commit(group=room.group_name, state=state, before=(picked,))
         log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)
-        groups.decision_announce(room=room)  # queued after the commit, behind the broadcast
+        hooks.room_decided_on_commit(room=room)  # after the commit, behind the broadcast
         return state

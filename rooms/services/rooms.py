@@ -3,11 +3,11 @@
 import logging
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
-from .. import broadcast, groups
-from ..models import Group, Room, host_token_seed, new_room_id, token_from_seed, token_hash
+from .. import broadcast, hooks
+from ..models import Room, host_token_seed, new_room_id, token_from_seed, token_hash
 from ..protocol import StateEvent
 from ._core import (
     _broadcast_applied,
@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 # --- Rooms -----------------------------------------------------------------------
 
 
-def room_create(*, host_session_key: str = "", group: Group | None = None) -> Room:
+def room_create(*, host_session_key: str = "", group: models.Model | None = None) -> Room:
     """A new room; whoever joins first with `room.host_token` (or this session) is its host.
 
     `room.host_token` is set only on the returned instance: the database keeps its hash.
-    A lunch group's room is opened through groups.group_room_open (one open per group).
+    A lunch group's room is opened through the groups app's group_room_open (one open per
+    group), which passes its `group`.
     """
     room_id = new_room_id()
     host_token = token_from_seed(host_token_seed(room_id))
@@ -88,8 +89,10 @@ def rooms_purge(*, older_than: timedelta) -> int:
     stale = Room.objects.filter(
         closed_at__isnull=True, expires_at__lte=cutoff
     ) | Room.objects.filter(closed_at__lte=cutoff)
-    # A group's history outlives its rooms: decided group rooms stay for GROUP_HISTORY_DAYS.
-    stale = stale.exclude(groups.rooms_kept_for_history(now))
+    # Rooms another app keeps outlive this (a group keeps its history: rooms/hooks.py).
+    kept = hooks.rooms_kept(now)
+    if kept is not None:
+        stale = stale.exclude(kept)
     _, per_model = stale.delete()
     deleted = per_model.get(Room._meta.label, 0)
     log.info("rooms purged count=%s", deleted)

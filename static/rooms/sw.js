@@ -1,4 +1,4 @@
-// lunchsite's service worker (rooms/pwa.py serves it at /sw.js): an offline page, nothing else.
+// lunchsite's service worker (lunchsite/pwa.py serves it at /sw.js): an offline page, nothing else.
 //
 // It keeps the offline page and the static files that page uses, and answers only page
 // navigations, only when the network fails. It never stores a room, the API's answers or any

@@ -1,5 +1,5 @@
 // The browser's time zone, for the dates the server writes into pages (a group's history):
-// rooms/middleware.py TimeZoneMiddleware reads this cookie. Zone names need no escaping.
+// lunchsite/middleware.py TimeZoneMiddleware reads this cookie. Zone names need no escaping.
 (function () {
   "use strict";
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;

@@ -67,8 +67,9 @@ def lively_room(person: Person, other: Person) -> None:
 _EARLIER_LUNCHES = """
 from datetime import timedelta
 from django.utils import timezone
+from groups.models import Group
 from rooms import text
-from rooms.models import Group, Room
+from rooms.models import Room
 group = Group.objects.get(slug={slug!r})
 for item, days in [("Bibimbap", 10), ("Kimchi stew", 2)]:
     at = timezone.now() - timedelta(days=days)

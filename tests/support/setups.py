@@ -7,8 +7,10 @@ from itertools import count
 
 from django.utils import timezone
 
-from rooms import groups, services, text
-from rooms.models import Group, Participant, Room
+from groups import services as group_services
+from groups.models import Group
+from rooms import services, text
+from rooms.models import Participant, Room
 
 _channels = count()
 
@@ -29,7 +31,7 @@ def group_with_history(
     name: str, *, item: str, by: str, days_ago: int, language: str = "en"
 ) -> tuple[Group, Room]:
     """A group that decided `item` (by `by`) `days_ago` days ago, and its open room for today."""
-    group = groups.group_create(name=name, language=language)
+    group = group_services.group_create(name=name, language=language)
     at = timezone.now() - timedelta(days=days_ago)
     Room.objects.create(
         group=group,
@@ -39,5 +41,5 @@ def group_with_history(
         decided_at=at,
         decision_key=text.item_key(item),
     )
-    room, _ = groups.group_room_open(group=group)
+    room, _ = group_services.group_room_open(group=group)
     return group, room

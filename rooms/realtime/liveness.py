@@ -26,8 +26,8 @@ from typing import Protocol
 
 from django.conf import settings
 
-from . import database, selectors, services
-from .errors import ClientError, ErrorCode, ServerBusy
+from .. import database, selectors, services
+from ..errors import ClientError, ErrorCode, ServerBusy
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""HTTP for lunch groups: the group page and its forms, and the groups' JSON API."""
+"""HTTP for lunch groups: the group page and its forms, the groups' JSON API, and what a
+group's room page shows of its group."""
 
 import json
 import logging
@@ -13,17 +14,18 @@ from django.utils.translation import gettext, ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from . import groups, webhooks
-from .errors import ClientError
-from .models import Group, Room
-from .ratelimit import fixed_window_hit
-from .views import (
-    _client_address,
-    _rate_limited_json,
-    _rate_limited_page,
-    _room_urls,
+from lunchsite.ratelimit import (
+    client_address,
+    fixed_window_hit,
+    rate_limited_json,
+    rate_limited_page,
 )
-from .views import _creation_wait as _room_creation_wait
+from rooms.errors import ClientError
+from rooms.models import Room
+from rooms.pages import room_creation_wait, room_urls
+
+from . import selectors, services, webhooks
+from .models import Group
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ _BAD_BODY = object()  # a body that is not a JSON object
 def _group_creation_wait(request: HttpRequest) -> int:
     """Seconds this address must wait before creating another group (0: go ahead)."""
     return fixed_window_hit(
-        f"group-create:{_client_address(request)}",
+        f"group-create:{client_address(request)}",
         limit=settings.ROOM_CREATE_PER_MINUTE,
         window=60,
     )
@@ -46,11 +48,11 @@ def _room_opening_wait(request: HttpRequest, group: Group) -> int:
     (a room is a room, and a host can close one and open the next); finding today's room
     already open costs nothing, so everyone can still get into it.
     """
-    if groups.group_open_room(group=group) is not None:
+    if selectors.group_room_get_open(group=group) is not None:
         return 0
     # Counted before group_room_open takes the group's lock, not under it, so the lock is
     # never held across a cache round trip; first calls that race may each be counted.
-    return _room_creation_wait(request)
+    return room_creation_wait(request)
 
 
 def _language(request: HttpRequest) -> str:
@@ -62,25 +64,25 @@ def _language(request: HttpRequest) -> str:
 
 def _group_get_or_404(slug: str) -> Group | None:
     try:
-        return groups.group_get(slug=slug)
+        return selectors.group_get(slug=slug)
     except ClientError:
         return None
 
 
 def _room_json(request: HttpRequest, room: Room) -> dict[str, str]:
-    return {"id": room.pk, **_room_urls(request, room), "expires_at": room.expires_at.isoformat()}
+    return {"id": room.pk, **room_urls(request, room), "expires_at": room.expires_at.isoformat()}
 
 
 def _group_json(request: HttpRequest, group: Group) -> dict[str, Any]:
-    room = groups.group_open_room(group=group)
+    room = selectors.group_room_get_open(group=group)
     return {
         "slug": group.slug,
         "name": group.name,
         "url": request.build_absolute_uri(reverse("group", args=[group.slug])),
         "api_url": request.build_absolute_uri(reverse("api_group", args=[group.slug])),
         "room": _room_json(request, room) if room else None,
-        "history": groups.group_history(group=group),
-        "favorites": groups.group_favorites(group=group),
+        "history": selectors.group_history(group=group),
+        "favorites": selectors.group_favorites(group=group),
         "webhook": {
             "host": group.webhook_host,
             "last_status": group.webhook_last_status or None,
@@ -124,18 +126,18 @@ def _error(error: ClientError, status: int = 400) -> JsonResponse:
 def group_create_form(request: HttpRequest) -> HttpResponse:
     """GET: the form to start a group; POST: create it and go to its page (303)."""
     if request.method != "POST":
-        return render(request, "rooms/group_new.html", {"form": {}})
+        return render(request, "groups/group_new.html", {"form": {}})
     form = {key: request.POST.get(key, "") for key in ("name", "webhook_url")}
     wait = _group_creation_wait(request)
     if wait:
-        return _rate_limited_page(request, wait)
+        return rate_limited_page(request, wait)
     try:
-        group = groups.group_create(
+        group = services.group_create(
             name=form["name"], webhook_url=form["webhook_url"], language=_language(request)
         )
     except ClientError as error:
         context = {"form": form, "error": error.code}
-        return render(request, "rooms/group_new.html", context, status=400)
+        return render(request, "groups/group_new.html", context, status=400)
     response = HttpResponse(status=303)
     response["Location"] = reverse("group", args=[group.slug])
     return response
@@ -144,20 +146,20 @@ def group_create_form(request: HttpRequest) -> HttpResponse:
 def _render_group(
     request: HttpRequest, group: Group, *, status: int = 200, error: str = ""
 ) -> HttpResponse:
-    room = groups.group_open_room(group=group)
+    room = selectors.group_room_get_open(group=group)
     context = {
         "group": group,
         "group_url": request.build_absolute_uri(reverse("group", args=[group.slug])),
         "room": room,
-        "history": groups.group_history(group=group),
-        "favorites": groups.group_favorites(group=group),
+        "history": selectors.group_history(group=group),
+        "favorites": selectors.group_favorites(group=group),
         "webhook_host": group.webhook_host,
         "webhook_outcome": _webhook_said(webhooks.webhook_outcome(group.webhook_last_status)),
         "recent_days": settings.GROUP_RECENT_DAYS,
         "history_days": settings.GROUP_HISTORY_DAYS,
         "error": error,
     }
-    return render(request, "rooms/group.html", context, status=status)
+    return render(request, "groups/group.html", context, status=status)
 
 
 def _webhook_said(outcome: webhooks.WebhookOutcome | None) -> dict[str, Any] | None:
@@ -188,7 +190,7 @@ def _webhook_said(outcome: webhooks.WebhookOutcome | None) -> dict[str, Any] | N
 def group_page(request: HttpRequest, slug: str) -> HttpResponse:
     group = _group_get_or_404(slug)
     if group is None:
-        return render(request, "rooms/group_gone.html", status=404)
+        return render(request, "groups/group_gone.html", status=404)
     return _render_group(request, group)
 
 
@@ -197,14 +199,14 @@ def group_room_form(request: HttpRequest, slug: str) -> HttpResponse:
     """Open today's room (the open one, or a new one) and go there (303)."""
     group = _group_get_or_404(slug)
     if group is None:
-        return render(request, "rooms/group_gone.html", status=404)
+        return render(request, "groups/group_gone.html", status=404)
     wait = _room_opening_wait(request, group)
     if wait:
-        return _rate_limited_page(request, wait)
+        return rate_limited_page(request, wait)
     # The browser that opens today's room is its host (as with POST /rooms/).
     if request.session.session_key is None:
         request.session.save()
-    room, _ = groups.group_room_open(group=group, host_session_key=request.session.session_key)
+    room, _ = services.group_room_open(group=group, host_session_key=request.session.session_key)
     response = HttpResponse(status=303)
     response["Location"] = reverse("room", args=[room.pk])
     return response
@@ -215,14 +217,14 @@ def group_settings_form(request: HttpRequest, slug: str) -> HttpResponse:
     """Rename the group or set its webhook from the group page; 303 back to it."""
     group = _group_get_or_404(slug)
     if group is None:
-        return render(request, "rooms/group_gone.html", status=404)
+        return render(request, "groups/group_gone.html", status=404)
     name = request.POST.get("name")
     if "clear_webhook" in request.POST:
         webhook_url = ""
     else:  # an empty box leaves the webhook as it is (the page never shows the full URL)
         webhook_url = request.POST.get("webhook_url", "").strip() or None
     try:
-        groups.group_update(group=group, name=name, webhook_url=webhook_url)
+        services.group_update(group=group, name=name, webhook_url=webhook_url)
     except ClientError as error:
         group.refresh_from_db()
         return _render_group(request, group, status=400, error=error.code)
@@ -242,11 +244,11 @@ def api_group_create(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "bad_message"}, status=400)
     wait = _group_creation_wait(request)
     if wait:
-        return _rate_limited_json(wait)
+        return rate_limited_json(wait)
     name = body.get("name")
     try:
         webhook_url = _optional_webhook(body) or ""
-        group = groups.group_create(
+        group = services.group_create(
             name=name if isinstance(name, str) else "",
             webhook_url=webhook_url,
             language=_language(request),
@@ -279,7 +281,7 @@ def api_group(request: HttpRequest, slug: str) -> JsonResponse:
         try:
             if "name" in body and not isinstance(name, str):
                 raise ClientError("invalid_name")
-            groups.group_update(group=group, name=name, webhook_url=_optional_webhook(body))
+            services.group_update(group=group, name=name, webhook_url=_optional_webhook(body))
         except ClientError as error:
             return _error(error)
     return JsonResponse(_group_json(request, group))
@@ -294,9 +296,24 @@ def api_group_room(request: HttpRequest, slug: str) -> JsonResponse:
         return JsonResponse({"error": "group_not_found"}, status=404)
     wait = _room_opening_wait(request, group)
     if wait:
-        return _rate_limited_json(wait)
-    room, created = groups.group_room_open(group=group)
+        return rate_limited_json(wait)
+    room, created = services.group_room_open(group=group)
     if not created:
         return JsonResponse(_room_json(request, room))
     # Only the caller that opened the room hears its host token, as with POST /api/rooms/.
     return JsonResponse({**_room_json(request, room), "host_token": room.host_token}, status=201)
+
+
+# --- A group's room ---------------------------------------------------------------
+
+
+def room_page_context(room: Room) -> dict[str, Any]:
+    """A group's room page links to its group and offers its usual places as one-tap adds.
+
+    Registered with rooms.hooks (groups/apps.py): the room page knows nothing of groups.
+    """
+    if room.group_id is None:
+        return {}
+    group = room.group
+    favorites = [favorite["item"] for favorite in selectors.group_favorites(group=group)]
+    return {"group": group, "group_favorites": favorites}

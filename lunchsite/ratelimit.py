@@ -1,56 +1,33 @@
-"""Rate limits: actions per participant (in this process) and room creation per address (cache)."""
+"""Per-address HTTP rate limits (room and group creation), counted in the cache, and the 429
+answers a page or an API client gets. (The WebSocket action limit: rooms/realtime/ratelimit.py.)"""
 
-import logging
 import threading
 import time
-import weakref
 
 from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 from .outage import redis_outage
 
-log = logging.getLogger(__name__)
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address (daphne's --proxy-headers puts the real one behind nginx here)."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
 
 
-class SlidingWindow:
-    """At most `limit` events in any `window` seconds; limit 0 means no limit."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        # A list, not a deque: at most `limit` (20) entries, and a deque's first block alone
-        # is 0.6 KiB, kept for every participant online (issue 27: memory per connection).
-        self._events: list[float] = []
-
-    def allow(self, now: float | None = None) -> bool:
-        if self.limit <= 0:
-            return True
-        now = time.monotonic() if now is None else now
-        expired = 0
-        while expired < len(self._events) and now - self._events[expired] >= self.window:
-            expired += 1
-        del self._events[:expired]
-        if len(self._events) >= self.limit:
-            return False
-        self._events.append(now)
-        return True
+def rate_limited_page(request: HttpRequest, wait: int) -> HttpResponse:
+    """429 with the page that says how long to wait."""
+    response = render(request, "rooms/rate_limited.html", {"wait": wait}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
-# One window per participant among this process's connections, shared by all of them: five
-# tabs of one person have one allowance, not five. The connections hold the window; when the
-# last one on this process goes, so does the entry. Per process, not per site: a participant
-# with connections on two workers gets the allowance on each (see docs/protocol.md).
-_participant_windows: "weakref.WeakValueDictionary[int, SlidingWindow]" = (
-    weakref.WeakValueDictionary()
-)
-
-
-def participant_window(participant_id: int, *, limit: int, window: float) -> SlidingWindow:
-    """The action window this process keeps for one participant (created on first use)."""
-    found = _participant_windows.get(participant_id)
-    if found is None or found.limit != limit or found.window != window:
-        found = _participant_windows[participant_id] = SlidingWindow(limit, window)
-    return found
+def rate_limited_json(wait: int) -> JsonResponse:
+    """429 `{"error": "rate_limited", "retry_after": wait}` for an API client."""
+    response = JsonResponse({"error": "rate_limited", "retry_after": wait}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 class _LocalFixedWindows:

@@ -4,7 +4,7 @@ Both are answered by `HealthProbeMiddleware`, ahead of the host check, the sessi
 rest of the stack: a load balancer or systemd probes a worker on its own address
 (`Host: 127.0.0.1:8001`), which is not in ALLOWED_HOSTS in production, and a probe needs
 none of what follows. Anyone gets only `{"status": ...}`; which check failed and why goes to
-the log, once when it starts failing and once when it answers again (rooms/outage.py).
+the log, once when it starts failing and once when it answers again (lunchsite/outage.py).
 `/healthz`, the older name, answers as `/readyz` does. docs/operations.md.
 """
 
@@ -22,7 +22,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from . import transport
+from rooms.realtime import transport
+
 from .outage import Outage, redis_outage
 
 log = logging.getLogger(__name__)

@@ -20,13 +20,15 @@ from typing import TypedDict
 
 import httpx
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import connections
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from .errors import ClientError
-from .models import Group, Room
-from .protocol import GroupInfo
+from rooms.errors import ClientError
+from rooms.models import Room
+from rooms.protocol import GroupInfo
+
+from .models import Group
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +149,9 @@ def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
 # --- Delivering ------------------------------------------------------------------
 
 
-def webhook_post_on_commit(*, group_id: int, url: str, payload: WebhookPayload) -> None:
-    """Queue the POST for when the current transaction commits (never if it rolls back)."""
-    transaction.on_commit(
-        lambda: _EXECUTOR.submit(_deliver_job, group_id=group_id, url=url, payload=payload)
-    )
+def webhook_post(*, group_id: int, url: str, payload: WebhookPayload) -> None:
+    """Queue the POST on the webhook threads; called once the decision has committed."""
+    _EXECUTOR.submit(_deliver_job, group_id=group_id, url=url, payload=payload)
 
 
 def _deliver_job(*, group_id: int, url: str, payload: WebhookPayload) -> None:
