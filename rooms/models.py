@@ -191,7 +191,7 @@ class Connection(models.Model):
     connected_at = models.DateTimeField(default=timezone.now)
     # Refreshed by the connection's heartbeat; a stale one belongs to a dead worker. Not
     # indexed, so that PostgreSQL writes each heartbeat as a heap-only (HOT) update in the
-    # page's free space (migration 0006): a process's ten thousand heartbeats every 20 s
+    # page's free space (migration 0007): a process's ten thousand heartbeats every 20 s
     # then leave no index entries behind and their dead versions are pruned as pages are
     # read. Every query of it starts from a participant or a room, whose indexes it uses.
     last_seen = models.DateTimeField(default=timezone.now)

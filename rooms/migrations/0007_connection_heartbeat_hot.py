@@ -27,7 +27,7 @@ def _fillfactor(value: int | None):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rooms", "0005_participant_token_seed")]
+    dependencies = [("rooms", "0006_group_moved_to_groups")]
 
     operations = [
         migrations.AlterField(
