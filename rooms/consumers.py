@@ -42,7 +42,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         # Join the group first: a change committed while we join is not missed (the
         # version check drops the copy we already have).
-        self.group = Room.group_name_of(self.room_id)
+        self.group = Room.channel_group_of(self.room_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         try:
             participant, state = await database.call(

@@ -74,7 +74,7 @@ async def command_run(*, room_id: str, participant_id: int, command: Command) ->
     if applied is None:
         return None  # refused: the service says why
     state = selectors.room_state_from_rows(room=applied.room, rows=applied.state_rows)
-    await broadcast.state_published(group=applied.room.group_name, state=state)
+    await broadcast.state_published(group=applied.room.channel_group, state=state)
     return state
 
 

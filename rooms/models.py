@@ -145,11 +145,12 @@ class Room(models.Model):
         return self.id
 
     @property
-    def group_name(self) -> str:
-        return self.group_name_of(self.pk)
+    def channel_group(self) -> str:
+        """The room's channel-layer group (not its lunch group, `group`)."""
+        return self.channel_group_of(self.pk)
 
     @staticmethod
-    def group_name_of(room_id: str) -> str:
+    def channel_group_of(room_id: str) -> str:
         """The room's channel-layer group, from a well-formed room id (ROOM_ID_SHAPE)."""
         # Built from the primary key (URL-safe base64: letters, digits, - and _), never
         # from other user text, so it is always a valid channel-layer group name.

@@ -79,7 +79,7 @@ async def test_the_state_reaches_the_room_group(lunch) -> None:
     room, _, guest = lunch
     layer = get_channel_layer()
     listener = await layer.new_channel()
-    await layer.group_add(room.group_name, listener)
+    await layer.group_add(room.channel_group, listener)
     state = await on_loop(room, guest, "add:bibimbap")
     message = await asyncio.wait_for(layer.receive(listener), 3)
     assert message["type"] == "room.event" and message["is_state"]
@@ -250,7 +250,7 @@ async def test_a_change_that_committed_unanswered_is_not_applied_again(
 
     monkeypatch.setattr(everyday, "_sent_in_one_transaction", answer_lost)
     layer = get_channel_layer()
-    await layer.group_add(room.group_name, "watcher")
+    await layer.group_add(room.channel_group, "watcher")
     before = await version_of(room)
     await database.command_run(room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame))
     assert await version_of(room) == before + 1

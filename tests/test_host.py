@@ -377,7 +377,7 @@ def test_a_lost_kick_is_told_again_at_the_next_heartbeat(
     run(room, host, "kick", participant=troll.pk)
     layer = get_channel_layer()
     listener = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(room.group_name, listener)
+    async_to_sync(layer.group_add)(room.channel_group, listener)
     with django_capture_on_commit_callbacks(execute=True):
         services.presence_refresh(connections=[(room.pk, channel, troll.pk)])
     assert not Connection.objects.filter(participant=troll).exists()

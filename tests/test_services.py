@@ -338,7 +338,7 @@ def test_weighted_mode_without_votes_is_uniform() -> None:
 def _listen(room: Room) -> str:
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(room.group_name, channel)
+    async_to_sync(layer.group_add)(room.channel_group, channel)
     return channel
 
 

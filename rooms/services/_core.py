@@ -231,7 +231,7 @@ _GROUP_COLUMNS = (
 def _broadcast_applied(applied: _Applied) -> StateEvent:
     """The state `_bump_and_apply` read, sent after the commit; return it."""
     state = selectors.room_state_from_rows(room=applied.room, rows=applied.state_rows)
-    broadcast.state_on_commit(group=applied.room.group_name, state=state)
+    broadcast.state_on_commit(group=applied.room.channel_group, state=state)
     return state
 
 
@@ -285,7 +285,9 @@ def _broadcast_state(
 ) -> StateEvent:
     """Read the room's new state and have it sent after the commit; return it."""
     state = selectors.room_state(room=room)
-    broadcast.state_on_commit(group=room.group_name, state=state, before=before, presence=presence)
+    broadcast.state_on_commit(
+        group=room.channel_group, state=state, before=before, presence=presence
+    )
     return state
 
 
@@ -308,7 +310,9 @@ def _commit_change(
         fields.append("expires_at")
     room.save(update_fields=fields)
     state = selectors.room_state(room=room)
-    broadcast.state_on_commit(group=room.group_name, state=state, before=before, presence=presence)
+    broadcast.state_on_commit(
+        group=room.channel_group, state=state, before=before, presence=presence
+    )
     return state
 
 

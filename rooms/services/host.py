@@ -148,7 +148,7 @@ def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> St
         for sql in rest:
             _execute(sql, params)
         # Its connections, on whichever process, hang up with `kicked` (rooms/consumers.py).
-        broadcast.kicked_on_commit(group=room.group_name, participant_id=target_id)
+        broadcast.kicked_on_commit(group=room.channel_group, participant_id=target_id)
         log.info("participant kicked room=%s participant=%s", room.pk, target_id)
         return _broadcast_state(room)
 

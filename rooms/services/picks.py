@@ -67,7 +67,7 @@ def room_pick(
             "at": room.decided_at.isoformat(),
         }
         picked: PickedEvent = {"type": "picked", "item": winner, "by": picker, "mode": mode}
-        broadcast.state_on_commit(group=room.group_name, state=state, before=(picked,))
+        broadcast.state_on_commit(group=room.channel_group, state=state, before=(picked,))
         log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)
         groups.decision_announce(room=room)  # queued after the commit, behind the broadcast
         return state

@@ -277,7 +277,7 @@ def _presence_repair(room_id: str, missing: list[tuple[str, int]]) -> None:
         came_back = False
         for channel, participant_id in missing:
             if participant_id in kicked:
-                broadcast.kicked_on_commit(group=room.group_name, participant_id=participant_id)
+                broadcast.kicked_on_commit(group=room.channel_group, participant_id=participant_id)
                 continue
             # Swept while its worker was stalled: it is alive after all.
             came_back |= participant_id not in online

@@ -78,7 +78,7 @@ def _close(room: Room) -> None:
     room.closed_at = timezone.now()
     room.version += 1
     room.save(update_fields=["closed_at", "version"])
-    broadcast.closed_on_commit(group=room.group_name)
+    broadcast.closed_on_commit(group=room.channel_group)
 
 
 def rooms_purge(*, older_than: timedelta) -> int:
