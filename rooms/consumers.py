@@ -10,7 +10,17 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import broadcast, database, liveness, protocol, security, selectors, services, transport
+from . import (
+    broadcast,
+    commands,
+    database,
+    liveness,
+    protocol,
+    security,
+    selectors,
+    services,
+    transport,
+)
 from .errors import CLOSE_CODES, ClientError, ErrorCode, ServerBusy
 from .models import Room
 from .ratelimit import participant_window
@@ -132,7 +142,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         command = None
         try:
             command = self._parse(text_data, bytes_data)
-            await database.command_run(
+            await commands.command_dispatch(
                 room_id=self.room_id, participant_id=self.participant_id, command=command
             )
         except ClientError as error:

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from rooms import groups, selectors, services
+from rooms import commands, groups, selectors, services
 from rooms.errors import ClientError
 from rooms.models import Group, Participant, Room
 from rooms.protocol import parse_frame
@@ -266,7 +266,7 @@ def test_avoid_recent_changes_nothing_in_a_room_of_no_group(group: Group) -> Non
 def test_pick_records_the_decision_key_and_shows_the_group(today, group: Group) -> None:
     """A pick stores the item's key (for later avoid_recent); the state names the group."""
     room, minji = today
-    state = services.command_run(
+    state = commands.command_run(
         room_id=room.pk, participant_id=minji.pk, command=parse_frame("pick:fresh")
     )
     assert state["room"]["group"] == {"slug": group.slug, "name": "Team Kimchi"}

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from rooms import selectors, services
+from rooms import commands, selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Item, Mark, Participant, Room
 from rooms.protocol import Command
@@ -28,7 +28,7 @@ def run(room: Room, who: Participant, action: str, text: str = "", **fields) -> 
     if "participant" in fields:
         arguments["target_id"] = fields.pop("participant")
     command = Command(action, {**arguments, **fields})
-    return services.command_run(room_id=room.pk, participant_id=who.pk, command=command)
+    return commands.command_run(room_id=room.pk, participant_id=who.pk, command=command)
 
 
 def refused(room: Room, who: Participant, action: str, text: str = "", **fields) -> str:
