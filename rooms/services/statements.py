@@ -2,7 +2,7 @@
 turn a returned row into a model instance without a queryset."""
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -119,7 +119,7 @@ def columns(model: type[Model], prefix: str = "") -> str:
     return ", ".join(prefix + field.column for field in model._meta.concrete_fields)
 
 
-def row_to_model(model: type[M], row: tuple | list) -> M:
+def row_to_model(model: type[M], row: Sequence[Any]) -> M:
     """A model instance from a row of `columns(model)` (and anything after them), as the
     ORM builds one (Model.from_db, the backend's converters) but without a queryset: on
     every change, a queryset's compiling cost more than its statement."""
