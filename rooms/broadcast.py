@@ -99,11 +99,6 @@ def state_on_commit(
     _on_commit(group, _room_event(state, version, is_state=True, presence=presence))
 
 
-async def state_published(*, group: str, state: StateEvent) -> None:
-    """Send a committed change's `state` to the room's group now, from the event loop."""
-    await publish([(group, _room_event(state, state["version"], is_state=True, presence=False))])
-
-
 def closed_on_commit(*, group: str) -> None:
     """Tell the room's connections, once the transaction commits, that the room is closed."""
     _on_commit(group, {"type": "room.closed"})
@@ -130,19 +125,26 @@ _local = threading.local()
 
 
 @contextmanager
-def collecting() -> Iterator[Outbox]:
-    """Collect the messages committed in this block instead of sending them."""
-    outer = getattr(_local, "outbox", None)
+def collecting(*, committed: bool = False) -> Iterator[Outbox]:
+    """Collect the messages committed in this block instead of sending them.
+
+    `committed`: the block's change has committed already (an everyday change sent from the
+    event loop, rooms/everyday.py), so its messages are collected at once, without asking
+    Django's connection (which the loop must not touch) about a transaction."""
+    outer = getattr(_local, "outbox", None), getattr(_local, "committed", False)
     outbox: Outbox = []
-    _local.outbox = outbox
+    _local.outbox, _local.committed = outbox, committed
     try:
         yield outbox
     finally:
-        _local.outbox = outer
+        _local.outbox, _local.committed = outer
 
 
 def _on_commit(group: str, message: Message) -> None:
-    transaction.on_commit(partial(_committed, group, message))
+    if getattr(_local, "committed", False):
+        _committed(group, message)
+    else:
+        transaction.on_commit(partial(_committed, group, message))
 
 
 def _committed(group: str, message: Message) -> None:

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from lunchsite import security
 
-from . import broadcast, database, protocol, selectors, services
+from . import broadcast, commands, database, protocol, selectors, services
 from .errors import CLOSE_CODES, ClientError, ErrorCode, ServerBusy
 from .models import Room
 from .realtime import liveness
@@ -34,7 +34,7 @@ class RoomConsumer(LiveConsumer):
             return
         # Join the group first: a change committed while we join is not missed (the
         # version check drops the copy we already have).
-        self.group = Room.group_name_of(self.room_id)
+        self.group = Room.channel_group_of(self.room_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         try:
             participant, state = await database.call(
@@ -87,7 +87,7 @@ class RoomConsumer(LiveConsumer):
         command = None
         try:
             command = self._parse(text_data, bytes_data)
-            await database.command_run(
+            await commands.command_dispatch(
                 room_id=self.room_id, participant_id=self.participant_id, command=command
             )
         except ClientError as error:

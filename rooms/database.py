@@ -12,9 +12,8 @@ from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection
 
-from . import backend, broadcast, everyday, services
+from . import backend, broadcast
 from .errors import ClientError, ServerBusy
-from .protocol import Command
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +59,6 @@ async def call(service: Callable[..., Any], **kwargs: Any) -> Any:
             raise ServerBusy(str(error)) from error
         await asyncio.sleep(RETRY_DELAY_SECONDS * attempt)
     raise AssertionError("unreachable")
-
-
-async def command_run(*, room_id: str, participant_id: int, command: Command) -> None:
-    """Run a participant's command: an everyday change from the event loop where it can go
-    (rooms/everyday.py), anything else, or whatever that could not do, on a database thread."""
-    arguments = {"room_id": room_id, "participant_id": participant_id, "command": command}
-    try:
-        if await everyday.command_run(**arguments) is not None:
-            return
-    except everyday.Unanswered as unanswered:
-        arguments["unless_committed"] = unanswered.receipt
-    await call(services.command_run, **arguments)
 
 
 def request_connection_closed(**kwargs: Any) -> None:

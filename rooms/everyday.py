@@ -1,20 +1,20 @@
 """The everyday changes on PostgreSQL, sent from the event loop instead of a database thread.
 
 An add, a remove, a vote, a veto, a rename, in/out and extend are one pipeline: BEGIN, the
-room's lock, the change with the bump, the state read and COMMIT, one round trip
-(`services.pipelined_statements`, rooms/services/_core.py). On a database thread each also
+room's lock, the checks with the change and the bump, the state read and COMMIT, one round
+trip. The statements and the reading of their rows are rooms/services/runner.py's, the same
+as a database thread's; only the sending is here. On a database thread each change also
 cost two hops between the loop and the thread, and the thread's Python waited for the
 interpreter lock the loop holds while it relays frames (docs/performance.md). Here psycopg's
 async connection sends the same statements from the loop, on a pool of the loop's own.
 
-Only what went through is done here. A refused change wrote nothing (the rules are in its
-SQL), so the service runs it again on a database thread and says which rule refused it, or
-applies it if the room changed in between. So does a change whose connection failed (the
-services' retries and server_busy, rooms/database.py), with one care: if the connection
+A refusal comes back in the same round trip as its error code (rooms/services/changes.py),
+having written nothing. A change whose connection failed goes to the service on a database
+thread (its retries and server_busy, rooms/database.py), with one care: if the connection
 failed after the COMMIT went out, the change may have committed unanswered. Its bump writes
-a receipt of its own into the room's row, and the service first looks for it (`Unanswered`,
-`services.command_run`), so a change that went through is not applied a second time. Every
-other command, and SQLite, go to the services as before.
+a receipt of its own into the room's row, and the thread first looks for it (`Unanswered`,
+`commands.command_run`), so a change that went through is not applied a second time. Every
+other command, and SQLite, go to the services on a database thread.
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from lunchsite.postgresql.base import looks_dropped
 
-from . import backend, broadcast, selectors, services
-from .protocol import Command, StateEvent
+from . import backend, broadcast
+from .protocol import StateEvent
+from .services import states
+from .services.changes import Change
+from .services.runner import change_outcome, change_statements
+from .services.statements import Statement
 
 log = logging.getLogger(__name__)
 
@@ -43,48 +47,41 @@ def enabled() -> bool:
 
 
 class Unanswered(Exception):
-    """The change's connection failed: it may have committed. The service is to run it unless
-    its bump's `receipt` is in the room (`services.command_run`'s `unless_committed`)."""
+    """The change's connection failed: it may have committed. A database thread is to run it
+    unless its bump's `receipt` is in the room (`commands.command_run`'s `unless_committed`)."""
 
     def __init__(self, receipt: UUID) -> None:
         super().__init__(receipt)
         self.receipt = receipt
 
 
-async def command_run(*, room_id: str, participant_id: int, command: Command) -> StateEvent | None:
-    """Apply an everyday command and publish its state; None if the services must run it.
+async def change_send(*, room_id: str, change: Change, by: int | None) -> StateEvent:
+    """Apply a change from the loop and publish its state; return the state.
 
-    Raises Unanswered if the statements failed (PostgreSQL down or saturated, the connection
-    lost) and the services must decide whether the change went through.
+    A refusal raises its ClientError. Raises Unanswered if the statements failed
+    (PostgreSQL down or saturated, the connection lost) and a database thread must decide
+    whether the change went through.
     """
-    spec = command.spec
-    build = services.EVERYDAY_CHANGES.get(spec.service)
-    if build is None or not enabled():
-        return None
-    change = build(**spec.fixed, **command.arguments)  # a bad argument raises ClientError
-    by = participant_id if spec.by_participant else None
     receipt = uuid4()
-    statements = services.pipelined_statements(room_id, change, by=by, receipt=receipt)
+    plan = change_statements(room_id, change, by=by, vendor="postgresql", receipt=receipt)
     try:
-        bumped, state_rows = await _sent_in_one_transaction(statements)
+        rows = await _sent_in_one_transaction(plan.sql)
     except psycopg.Error as exc:  # PoolTimeout too: nothing was sent, the receipt is not found
         log.warning("everyday change failed on the loop room=%s: %r; trying a thread", room_id, exc)
         raise Unanswered(receipt) from exc
-    applied = services.applied_from(bumped, state_rows)
-    if applied is None:
-        return None  # refused: the service says why
-    state = selectors.room_state_from_rows(room=applied.room, rows=applied.state_rows)
-    await broadcast.state_published(group=applied.room.group_name, state=state)
-    return state
+    applied = change_outcome(rows[plan.verdict], rows[-1])
+    # Committed already: the state goes out through the services' own entry point, now.
+    with broadcast.collecting(committed=True) as outbox:
+        states.state_publish(applied.room, applied.state)
+    await broadcast.publish(outbox)
+    return applied.state
 
 
-async def _sent_in_one_transaction(
-    statements: list[tuple[str, dict]],
-) -> tuple[list[tuple], list[tuple]]:
-    """BEGIN, the lock, the change with the bump, the state read, COMMIT: one pipeline.
+async def _sent_in_one_transaction(statements: list[Statement]) -> list[list[tuple]]:
+    """BEGIN, the statements, COMMIT: one pipeline; the rows of each statement.
 
-    The rows of the bump and of the state read. A statement that fails aborts the rest,
-    COMMIT included, and raises; the pool rolls the connection back when it is returned.
+    A statement that fails aborts the rest, COMMIT included, and raises; the pool rolls the
+    connection back when it is returned.
     """
     pool = await _pool()
     async with pool.connection() as conn:
@@ -94,8 +91,7 @@ async def _sent_in_one_transaction(
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 await cursor.execute(sql, params)
             await conn.execute("COMMIT")
-        _, bumped, state = cursors
-        return await bumped.fetchall(), await state.fetchall()
+        return [await cursor.fetchall() for cursor in cursors]
 
 
 # --- The loop's connections ------------------------------------------------------

@@ -7,7 +7,8 @@ Constraints in the database, not only in code, keep the rules true when many cli
 import base64
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -15,6 +16,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
+
+from . import text
+
+if TYPE_CHECKING:
+    from .protocol import Decision
 
 
 def new_room_id() -> str:
@@ -48,12 +54,25 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def default_expiry() -> "timezone.datetime":
-    return timezone.now() + timedelta(seconds=settings.ROOM_TTL_SECONDS)
+def room_expiry(now: datetime | None = None) -> datetime:
+    """When a room that saw activity at `now` expires: the one definition of the expiry."""
+    return (now or timezone.now()) + timedelta(seconds=settings.ROOM_TTL_SECONDS)
+
+
+def default_expiry() -> datetime:
+    """A new room's expiry (the field's default; migrations name this function)."""
+    return room_expiry()
+
+
+# A room is open until it is closed or its expiry passes. Said once, here, in the three forms
+# that ask it: an instance (`Room.is_open`), a queryset (`RoomQuerySet.active`) and the raw
+# SQL of the changes (rooms/services/), on rooms_room's row with the time in %(now)s.
+ROOM_OPEN_SQL = "(rooms_room.closed_at IS NULL AND rooms_room.expires_at > %(now)s)"
 
 
 class RoomQuerySet(models.QuerySet):
-    def active(self, now=None) -> "RoomQuerySet":
+    def active(self, now: datetime | None = None) -> "RoomQuerySet":
+        """The open rooms (ROOM_OPEN_SQL)."""
         now = now or timezone.now()
         return self.filter(closed_at__isnull=True, expires_at__gt=now)
 
@@ -115,31 +134,49 @@ class Room(models.Model):
         return self.id
 
     @property
-    def group_name(self) -> str:
-        return self.group_name_of(self.pk)
+    def channel_group(self) -> str:
+        """The room's channel-layer group (not its lunch group, `group`)."""
+        return self.channel_group_of(self.pk)
 
     @staticmethod
-    def group_name_of(room_id: str) -> str:
+    def channel_group_of(room_id: str) -> str:
         """The room's channel-layer group, from a well-formed room id (ROOM_ID_SHAPE)."""
         # Built from the primary key (URL-safe base64: letters, digits, - and _), never
         # from other user text, so it is always a valid channel-layer group name.
         return f"room.{room_id}"
 
-    def status_at(self, now=None) -> "Room.Status":
-        now = now or timezone.now()
+    def status_at(self, now: datetime | None = None) -> "Room.Status":
         if self.closed_at is not None:
             return self.Status.CLOSED
-        if self.expires_at <= now:
-            return self.Status.EXPIRED
-        return self.Status.ACTIVE
+        return self.Status.ACTIVE if self.is_open_at(now) else self.Status.EXPIRED
 
     @property
     def status(self) -> "Room.Status":
         return self.status_at()
 
+    def is_open_at(self, now: datetime | None = None) -> bool:
+        """Open: not closed and not past its expiry (ROOM_OPEN_SQL)."""
+        return self.closed_at is None and self.expires_at > (now or timezone.now())
+
     @property
     def is_open(self) -> bool:
-        return self.status == self.Status.ACTIVE
+        return self.is_open_at()
+
+    def decide(self, *, item: str, by: str, at: datetime) -> None:
+        """Record the room's decision (unsaved): the item drawn, who drew it, when."""
+        self.decision_item, self.decision_by, self.decided_at = item, by, at
+        self.decision_key = text.item_key(item)  # what a group steers away from later
+
+    @property
+    def decision(self) -> "Decision | None":
+        """The decision as the protocol shows it; None until the room has one."""
+        if self.decided_at is None:
+            return None
+        return {
+            "item": self.decision_item,
+            "by": self.decision_by,
+            "at": self.decided_at.isoformat(),
+        }
 
 
 class Participant(models.Model):

@@ -29,19 +29,15 @@ Arguments = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    """One action of the protocol: the service that runs it and how its argument is read.
+    """How a frame says one action of the protocol: how its arguments are read.
 
-    `service` names a function of the rooms.services package; it is called with `room_id`, with
-    `participant_id` when `by_participant`, with `fixed`, and with the keyword arguments
-    that `from_json` (given the JSON object) or `from_text` (given the text after the
-    shorthand's colon) return. Both raise ClientError("bad_message") for a malformed one.
+    `from_json` (given the JSON object) or `from_text` (given the text after the shorthand's
+    colon) return the keyword arguments of the action's service (rooms/commands.py says which
+    service that is); both raise ClientError("bad_message") for a malformed one.
     """
 
-    service: str
     from_json: Callable[[dict], Arguments]
     from_text: Callable[[str], Arguments]
-    fixed: Mapping[str, Any] = field(default_factory=dict)
-    by_participant: bool = True
     # Shorthand words besides the action's own name (`name:` for rename).
     aliases: tuple[str, ...] = ()
     # Shorthand words that stand for the action with these arguments (`in` for going).
@@ -129,27 +125,27 @@ def _going_from_text(argument: str) -> Arguments:
     raise ClientError("bad_message", "Say in or out.")
 
 
-# Every action of the protocol, in one place. docs/protocol.md describes the same table.
+# Every action of the protocol and how a frame says it. docs/protocol.md describes the same
+# table; rooms/commands.py gives each action its service.
 COMMANDS: dict[str, CommandSpec] = {
-    "add": CommandSpec("item_add", *_text_argument("item")),
-    "remove": CommandSpec("item_remove", *_text_argument("item")),
-    "vote": CommandSpec("mark_toggle", *_text_argument("item"), fixed={"kind": "vote"}),
-    "veto": CommandSpec("mark_toggle", *_text_argument("item"), fixed={"kind": "veto"}),
-    "rename": CommandSpec("participant_rename", *_text_argument("name"), aliases=("name",)),
-    "pick": CommandSpec("room_pick", _pick_from_json, _pick_from_text),
-    "extend": CommandSpec("room_extend", *_no_argument(), by_participant=False),
+    "add": CommandSpec(*_text_argument("item")),
+    "remove": CommandSpec(*_text_argument("item")),
+    "vote": CommandSpec(*_text_argument("item")),
+    "veto": CommandSpec(*_text_argument("item")),
+    "rename": CommandSpec(*_text_argument("name"), aliases=("name",)),
+    "pick": CommandSpec(_pick_from_json, _pick_from_text),
+    "extend": CommandSpec(*_no_argument()),
     "going": CommandSpec(
-        "participant_going",
         _going_from_json,
         _going_from_text,
         words={"in": {"going": True}, "out": {"going": False}},
     ),
     # The host's actions (the services answer not_host to anyone else).
-    "lock": CommandSpec("room_lock", *_no_argument(), fixed={"locked": True}),
-    "unlock": CommandSpec("room_lock", *_no_argument(), fixed={"locked": False}),
-    "kick": CommandSpec("participant_kick", *_participant_argument()),
-    "host": CommandSpec("host_hand_over", *_participant_argument()),
-    "close": CommandSpec("room_close_by_host", *_no_argument()),
+    "lock": CommandSpec(*_no_argument()),
+    "unlock": CommandSpec(*_no_argument()),
+    "kick": CommandSpec(*_participant_argument()),
+    "host": CommandSpec(*_participant_argument()),
+    "close": CommandSpec(*_no_argument()),
 }
 _SHORTHAND_WORDS: dict[str, str] = {
     word: action

@@ -165,20 +165,13 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
             going.append({"id": pk, "name": name})
         else:
             group = {"slug": name, "name": other_name}
-    decision = None
-    if room.decided_at is not None:
-        decision = {
-            "item": room.decision_item,
-            "by": room.decision_by,
-            "at": room.decided_at.isoformat(),
-        }
     return {
         "type": "state",
         "version": room.version,
         "room": {
             "id": room.pk,
             "expires_at": room.expires_at.isoformat(),
-            "decision": decision,
+            "decision": room.decision,
             "locked": room.locked,
             "going": going,
             "group": group,

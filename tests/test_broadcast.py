@@ -22,7 +22,7 @@ def _memory_layer(channel_layer_memory: None) -> None:
 async def listen(room: Room) -> str:
     layer = get_channel_layer()
     channel = await layer.new_channel()
-    await layer.group_add(room.group_name, channel)
+    await layer.group_add(room.channel_group, channel)
     return channel
 
 
@@ -124,7 +124,7 @@ async def test_presence_states_are_coalesced(settings, published, received) -> N
     room = await sync_to_async(services.room_create)()
     channel = await listen(room)
     for version, presence in published:
-        await broadcast.publish([(room.group_name, presence_state(version, presence=presence))])
+        await broadcast.publish([(room.channel_group, presence_state(version, presence=presence))])
     assert await received_versions(channel) == received
 
 

@@ -1,8 +1,8 @@
 """The everyday changes sent from the event loop (rooms/everyday.py, PostgreSQL).
 
 They must be the services' changes exactly: the same rules, the same state, one bump each,
-the same broadcast; whatever the loop cannot say (a refusal, a failed connection) goes to
-the service on a database thread, and nothing is applied twice.
+the same broadcast; a refusal is answered from the same round trip, a failed connection goes
+to the service on a database thread, and nothing is applied twice.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection, connections
 
-from rooms import database, everyday, selectors, services
+from rooms import commands, database, everyday, selectors, services
 from rooms.errors import ClientError
 from rooms.models import Item, Participant, Room
 from rooms.protocol import parse_frame
+from rooms.services import runner
 from tests.support.setups import join
 
 pytestmark = [
@@ -35,12 +36,12 @@ def lunch(db) -> tuple[Room, Participant, Participant]:
     room = services.room_create()
     host = join(room, "host", token=room.host_token)
     guest = join(room, "guest")
-    services.command_run(room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:pho"))
+    commands.command_run(room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:pho"))
     return room, host, guest
 
 
 async def on_loop(room: Room, who: Participant, frame: str) -> dict | None:
-    return await everyday.command_run(
+    return await commands.change_from_loop(
         room_id=room.pk, participant_id=who.pk, command=parse_frame(frame)
     )
 
@@ -67,7 +68,9 @@ async def test_each_everyday_change_goes_from_the_loop(lunch, monkeypatch, frame
     room, _, guest = lunch
     monkeypatch.setattr(database, "call", no_thread)
     before = await version_of(room)
-    await database.command_run(room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame))
+    await commands.command_dispatch(
+        room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame)
+    )
     state = await on_loop(room, guest, "extend")  # the loop's own answer, to compare
     assert await version_of(room) == before + 2
     assert state == await state_on_thread(room)  # same rows, same times (UTC), same order
@@ -79,7 +82,7 @@ async def test_the_state_reaches_the_room_group(lunch) -> None:
     room, _, guest = lunch
     layer = get_channel_layer()
     listener = await layer.new_channel()
-    await layer.group_add(room.group_name, listener)
+    await layer.group_add(room.channel_group, listener)
     state = await on_loop(room, guest, "add:bibimbap")
     message = await asyncio.wait_for(layer.receive(listener), 3)
     assert message["type"] == "room.event" and message["is_state"]
@@ -99,9 +102,10 @@ async def test_the_state_reaches_the_room_group(lunch) -> None:
         ("kick", "vote:pho", "kicked"),
     ],
 )
-async def test_a_refusal_writes_nothing_and_the_service_says_why(
-    lunch, setup: str, frame: str, code: str
+async def test_a_refusal_writes_nothing_and_the_loop_says_why(
+    lunch, monkeypatch, setup: str, frame: str, code: str
 ) -> None:
+    """The loop's own round trip names the rule that refused; no database thread is asked."""
     room, host, guest = lunch
     if setup == "lock":
         await sync_to_async(services.room_lock)(
@@ -112,10 +116,13 @@ async def test_a_refusal_writes_nothing_and_the_service_says_why(
             room_id=room.pk, participant_id=host.pk, target_id=guest.pk
         )
     before = await version_of(room)
-    assert await on_loop(room, guest, frame) is None
+    with pytest.raises(ClientError) as refused_on_loop:
+        await on_loop(room, guest, frame)
+    assert refused_on_loop.value.code == code
     assert await version_of(room) == before
+    monkeypatch.setattr(database, "call", no_thread)
     with pytest.raises(ClientError) as refused:
-        await database.command_run(
+        await commands.command_dispatch(
             room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame)
         )
     assert refused.value.code == code
@@ -123,18 +130,57 @@ async def test_a_refusal_writes_nothing_and_the_service_says_why(
 
 
 @on_postgresql
+async def test_a_refused_add_on_the_loop_is_one_round_trip(lunch, monkeypatch) -> None:
+    """An add to a locked list from the loop: one pipeline, nothing sent outside it, no
+    database thread; the code is room_locked and nothing was written."""
+    room, host, guest = lunch
+    assert await on_loop(room, guest, "vote:pho") is not None  # the pool holds a connection
+    await sync_to_async(services.room_lock)(room_id=room.pk, participant_id=host.pk, locked=True)
+    before = await version_of(room)
+    pipelines: list[psycopg.AsyncConnection] = []
+    outside: list[str] = []
+    pipeline, execute = psycopg.AsyncConnection.pipeline, psycopg.AsyncCursor.execute
+
+    def counting(conn: psycopg.AsyncConnection):
+        pipelines.append(conn)
+        return pipeline(conn)
+
+    async def recording(cursor: psycopg.AsyncCursor, query, params=None, **kwargs):
+        if cursor.connection._pipeline is None:
+            outside.append(str(query))
+        return await execute(cursor, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "pipeline", counting)
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", recording)
+    monkeypatch.setattr(database, "call", no_thread)
+    with pytest.raises(ClientError) as refused:
+        await commands.command_dispatch(
+            room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:curry")
+        )
+    monkeypatch.undo()
+    assert refused.value.code == "room_locked"
+    assert len(pipelines) == 1 and outside == []
+    assert await version_of(room) == before
+    assert not await Item.objects.filter(room=room, key="curry").aexists()
+
+
+@on_postgresql
 async def test_adds_racing_on_the_loop_keep_exactly_the_cap(lunch, settings) -> None:
     """Eight adds at once for three free places, each on a connection of the loop's pool
-    (as many as DATABASE_THREADS): three kept, each with a version of its own."""
+    (as many as DATABASE_THREADS): three kept, each with a version of its own, and five
+    told too_many_items."""
     room, host, guest = lunch
     settings.ROOM_MAX_ITEMS = 4  # one is on the list
     people = [host, guest, *[await sync_to_async(join)(room, f"p{n}") for n in range(6)]]
     before = await version_of(room)
-    states = await asyncio.gather(
-        *(on_loop(room, who, f"add:dish {n}") for n, who in enumerate(people))
+    outcomes = await asyncio.gather(
+        *(on_loop(room, who, f"add:dish {n}") for n, who in enumerate(people)),
+        return_exceptions=True,
     )
-    kept = [state for state in states if state is not None]
+    kept = [state for state in outcomes if isinstance(state, dict)]
     assert len(kept) == 3
+    refused = [o.code for o in outcomes if isinstance(o, ClientError)]
+    assert refused == ["too_many_items"] * 5
     assert sorted(state["version"] for state in kept) == [before + 1, before + 2, before + 3]
     assert await Item.objects.filter(room=room).acount() == 4
     assert await version_of(room) == before + 3
@@ -151,7 +197,7 @@ async def test_a_failed_connection_goes_to_the_service_once(lunch, monkeypatch) 
 
     monkeypatch.setattr(everyday, "_sent_in_one_transaction", unreachable)
     before = await version_of(room)
-    await database.command_run(
+    await commands.command_dispatch(
         room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:curry")
     )
     assert await version_of(room) == before + 1
@@ -185,7 +231,7 @@ async def test_changes_go_from_the_loop_with_a_thousand_sockets_open(
     room, _, guest = lunch
     monkeypatch.setattr(database, "call", no_thread)
     for frame in ("vote:pho", "add:ramen", "vote:ramen"):
-        await database.command_run(
+        await commands.command_dispatch(
             room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame)
         )
     pool = await everyday._pool()
@@ -205,18 +251,19 @@ async def test_a_failing_statement_rolls_back_and_the_service_decides(lunch, mon
     """A statement that fails aborts the pipeline, COMMIT included: nothing is written, the
     pool rolls the connection back, and the service runs the change."""
     room, _, guest = lunch
-    statements = services.pipelined_statements
+    statements = runner.change_statements
 
-    def failing(room_id, change, *, by, receipt):
-        lock, change_and_bump, _ = statements(room_id, change, by=by, receipt=receipt)
-        return [lock, change_and_bump, ("SELECT 1 / 0", {})]
+    def failing(room_id, change, *, by, vendor, receipt=None):
+        plan = statements(room_id, change, by=by, vendor=vendor, receipt=receipt)
+        lock, change_and_bump, _ = plan.sql
+        return runner.Plan([lock, change_and_bump, ("SELECT 1 / 0", {})], plan.verdict)
 
-    monkeypatch.setattr(services, "pipelined_statements", failing)
+    monkeypatch.setattr(everyday, "change_statements", failing)  # the loop's only
     before = await version_of(room)
     with pytest.raises(everyday.Unanswered):
         await on_loop(room, guest, "add:curry")
     assert await version_of(room) == before  # the add before the failure was not committed
-    await database.command_run(
+    await commands.command_dispatch(
         room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:curry")
     )
     assert await version_of(room) == before + 1  # the service applied it: its receipt was not in
@@ -250,9 +297,11 @@ async def test_a_change_that_committed_unanswered_is_not_applied_again(
 
     monkeypatch.setattr(everyday, "_sent_in_one_transaction", answer_lost)
     layer = get_channel_layer()
-    await layer.group_add(room.group_name, "watcher")
+    await layer.group_add(room.channel_group, "watcher")
     before = await version_of(room)
-    await database.command_run(room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame))
+    await commands.command_dispatch(
+        room_id=room.pk, participant_id=guest.pk, command=parse_frame(frame)
+    )
     assert await version_of(room) == before + 1
     state = await state_on_thread(room)
     assert applied_once(state["items"])
@@ -277,7 +326,7 @@ async def test_a_later_change_from_the_loop_hides_the_receipt(lunch, monkeypatch
     monkeypatch.setattr(everyday, "_sent_in_one_transaction", answer_lost_after_another)
     before = await version_of(room)
     with pytest.raises(ClientError) as refused:
-        await database.command_run(
+        await commands.command_dispatch(
             room_id=room.pk, participant_id=guest.pk, command=parse_frame("add:curry")
         )
     assert refused.value.code == "duplicate_item"

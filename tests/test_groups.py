@@ -14,7 +14,7 @@ from groups import selectors as group_selectors
 from groups import services as group_services
 from groups import webhooks
 from groups.models import Group
-from rooms import selectors, services, text
+from rooms import commands, selectors, services, text
 from rooms.errors import ClientError
 from rooms.models import Participant, Room
 from rooms.protocol import parse_frame
@@ -272,7 +272,7 @@ def test_avoid_recent_changes_nothing_in_a_room_of_no_group(group: Group) -> Non
 def test_pick_records_the_decision_key_and_shows_the_group(today, group: Group) -> None:
     """A pick stores the item's key (for later avoid_recent); the state names the group."""
     room, minji = today
-    state = services.command_run(
+    state = commands.command_run(
         room_id=room.pk, participant_id=minji.pk, command=parse_frame("pick:fresh")
     )
     assert state["room"]["group"] == {"slug": group.slug, "name": "Team Kimchi"}

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from rooms import selectors, services
+from rooms import commands, selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Item, Mark, Participant, Room
 from rooms.protocol import Command
@@ -28,7 +28,7 @@ def run(room: Room, who: Participant, action: str, text: str = "", **fields) -> 
     if "participant" in fields:
         arguments["target_id"] = fields.pop("participant")
     command = Command(action, {**arguments, **fields})
-    return services.command_run(room_id=room.pk, participant_id=who.pk, command=command)
+    return commands.command_run(room_id=room.pk, participant_id=who.pk, command=command)
 
 
 def refused(room: Room, who: Participant, action: str, text: str = "", **fields) -> str:
@@ -377,7 +377,7 @@ def test_a_lost_kick_is_told_again_at_the_next_heartbeat(
     run(room, host, "kick", participant=troll.pk)
     layer = get_channel_layer()
     listener = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(room.group_name, listener)
+    async_to_sync(layer.group_add)(room.channel_group, listener)
     with django_capture_on_commit_callbacks(execute=True):
         services.presence_refresh(connections=[(room.pk, channel, troll.pk)])
     assert not Connection.objects.filter(participant=troll).exists()

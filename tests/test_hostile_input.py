@@ -21,7 +21,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from lunchsite.asgi import application
-from rooms import protocol, services, text
+from rooms import commands, protocol, services, text
 from rooms.errors import CLOSE_CODES, ClientError
 from rooms.models import Participant, Room
 
@@ -170,7 +170,7 @@ def test_a_rejected_command_changes_nothing(frame: str) -> None:
     names = list(Participant.objects.values_list("name", flat=True))
     try:
         command = protocol.parse_frame(frame)
-        services.command_run(room_id=room.pk, participant_id=participant.pk, command=command)
+        commands.command_run(room_id=room.pk, participant_id=participant.pk, command=command)
     except ClientError as error:
         assert error.code in ACTION_ERRORS
         room.refresh_from_db()

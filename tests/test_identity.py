@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from lunchsite.asgi import application
-from rooms import selectors, services
+from rooms import commands, selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Participant, Room
 from rooms.protocol import parse_frame
@@ -18,7 +18,7 @@ from tests.support.setups import join
 
 
 def run(room: Room, who: Participant, action: str, text: str = "") -> dict:
-    return services.command_run(
+    return commands.command_run(
         room_id=room.pk, participant_id=who.pk, command=parse_frame(f"{action}:{text}")
     )
 

@@ -83,19 +83,24 @@ def test_every_command_names_a_service_that_takes_its_arguments() -> None:
     """The command table points only at real services, called with parameters they accept."""
     import inspect
 
-    from rooms import services
+    from rooms.commands import ACTIONS
     from rooms.protocol import COMMANDS
 
-    for action, spec in COMMANDS.items():
-        service = getattr(services, spec.service)
-        parameters = inspect.signature(service).parameters
+    assert ACTIONS.keys() == COMMANDS.keys()
+    for action, entry in ACTIONS.items():
+        spec = entry.spec
+        assert spec is COMMANDS[action], action
+        parameters = inspect.signature(entry.service).parameters
         sample = {"pick": "", "kick": "1", "host": "1"}.get(action, "x")
         arguments = next(iter(spec.words.values()), None) or spec.from_text(sample)
-        given = {"room_id", *spec.fixed, *arguments}
-        if spec.by_participant:
+        given = {"room_id", *entry.fixed, *arguments}
+        if entry.by_participant:
             given.add("participant_id")
         required = {name for name, p in parameters.items() if p.default is inspect.Parameter.empty}
         assert required <= given <= set(parameters), action
+        if entry.change is not None:  # an everyday change is built from the same arguments
+            built = inspect.signature(entry.change).parameters
+            assert set(built) == given - {"room_id", "participant_id"}, action
 
 
 @pytest.mark.parametrize(

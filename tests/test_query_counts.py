@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from rooms import selectors, services
+from rooms import commands, selectors, services
 from rooms.models import Mark, Participant, Room
 from rooms.protocol import parse_frame
 
@@ -43,7 +43,7 @@ def room_with_people() -> tuple[Room, list[Participant]]:
 
 def run(room: Room, person: Participant, action: str, text: str = "") -> dict:
     command = parse_frame(f"{action}:{text}")
-    return services.command_run(room_id=room.pk, participant_id=person.pk, command=command)
+    return commands.command_run(room_id=room.pk, participant_id=person.pk, command=command)
 
 
 def budget(postgresql: int, sqlite: int | None = None) -> int:
@@ -193,7 +193,7 @@ def test_host_and_headcount_statement_count(
     host, other = people[0], people[1]  # the first to join is host: no creator claimed it
     command = parse_frame(frame.format(other=other.pk))
     with django_assert_max_num_queries(budget(postgresql, sqlite)):
-        state = services.command_run(room_id=room.pk, participant_id=host.pk, command=command)
+        state = commands.command_run(room_id=room.pk, participant_id=host.pk, command=command)
     if command.action == "close":
         assert state is None and Room.objects.get(pk=room.pk).closed_at is not None
     else:

@@ -2,13 +2,13 @@
 
 PostgreSQL updates a row in place (heap-only, no index entries, about half the WAL) only
 when no index covers a column the update changes. The bump changes `version` and
-`expires_at` (rooms/services/_core.py), so neither may be indexed.
+`expires_at` (rooms/services/runner.py, locking.py), so neither may be indexed.
 """
 
 import pytest
 from django.db import connection
 
-from rooms import services
+from rooms import commands, services
 from rooms.models import Room
 from rooms.protocol import parse_frame
 from tests.support.setups import join
@@ -49,7 +49,7 @@ def test_every_bump_is_a_hot_update() -> None:
 
     updated, hot = counts()
     for n in range(10):
-        services.command_run(
+        commands.command_run(
             room_id=room.pk, participant_id=person.pk, command=parse_frame(f"add:dish {n}")
         )
     after_updated, after_hot = counts()

@@ -1,4 +1,4 @@
-"""A change's statements are sent together (rooms/services/_core.py, `_bump_and_apply`).
+"""A change's statements are sent together (rooms/services/runner.py, `change_apply`).
 
 The room's bump, the change and the state read go out in one round trip, so the change runs
 before its rules are checked; a refusal must leave nothing, as if it had never been tried.
@@ -17,11 +17,13 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg.pq import TransactionStatus
 
-from rooms import selectors, services
+from rooms import commands, selectors, services
 from rooms.errors import ClientError
 from rooms.models import Item, Mark, Participant, Room
 from rooms.protocol import parse_frame
-from rooms.services._core import Change, _broadcast_applied, _bump_and_apply
+from rooms.services.changes import Change
+from rooms.services.runner import change_apply
+from rooms.services.states import state_publish
 from tests.support.setups import group_with_history, join
 
 pytestmark = [
@@ -31,7 +33,7 @@ pytestmark = [
 
 
 def run(room: Room, who: Participant, frame: str) -> dict | None:
-    return services.command_run(room_id=room.pk, participant_id=who.pk, command=parse_frame(frame))
+    return commands.command_run(room_id=room.pk, participant_id=who.pk, command=parse_frame(frame))
 
 
 def refusal(room: Room, who: Participant, frame: str) -> str:
@@ -121,7 +123,7 @@ def test_a_failing_statement_raises_a_database_error_and_leaves_nothing(lunch) -
     before = snapshot(room)
     with pytest.raises(DatabaseError), transaction.atomic():
         broken = "UPDATE rooms_item SET name = NULL WHERE room_id IN (SELECT id FROM room)"
-        _bump_and_apply(room.pk, Change(Change.spelled_once(broken), {}), by=guest.pk)
+        change_apply(room.pk, Change(Change.spelled_once(broken), {}), by=guest.pk)
     assert snapshot(room) == before
     assert run(room, guest, "add:curry")["version"] == before[0] + 1  # the connection still works
 
@@ -132,8 +134,8 @@ def test_the_state_sent_is_the_state_after_the_change(lunch) -> None:
     with transaction.atomic():
         rename = "UPDATE rooms_participant SET name = %(name)s WHERE id = %(by)s RETURNING id"
         change = Change(Change.spelled_once(rename), {"name": "renamed"})
-        applied = _bump_and_apply(room.pk, change, by=guest.pk)
-        state = _broadcast_applied(applied)
+        applied = change_apply(room.pk, change, by=guest.pk)
+        state = state_publish(applied.room, applied.state)
     assert "renamed" in [p["name"] for p in state["participants"]]
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
 
@@ -247,3 +249,30 @@ def test_refused_in_one_pipeline_nothing_was_written_so_nothing_rolls_back(lunch
     assert connection.connection.info.transaction_status == TransactionStatus.IDLE
     assert len(connection.connection._prepared._names) == prepared > 0
     assert run(room, guest, "vote:ramen")["version"] == Room.objects.get(pk=room.pk).version
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_a_refused_add_is_one_round_trip(lunch, monkeypatch) -> None:
+    """An add to a locked list, on a database thread: one pipeline with every statement in
+    it says room_locked, and nothing was written (no second query to find the code)."""
+    room, host, guest = lunch
+    run(room, host, "lock")
+    before = snapshot(room)
+    pipelines: list[psycopg.Connection] = []
+    seen: list[bool] = []
+    pipeline = psycopg.Connection.pipeline
+
+    def counting(raw: psycopg.Connection):
+        pipelines.append(raw)
+        return pipeline(raw)
+
+    def in_pipeline(execute, sql, params, many, context):
+        seen.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counting)
+    with connection.execute_wrapper(in_pipeline):
+        assert refusal(room, guest, "add:curry") == "room_locked"
+    assert len(pipelines) == 1
+    assert len(seen) == 3 and all(seen)  # the lock, the checks with the change, the state
+    assert snapshot(room) == before

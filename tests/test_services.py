@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from rooms import selectors, services
+from rooms import commands, selectors, services
 from rooms.errors import ClientError
 from rooms.models import Connection, Mark, Participant, Room
 from rooms.protocol import COMMANDS, Command
@@ -34,7 +34,7 @@ def join(room: Room, name: str = "", session_key: str = "") -> Participant:
 def run(room: Room, who: Participant, frame_action: str, text: str = "", mode: str = "top") -> dict:
     argument = mode if frame_action == "pick" else text
     command = Command(frame_action, COMMANDS[frame_action].from_text(argument))
-    return services.command_run(room_id=room.pk, participant_id=who.pk, command=command)
+    return commands.command_run(room_id=room.pk, participant_id=who.pk, command=command)
 
 
 def error_code(call, *args, **kwargs) -> str:
@@ -338,7 +338,7 @@ def test_weighted_mode_without_votes_is_uniform() -> None:
 def _listen(room: Room) -> str:
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(room.group_name, channel)
+    async_to_sync(layer.group_add)(room.channel_group, channel)
     return channel
 
 

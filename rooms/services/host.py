@@ -1,4 +1,4 @@
-"""The host: the role, passing and handing it over, lock, kick, going."""
+"""The host: the role, passing and handing it over, locking the list, kicking."""
 
 import logging
 from datetime import timedelta
@@ -12,17 +12,9 @@ from .. import broadcast, selectors
 from ..errors import ClientError
 from ..models import Connection, Participant, Room
 from ..protocol import StateEvent
-from ._core import (
-    Change,
-    _broadcast_applied,
-    _broadcast_state,
-    _bump_and_apply,
-    _commit_change,
-    _execute,
-    _lock_and_bump,
-    _lock_open_room,
-    _save,
-)
+from .locking import room_bump, room_bump_held, room_fields_save, room_hold
+from .statements import execute
+from .states import state_publish
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +22,13 @@ log = logging.getLogger(__name__)
 # --- The host --------------------------------------------------------------------
 
 
-def _host_only(room: Room, participant_id: int) -> None:
+def host_required(room: Room, participant_id: int) -> None:
+    """Only the host may: anyone else is told not_host."""
     if room.host_id != participant_id:
         raise ClientError("not_host")
 
 
-def _host_claim(room: Room, participant: Participant, *, creator: bool) -> None:
+def host_claim(room: Room, participant: Participant, *, creator: bool) -> None:
     """The room's creator takes the role on its first join; a room without a host gets one."""
     if creator:
         # Claimed: from now on the creator is a participant like any other (its token is
@@ -47,7 +40,7 @@ def _host_claim(room: Room, participant: Participant, *, creator: bool) -> None:
         room.host_absent_since = None
 
 
-def _host_pass_if_overdue(room: Room, online: list[int]) -> bool:
+def host_pass_if_overdue(room: Room, online: list[int]) -> bool:
     """Past its grace, an absent host's role passes to who joined first of those online.
 
     With nobody online the room has no host until the next join. True if the role moved.
@@ -67,17 +60,17 @@ def _host_pass_if_overdue(room: Room, online: list[int]) -> bool:
 def host_pass_on(*, room_id: str) -> None:
     """Run by every process for its rooms: hand an absent host's role on once its grace is over."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = room_hold(room_id)
         online = list(selectors.participants_online(room=room).values_list("pk", flat=True))
-        if _host_pass_if_overdue(room, online):
-            _commit_change(room, activity=False, changed_fields=("host", "host_absent_since"))
+        if host_pass_if_overdue(room, online):
+            room_bump_held(room, activity=False, changed_fields=("host", "host_absent_since"))
 
 
 def host_hand_over(*, room_id: str, participant_id: int, target_id: int) -> StateEvent:
     """The host makes another online participant the host."""
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
-        _host_only(room, participant_id)
+        room = room_bump(room_id)
+        host_required(room, participant_id)
         # One statement checks and writes: the target is online in this room.
         fresh = Connection.objects.filter(
             participant_id=target_id,
@@ -93,7 +86,7 @@ def host_hand_over(*, room_id: str, participant_id: int, target_id: int) -> Stat
             raise ClientError("unknown_participant")
         room.host_id, room.host_absent_since = target_id, None
         log.info("host handed over room=%s participant=%s", room.pk, target_id)
-        return _broadcast_state(room)
+        return state_publish(room)
 
 
 _KICK_SQL = {
@@ -133,8 +126,8 @@ _KICK_SQL = {
 def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> StateEvent:
     """The host removes an online participant: its votes and vetoes go, it cannot come back."""
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
-        _host_only(room, participant_id)
+        room = room_bump(room_id)
+        host_required(room, participant_id)
         params = {
             "room": room.pk,
             "target": target_id,
@@ -143,45 +136,22 @@ def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> St
             "cutoff": selectors.presence_cutoff(),
         }
         check, *rest = _KICK_SQL[connection.vendor]
-        if not _execute(check, params):
+        if not execute(check, params):
             raise ClientError("unknown_participant")  # nobody else online by that id
         for sql in rest:
-            _execute(sql, params)
+            execute(sql, params)
         # Its connections, on whichever process, hang up with `kicked` (rooms/consumers.py).
-        broadcast.kicked_on_commit(group=room.group_name, participant_id=target_id)
+        broadcast.kicked_on_commit(group=room.channel_group, participant_id=target_id)
         log.info("participant kicked room=%s participant=%s", room.pk, target_id)
-        return _broadcast_state(room)
-
-
-# Said again, "going" keeps its first time: the headcount lists people in the order they said it.
-_GOING_SQL = Change.spelled_once("""
-UPDATE rooms_participant
-   SET going_since = CASE WHEN %(going)s THEN COALESCE(going_since, %(now)s) END
- WHERE id = %(by)s AND room_id IN (SELECT id FROM room)
-RETURNING id
-""")
-
-
-def participant_going_change(*, going: bool) -> Change:
-    return Change(_GOING_SQL, {"going": going})
-
-
-def participant_going(*, room_id: str, participant_id: int, going: bool) -> StateEvent:
-    """I am coming (or not): the headcount keeps the order in which people said it."""
-    change = participant_going_change(going=going)
-    with transaction.atomic():
-        applied = _bump_and_apply(room_id, change, by=participant_id)
-        if not applied.changed:
-            raise ClientError("unknown_participant")  # not one of this room's
-        return _broadcast_applied(applied)
+        return state_publish(room)
 
 
 def room_lock(*, room_id: str, participant_id: int, locked: bool) -> StateEvent:
     """The host locks the list (no more adds) or unlocks it."""
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
-        _host_only(room, participant_id)
+        room = room_bump(room_id)
+        host_required(room, participant_id)
         room.locked = locked
-        _save(room, "locked")
+        room_fields_save(room, "locked")
         log.info("room %s room=%s", "locked" if locked else "unlocked", room.pk)
-        return _broadcast_state(room)
+        return state_publish(room)

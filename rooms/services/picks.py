@@ -7,11 +7,13 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
-from .. import broadcast, hooks, selectors, text
+from .. import hooks
 from ..errors import ClientError
 from ..models import Participant
 from ..protocol import PickedEvent, PickMode
-from ._core import _bump_and_apply, _save
+from .locking import room_fields_save
+from .runner import change_apply
+from .states import state_publish
 
 _system_random = secrets.SystemRandom()
 
@@ -46,9 +48,8 @@ def room_pick(
     """
     with transaction.atomic():
         # The decision is written once drawn: the COMMIT comes after it.
-        applied = _bump_and_apply(room_id, by=participant_id, last=False)
-        room = applied.room
-        state = selectors.room_state_from_rows(room=room, rows=applied.state_rows)
+        applied = change_apply(room_id, by=participant_id, last=False)
+        room, state = applied.room, applied.state
         candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
         if avoid_recent:
             candidates = hooks.candidates_fresh(candidates, room=room)
@@ -57,17 +58,12 @@ def room_pick(
         winner = pick_choose(candidates, mode=mode, rng=rng or _system_random)
         online = {p["id"]: p["name"] for p in state["participants"]}
         picker = online.get(participant_id) or Participant.objects.get(pk=participant_id).name
-        room.decision_item, room.decision_by, room.decided_at = winner, picker, timezone.now()
-        room.decision_key = text.item_key(winner)
-        _save(room, "decision_item", "decision_by", "decided_at", "decision_key")
+        room.decide(item=winner, by=picker, at=timezone.now())
+        room_fields_save(room, "decision_item", "decision_by", "decided_at", "decision_key")
         # The state read above plus the decision: the same as reading it again.
-        state["room"]["decision"] = {
-            "item": winner,
-            "by": picker,
-            "at": room.decided_at.isoformat(),
-        }
+        state["room"]["decision"] = room.decision
         picked: PickedEvent = {"type": "picked", "item": winner, "by": picker, "mode": mode}
-        broadcast.state_on_commit(group=room.group_name, state=state, before=(picked,))
+        state_publish(room, state, before=(picked,))
         log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)
         hooks.room_decided_on_commit(room=room)  # after the commit, behind the broadcast
         return state

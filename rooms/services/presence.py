@@ -10,6 +10,7 @@ from django.utils import timezone
 from .. import broadcast, selectors, text
 from ..errors import ClientError
 from ..models import (
+    ROOM_OPEN_SQL,
     Connection,
     Participant,
     Room,
@@ -18,19 +19,10 @@ from ..models import (
     token_from_seed,
     token_hash,
 )
-from ._core import (
-    _broadcast_state,
-    _columns,
-    _commit_change,
-    _execute,
-    _from_row,
-    _lock_and_bump,
-    _lock_open_room,
-    _room_columns,
-    _room_returned,
-    _save,
-)
-from .host import _host_claim, _host_pass_if_overdue
+from .host import host_claim, host_pass_if_overdue
+from .locking import room_bump, room_bump_held, room_fields_save, room_hold
+from .statements import columns, execute, row_to_model
+from .states import state_publish
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +44,7 @@ def participant_join(
     nickname = _nickname_or_blank(name)
     presented = token_hash(token) if 0 < len(token) <= _TOKEN_MAX_LENGTH else ""
     with transaction.atomic():
-        room = _lock_and_bump(room_id)
+        room = room_bump(room_id)
         host_before = [getattr(room, f) for f in _HOST_FIELDS]
         # Everyone who ever joined (ROOM_MAX_PARTICIPANTS_EVER bounds them), in one query.
         people = _participants_with_presence(room)
@@ -67,7 +59,7 @@ def participant_join(
             raise ClientError("room_full")
         if already_online:
             _connection_cap_check(participant)
-        _host_pass_if_overdue(room, online)
+        host_pass_if_overdue(room, online)
         # The room's creator: its host token (which becomes its rejoin token), or its session.
         by_host_token = bool(presented) and presented == room.host_token_hash
         creator = by_host_token or bool(session_key and session_key == room.host_session_key)
@@ -79,14 +71,14 @@ def participant_join(
             )
         else:
             _participant_rejoin(participant, seed=seed, nickname=nickname)
-        _host_claim(room, participant, creator=creator)
+        host_claim(room, participant, creator=creator)
         changed = [
             f for f, was in zip(_HOST_FIELDS, host_before, strict=True) if getattr(room, f) != was
         ]
         if changed:
-            _save(room, *changed)
+            room_fields_save(room, *changed)
         Connection.objects.create(participant=participant, channel_name=channel_name)
-        state = _broadcast_state(room, presence=True)
+        state = state_publish(room, presence=True)
     log.info("participant joined room=%s participant=%s", room_id, participant.pk)
     return participant, state
 
@@ -112,10 +104,10 @@ SELECT {columns},
 def _participants_with_presence(room: Room) -> list[Participant]:
     """All of the room's participants, each marked `online` (a fresh connection) and `ghost`
     (a connection of a worker that stopped heartbeating), in the order they joined."""
-    sql = _PEOPLE_SQL.format(columns=_columns(Participant, "p."))
+    sql = _PEOPLE_SQL.format(columns=columns(Participant, "p."))
     people = []
-    for row in _execute(sql, {"room": room.pk, "cutoff": selectors.presence_cutoff()}):
-        participant = _from_row(Participant, row)
+    for row in execute(sql, {"room": room.pk, "cutoff": selectors.presence_cutoff()}):
+        participant = row_to_model(Participant, row)
         participant.online, participant.ghost = bool(row[-2]), bool(row[-1])
         people.append(participant)
     return people
@@ -198,7 +190,7 @@ UPDATE rooms_room SET version = version + 1
  WHERE id = (SELECT p.room_id FROM rooms_connection c
                JOIN rooms_participant p ON p.id = c.participant_id
               WHERE c.channel_name = %(channel)s)
-   AND closed_at IS NULL AND expires_at > %(now)s
+   AND {open}
 RETURNING {columns}
 """
 
@@ -209,11 +201,12 @@ def participant_leave(*, channel_name: str) -> None:
         # The room is locked before the connection goes, as every change does it, so the
         # state read below sees any other tab of this participant that left just before.
         # A participant still online in another tab costs one state that looks the same.
-        room = _room_returned(
-            _LEAVE_LOCK_SQL.format(columns=_room_columns()),
+        rows = execute(
+            _LEAVE_LOCK_SQL.format(open=ROOM_OPEN_SQL, columns=columns(Room)),
             {"channel": channel_name, "now": timezone.now()},
         )
-        gone = _execute(
+        room = row_to_model(Room, rows[0]) if rows else None
+        gone = execute(
             "DELETE FROM rooms_connection WHERE channel_name = %(channel)s"
             " RETURNING participant_id",
             {"channel": channel_name},
@@ -222,7 +215,7 @@ def participant_leave(*, channel_name: str) -> None:
         if room is not None:
             if participant_id is not None and participant_id == room.host_id:
                 _host_absence_start(room)
-            _broadcast_state(room, presence=True)
+            state_publish(room, presence=True)
     if participant_id is not None:
         log.info("participant left channel=%s participant=%s", channel_name, participant_id)
 
@@ -267,7 +260,7 @@ def presence_refresh(*, connections: list[tuple[str, str, int]]) -> None:
 
 def _presence_repair(room_id: str, missing: list[tuple[str, int]]) -> None:
     with transaction.atomic():
-        room = _lock_open_room(room_id)
+        room = room_hold(room_id)
         online = set(selectors.participants_online(room=room).values_list("pk", flat=True))
         # A kicked participant's connections were removed on purpose: tell them again (the
         # kick's broadcast may have been lost) rather than putting them back.
@@ -279,7 +272,7 @@ def _presence_repair(room_id: str, missing: list[tuple[str, int]]) -> None:
         came_back = False
         for channel, participant_id in missing:
             if participant_id in kicked:
-                broadcast.kicked_on_commit(group=room.group_name, participant_id=participant_id)
+                broadcast.kicked_on_commit(group=room.channel_group, participant_id=participant_id)
                 continue
             # Swept while its worker was stalled: it is alive after all.
             came_back |= participant_id not in online
@@ -289,7 +282,7 @@ def _presence_repair(room_id: str, missing: list[tuple[str, int]]) -> None:
                 channel_name=channel, defaults={"participant_id": participant_id}
             )
         if _sweep_stale_connections(room) or came_back:
-            _commit_change(room, activity=False, changed_fields=("host_absent_since",))
+            room_bump_held(room, activity=False, changed_fields=("host_absent_since",))
 
 
 def _sweep_stale_connections(room: Room) -> bool:

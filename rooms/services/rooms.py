@@ -9,13 +9,10 @@ from django.utils import timezone
 from .. import broadcast, hooks
 from ..models import Room, host_token_seed, new_room_id, token_from_seed, token_hash
 from ..protocol import StateEvent
-from ._core import (
-    _broadcast_applied,
-    _bump_and_apply,
-    _commit_change,
-    _lock_open_room,
-)
-from .host import _host_only
+from .changes import NO_CHANGE, Change
+from .host import host_required
+from .locking import room_bump_held, room_hold
+from .runner import change_run
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +40,21 @@ def room_create(*, host_session_key: str = "", group: models.Model | None = None
     return room
 
 
+def room_extend_change() -> Change:
+    """Nothing but the bump, which moves the expiry."""
+    return NO_CHANGE
+
+
 def room_extend(*, room_id: str) -> StateEvent:
     """Keep the room alive for another TTL; nothing else changes."""
-    with transaction.atomic():
-        return _broadcast_applied(_bump_and_apply(room_id, by=None))
+    return change_run(room_id, room_extend_change(), by=None)
 
 
 def room_state_resend(*, room_id: str) -> dict:
     """Send everyone the room's state again after a change outside it (its group's name)."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
-        return _commit_change(room, activity=False)
+        room = room_hold(room_id)
+        return room_bump_held(room, activity=False)
 
 
 def room_close(*, room: Room) -> None:
@@ -69,8 +70,8 @@ def room_close(*, room: Room) -> None:
 def room_close_by_host(*, room_id: str, participant_id: int) -> None:
     """The host ends the room for everyone now, exactly as staff closing it does."""
     with transaction.atomic():
-        room = _lock_open_room(room_id)
-        _host_only(room, participant_id)
+        room = room_hold(room_id)
+        host_required(room, participant_id)
         _close(room)
     log.info("room closed by its host room=%s", room.pk)
 
@@ -79,16 +80,14 @@ def _close(room: Room) -> None:
     room.closed_at = timezone.now()
     room.version += 1
     room.save(update_fields=["closed_at", "version"])
-    broadcast.closed_on_commit(group=room.group_name)
+    broadcast.closed_on_commit(group=room.channel_group)
 
 
 def rooms_purge(*, older_than: timedelta) -> int:
     """Delete rooms that expired or closed more than `older_than` ago; return how many."""
     now = timezone.now()
     cutoff = now - older_than
-    stale = Room.objects.filter(
-        closed_at__isnull=True, expires_at__lte=cutoff
-    ) | Room.objects.filter(closed_at__lte=cutoff)
+    stale = Room.objects.expired(cutoff) | Room.objects.filter(closed_at__lte=cutoff)
     # Rooms another app keeps outlive this (a group keeps its history: rooms/hooks.py).
     kept = hooks.rooms_kept(now)
     if kept is not None:

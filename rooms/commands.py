@@ -1,0 +1,135 @@
+"""What each protocol action does: its parser, its service and, for an everyday one, its Change.
+
+The table below is the one place a WebSocket action meets the code that decides it: `vote`
+is `items.mark_toggle`, whose rule (the item must be on the list) is a check of
+`items.mark_toggle_change`, beside the SQL it guards. `command_run` runs a parsed command on
+a database thread; `command_dispatch` is the consumer's entry, which sends an everyday change
+from the event loop where it can (rooms/everyday.py) and everything else to `command_run`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from . import database, everyday, protocol
+from .protocol import Command, CommandSpec, StateEvent
+from .services import host, items, participants, picks, rooms
+from .services.changes import Change
+from .services.runner import committed_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One protocol action: how a frame says it, the service that runs it, its everyday Change.
+
+    The service is called with `room_id`, with `participant_id` when `by_participant`, with
+    `fixed` and with the parsed command's arguments; `change`, given `fixed` and the same
+    arguments, builds the Change the service applies, for the event loop to send itself.
+    """
+
+    spec: CommandSpec
+    service: Callable[..., StateEvent | None]
+    change: Callable[..., Change] | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    by_participant: bool = True
+
+    def arguments(self, command: Command) -> dict[str, Any]:
+        """The keyword arguments the command gives its service and its change (not the ids)."""
+        return {**self.fixed, **command.arguments}
+
+
+_SPEC = protocol.COMMANDS
+
+# Every action of the protocol: how it is parsed, which service decides it, whether it is an
+# everyday change (and which). docs/engine.md explains the columns.
+ACTIONS: dict[str, Action] = {
+    "add": Action(_SPEC["add"], items.item_add, items.item_add_change),
+    "remove": Action(_SPEC["remove"], items.item_remove, items.item_remove_change),
+    "vote": Action(
+        _SPEC["vote"], items.mark_toggle, items.mark_toggle_change, fixed={"kind": "vote"}
+    ),
+    "veto": Action(
+        _SPEC["veto"], items.mark_toggle, items.mark_toggle_change, fixed={"kind": "veto"}
+    ),
+    "rename": Action(
+        _SPEC["rename"], participants.participant_rename, participants.participant_rename_change
+    ),
+    "going": Action(
+        _SPEC["going"], participants.participant_going, participants.participant_going_change
+    ),
+    "extend": Action(
+        _SPEC["extend"], rooms.room_extend, rooms.room_extend_change, by_participant=False
+    ),
+    "pick": Action(_SPEC["pick"], picks.room_pick),
+    # The host's actions (the services answer not_host to anyone else).
+    "lock": Action(_SPEC["lock"], host.room_lock, fixed={"locked": True}),
+    "unlock": Action(_SPEC["unlock"], host.room_lock, fixed={"locked": False}),
+    "kick": Action(_SPEC["kick"], host.participant_kick),
+    "host": Action(_SPEC["host"], host.host_hand_over),
+    "close": Action(_SPEC["close"], rooms.room_close_by_host),
+}
+
+
+def command_run(
+    *, room_id: str, participant_id: int, command: Command, unless_committed: UUID | None = None
+) -> StateEvent | None:
+    """Apply one parsed protocol command for a participant; return the room's new state.
+
+    `close` returns none: the room is gone, and everyone is told so instead.
+
+    `unless_committed` is the receipt of the same command sent from the event loop, whose
+    connection failed before its answer came (rooms/everyday.py). If that went through, the
+    command is not applied again: the room's state, which nobody was sent, goes out instead.
+    """
+    if unless_committed is not None:
+        state = committed_state(room_id, unless_committed)
+        if state is not None:
+            return state
+    action = ACTIONS[command.action]
+    arguments = action.arguments(command)
+    if action.by_participant:
+        arguments["participant_id"] = participant_id
+    return action.service(room_id=room_id, **arguments)
+
+
+async def change_from_loop(
+    *, room_id: str, participant_id: int, command: Command
+) -> StateEvent | None:
+    """Apply an everyday command from the event loop and publish its state; None if it is not
+    an everyday one or the loop does not send changes (SQLite, or switched off).
+
+    A refusal raises its ClientError (one round trip); a failed connection everyday.Unanswered.
+    """
+    action = ACTIONS[command.action]
+    if action.change is None or not everyday.enabled():
+        return None
+    change = action.change(**action.arguments(command))  # a bad argument raises ClientError
+    by = participant_id if action.by_participant else None
+    return await everyday.change_send(room_id=room_id, change=change, by=by)
+
+
+async def command_dispatch(*, room_id: str, participant_id: int, command: Command) -> None:
+    """Run a participant's command for the consumer: an everyday change from the event loop
+    where it can go, anything else, or a change whose connection failed, on a database thread."""
+    unless_committed = None
+    try:
+        state = await change_from_loop(
+            room_id=room_id, participant_id=participant_id, command=command
+        )
+        if state is not None:
+            return
+    except everyday.Unanswered as unanswered:
+        unless_committed = unanswered.receipt
+    await database.call(
+        command_run,
+        room_id=room_id,
+        participant_id=participant_id,
+        command=command,
+        unless_committed=unless_committed,
+    )

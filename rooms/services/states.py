@@ -1,0 +1,25 @@
+"""The room's state leaving a change: every state a change makes goes out through here."""
+
+from .. import broadcast, selectors
+from ..models import Room
+from ..protocol import PickedEvent, StateEvent
+
+
+def state_publish(
+    room: Room,
+    state: StateEvent | None = None,
+    *,
+    before: tuple[PickedEvent, ...] = (),
+    presence: bool = False,
+) -> StateEvent:
+    """Send the room's new state to its channel group once the change commits; return it.
+
+    `state` is the one the change read already, if it did (else it is read now); `before`
+    goes out ahead of it (a pick's `picked`). rooms/broadcast.py states the version rule.
+    """
+    if state is None:
+        state = selectors.room_state(room=room)
+    broadcast.state_on_commit(
+        group=room.channel_group, state=state, before=before, presence=presence
+    )
+    return state
