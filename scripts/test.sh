@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-# nginx: tests/test_bench_hosts.py's short run of the simulated hosts puts it in front.
+# nginx: tests/performance/test_bench_hosts.py's short run of the simulated hosts puts it in front.
 # Fonts: without them the browser tests' screenshots show Korean and emoji as boxes.
 # npm brings Node.js (tests/test_korean.py runs the page's js/korean.js in it); gettext's
 # msgfmt checks the Korean catalogues. nginx and curl: tests/e2e/test_deploy.py runs the
