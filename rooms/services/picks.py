@@ -10,7 +10,7 @@ from django.utils import timezone
 from .. import broadcast, groups, selectors, text
 from ..errors import ClientError
 from ..models import Participant
-from ..protocol import PickedEvent, PickMode
+from ..protocol import PickedEvent, PickMode, StateEvent
 from ._core import _bump_and_apply, _save
 
 _system_random = secrets.SystemRandom()
@@ -39,7 +39,7 @@ def room_pick(
     mode: PickMode = "top",
     avoid_recent: bool = False,
     rng: random.Random | None = None,
-) -> dict:
+) -> StateEvent:
     """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state.
 
     With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.

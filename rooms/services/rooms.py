@@ -48,7 +48,7 @@ def room_extend(*, room_id: str) -> StateEvent:
         return _broadcast_applied(_bump_and_apply(room_id, by=None))
 
 
-def room_state_resend(*, room_id: str) -> dict:
+def room_state_resend(*, room_id: str) -> StateEvent:
     """Send everyone the room's state again after a change outside it (its group's name)."""
     with transaction.atomic():
         room = _lock_open_room(room_id)
