@@ -1,6 +1,9 @@
 """Staff views of rooms (status, host, lock, counts, decision, items, participants, closing)
 and of groups."""
 
+from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict, cast
+
 from django.contrib import admin, messages
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
@@ -9,32 +12,54 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import services
-from .models import Group, Item, Participant, Room
+from .models import Group, Item, Participant, Room, RoomQuerySet
+
+if TYPE_CHECKING:  # django-stubs' types: lazy text, and a model with a queryset's annotations
+    from django_stubs_ext import StrOrPromise, WithAnnotations
+
+
+class RoomCounts(TypedDict):
+    """What RoomAdmin.get_queryset annotates each room with."""
+
+    n_participants: int
+    n_items: int
+
+
+class GroupCounts(TypedDict):
+    """What GroupAdmin.get_queryset annotates each group with."""
+
+    n_rooms: int
+    last_decided: datetime | None
+    last_item: str | None
 
 
 class StatusFilter(admin.SimpleListFilter):
     title = _("status")
     parameter_name = "status"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin
+    ) -> list[tuple[str, "StrOrPromise"]]:
         return list(Room.Status.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> QuerySet[Room]:
+        # RoomAdmin's queryset comes from Room.objects, so it has RoomQuerySet's filters.
+        rooms = cast(RoomQuerySet, queryset)
         now = timezone.now()
         match self.value():
             case Room.Status.ACTIVE:
-                return queryset.active(now)
+                return rooms.active(now)
             case Room.Status.EXPIRED:
-                return queryset.expired(now)
+                return rooms.expired(now)
             case Room.Status.CLOSED:
-                return queryset.closed()
+                return rooms.closed()
         return queryset
 
 
 class ItemInline(admin.TabularInline):
     model = Item
-    fields = ["name", "added_by", "added_at"]
-    readonly_fields = fields
+    readonly_fields = ["name", "added_by", "added_at"]
+    fields = tuple(readonly_fields)
     extra = 0
     can_delete = False
     show_change_link = False
@@ -53,8 +78,8 @@ class ParticipantInline(admin.TabularInline):
     """
 
     model = Participant
-    fields = ["name", "joined_at", "going_since", "kicked_at"]
-    readonly_fields = fields
+    readonly_fields = ["name", "joined_at", "going_since", "kicked_at"]
+    fields = tuple(readonly_fields)
     extra = 0
     can_delete = False
 
@@ -94,7 +119,7 @@ class RoomAdmin(admin.ModelAdmin):
         "decided_at",
         "group",
     ]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
     inlines = [ItemInline, ParticipantInline]
     actions = ["close_rooms"]
 
@@ -117,19 +142,19 @@ class RoomAdmin(admin.ModelAdmin):
         return False  # rooms are made by people on the site, not by staff
 
     @admin.display(description=_("status"))
-    def status_label(self, room: Room) -> str:
+    def status_label(self, room: Room) -> "StrOrPromise":
         return room.status.label
 
     @admin.display(description=_("host"), ordering="host__name")
     def host_name(self, room: Room) -> str:
-        return room.host.name if room.host_id else "-"
+        return room.host.name if room.host is not None else "-"
 
     @admin.display(description=_("participants"), ordering="n_participants")
-    def participant_count(self, room: Room) -> int:
+    def participant_count(self, room: "WithAnnotations[Room, RoomCounts]") -> int:
         return room.n_participants
 
     @admin.display(description=_("items"), ordering="n_items")
-    def item_count(self, room: Room) -> int:
+    def item_count(self, room: "WithAnnotations[Room, RoomCounts]") -> int:
         return room.n_items
 
     @admin.action(description=_("Close the selected rooms (connected people are told)"))
@@ -149,8 +174,8 @@ class GroupRoomInline(admin.TabularInline):
     """A group's rooms, newest first, with what each decided."""
 
     model = Room
-    fields = ["id", "created_at", "decision_item", "decision_by", "decided_at"]
-    readonly_fields = fields
+    readonly_fields = ["id", "created_at", "decision_item", "decision_by", "decided_at"]
+    fields = tuple(readonly_fields)
     ordering = ["-created_at"]
     extra = 0
     can_delete = False
@@ -200,9 +225,9 @@ class GroupAdmin(admin.ModelAdmin):
         return False  # groups are made by people on the site
 
     @admin.display(description=_("rooms"), ordering="n_rooms")
-    def room_count(self, group: Group) -> int:
+    def room_count(self, group: "WithAnnotations[Group, GroupCounts]") -> int:
         return group.n_rooms
 
     @admin.display(description=_("last decision"), ordering="last_decided")
-    def last_decision(self, group: Group) -> str:
+    def last_decision(self, group: "WithAnnotations[Group, GroupCounts]") -> str:
         return group.last_item or "-"
