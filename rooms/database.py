@@ -65,7 +65,11 @@ async def call(service: Callable[..., Any], **kwargs: Any) -> Any:
 async def command_run(*, room_id: str, participant_id: int, command: Command) -> None:
     """Run a participant's command: an everyday change from the event loop where it can go
     (rooms/everyday.py), anything else, or whatever that could not do, on a database thread."""
-    arguments = {"room_id": room_id, "participant_id": participant_id, "command": command}
+    arguments: dict[str, Any] = {
+        "room_id": room_id,
+        "participant_id": participant_id,
+        "command": command,
+    }
     try:
         if await everyday.command_run(**arguments) is not None:
             return

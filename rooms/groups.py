@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +24,7 @@ from .models import Group, Room
 log = logging.getLogger(__name__)
 
 SLUG_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,32}")
-NAME_MAX_LENGTH = Group._meta.get_field("name").max_length
+NAME_MAX_LENGTH = cast(int, Group._meta.get_field("name").max_length)  # a CharField's
 # The group page and the API show at most this many decisions, and this many favourites.
 HISTORY_SHOWN = 50
 FAVORITES_SHOWN = 8

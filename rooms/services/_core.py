@@ -10,6 +10,7 @@ from uuid import UUID
 import psycopg
 from django.conf import settings
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 from psycopg.pq import ExecStatus, TransactionStatus
 
@@ -357,7 +358,7 @@ def _sent_together(*, commit: bool = False) -> Iterator[Callable[[str, dict], _S
     transaction ended and runs the on_commit hooks as usual.
     """
     pipelined = connection.vendor == "postgresql"
-    sent: list[tuple[_Sent, object]] = []
+    sent: list[tuple[_Sent, CursorWrapper]] = []
 
     def send(sql: str, params: dict) -> _Sent:
         statement = _Sent()
