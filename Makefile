@@ -1,5 +1,6 @@
 # The everyday commands. `make run` and `make test` install what they need first.
-.PHONY: run dev test lint format bench messages lock lock-upgrade lock-check audit
+.PHONY: run dev test test-fast test-js typecheck migrations-check lint format bench messages lock \
+	lock-upgrade lock-check audit
 
 # Serves the office network (all interfaces, DEBUG off) and prints the address to share.
 run:
@@ -9,8 +10,27 @@ run:
 dev:
 	./scripts/dev.sh
 
+# Everything, on SQLite then PostgreSQL: browsers, daphne processes, faults (20 to 30 minutes).
 test:
 	./scripts/test.sh
+
+# The fast tier (docs/testing.md): in-process tests on SQLite, and the page's state module in
+# Node.js; no browser, daphne, Redis or second database. Extra pytest arguments: ARGS="-k vote".
+test-fast:
+	./scripts/test-fast.sh $(ARGS)
+
+# The page's modules in Node.js's test runner (tests/js/).
+test-js:
+	node --test tests/js/
+
+# mypy with django-stubs ([tool.mypy] in pyproject.toml) on the project's packages present.
+TYPED_PACKAGES = $(wildcard lunchsite rooms groups)
+typecheck:
+	.venv/bin/mypy $(TYPED_PACKAGES)
+
+# Fails when a model changed without its migration (prints what makemigrations would write).
+migrations-check:
+	DJANGO_DEBUG=1 .venv/bin/python manage.py makemigrations --check --dry-run
 
 lint:
 	.venv/bin/ruff check .

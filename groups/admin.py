@@ -1,5 +1,8 @@
 """Staff views of lunch groups: their rooms, their last decision, their webhook's last post."""
 
+from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import admin
 from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
@@ -9,13 +12,24 @@ from rooms.models import Room
 
 from .models import Group
 
+if TYPE_CHECKING:  # django-stubs' types: a model with a queryset's annotations
+    from django_stubs_ext import WithAnnotations
+
+
+class GroupCounts(TypedDict):
+    """What GroupAdmin.get_queryset annotates each group with."""
+
+    n_rooms: int
+    last_decided: datetime | None
+    last_item: str | None
+
 
 class GroupRoomInline(admin.TabularInline):
     """A group's rooms, newest first, with what each decided."""
 
     model = Room
-    fields = ["id", "created_at", "decision_item", "decision_by", "decided_at"]
-    readonly_fields = fields
+    readonly_fields = ["id", "created_at", "decision_item", "decision_by", "decided_at"]
+    fields = tuple(readonly_fields)
     ordering = ["-created_at"]
     extra = 0
     can_delete = False
@@ -65,9 +79,9 @@ class GroupAdmin(admin.ModelAdmin):
         return False  # groups are made by people on the site
 
     @admin.display(description=_("rooms"), ordering="n_rooms")
-    def room_count(self, group: Group) -> int:
+    def room_count(self, group: "WithAnnotations[Group, GroupCounts]") -> int:
         return group.n_rooms
 
     @admin.display(description=_("last decision"), ordering="last_decided")
-    def last_decision(self, group: Group) -> str:
+    def last_decision(self, group: "WithAnnotations[Group, GroupCounts]") -> str:
         return group.last_item or "-"

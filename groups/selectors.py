@@ -79,6 +79,7 @@ def group_history(*, group: Group, now: datetime | None = None) -> list[HistoryE
     return [
         {"item": item, "by": by, "at": at.isoformat(), "room": pk}
         for item, by, at, pk in rows[:HISTORY_SHOWN]
+        if at is not None  # decided rooms only: always set
     ]
 
 

@@ -5,6 +5,7 @@ The reads (a group by its link, today's room, history, favourites) are groups/se
 
 import contextlib
 import logging
+from typing import cast
 
 from django.db import transaction
 
@@ -18,7 +19,7 @@ from .models import Group
 
 log = logging.getLogger(__name__)
 
-NAME_MAX_LENGTH = Group._meta.get_field("name").max_length
+NAME_MAX_LENGTH = cast(int, Group._meta.get_field("name").max_length)  # a CharField's
 
 
 # --- Groups ----------------------------------------------------------------------

@@ -206,7 +206,9 @@ def group_room_form(request: HttpRequest, slug: str) -> HttpResponse:
     # The browser that opens today's room is its host (as with POST /rooms/).
     if request.session.session_key is None:
         request.session.save()
-    room, _ = services.group_room_open(group=group, host_session_key=request.session.session_key)
+    session_key = request.session.session_key
+    assert session_key is not None  # saved just above
+    room, _ = services.group_room_open(group=group, host_session_key=session_key)
     response = HttpResponse(status=303)
     response["Location"] = reverse("room", args=[room.pk])
     return response
@@ -219,6 +221,7 @@ def group_settings_form(request: HttpRequest, slug: str) -> HttpResponse:
     if group is None:
         return render(request, "groups/group_gone.html", status=404)
     name = request.POST.get("name")
+    webhook_url: str | None
     if "clear_webhook" in request.POST:
         webhook_url = ""
     else:  # an empty box leaves the webhook as it is (the page never shows the full URL)
@@ -315,5 +318,6 @@ def room_page_context(room: Room) -> dict[str, Any]:
     if room.group_id is None:
         return {}
     group = room.group
+    assert group is not None  # group_id was checked above
     favorites = [favorite["item"] for favorite in selectors.group_favorites(group=group)]
     return {"group": group, "group_favorites": favorites}

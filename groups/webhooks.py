@@ -16,7 +16,7 @@ import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypedDict
+from typing import TypedDict, cast
 
 import httpx
 from django.conf import settings
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # Two threads: a decision is rare (one per room), and a hanging receiver holds one thread
 # for at most GROUP_WEBHOOK_ATTEMPTS x GROUP_WEBHOOK_TIMEOUT_SECONDS plus the backoff.
 _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="webhook")
-_MAX_URL_LENGTH = Group._meta.get_field("webhook_url").max_length
+_MAX_URL_LENGTH = cast(int, Group._meta.get_field("webhook_url").max_length)  # a CharField's
 _STATUS_LENGTH = Group._meta.get_field("webhook_last_status").max_length
 
 
@@ -98,7 +98,7 @@ def _allowed_addresses(target: httpx.URL) -> list[str]:
         except (OSError, UnicodeError) as exc:
             raise _Unresolved(f"{host} does not resolve: {exc}") from None
         # Keep the resolver's order (it prefers what this host can reach), without repeats.
-        addresses = list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
+        addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
     if not addresses:
         raise _Unresolved(f"{host} has no address")
     if not settings.GROUP_WEBHOOK_ALLOW_PRIVATE:
@@ -130,6 +130,7 @@ def address_is_public(address: str) -> bool:
 
 def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
     """What is posted for a room's decision; `text` is one sentence in the group's language."""
+    assert room.decided_at is not None  # announced after a pick only
     with translation.override(group.language):
         text = gettext("Lunch for %(group)s: %(item)s (picked by %(by)s)") % {
             "group": group.name,

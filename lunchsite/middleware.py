@@ -22,14 +22,17 @@ class ContentSecurityPolicyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.csp_nonce = secrets.token_urlsafe(16)
+        nonce = secrets.token_urlsafe(16)
+        # For the templates (context_processors.csp_nonce): an attribute of this middleware's
+        # own on the request, as Django's middlewares add theirs; HttpRequest does not declare it.
+        request.csp_nonce = nonce  # type: ignore[attr-defined]
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
             host = request.get_host()
             response["Content-Security-Policy"] = "; ".join(
                 [
                     "default-src 'self'",
-                    f"script-src 'self' 'nonce-{request.csp_nonce}'",
+                    f"script-src 'self' 'nonce-{nonce}'",
                     "style-src 'self'",
                     "img-src 'self' data:",
                     f"connect-src 'self' ws://{host} wss://{host}",
@@ -87,10 +90,11 @@ class ApiErrorMiddleware:
         if not _is_api(request) or not isinstance(exception, DatabaseError):
             return None  # anything else is a bug: Django logs it, __call__ makes it JSON
         if _lost_connection(exception) and not getattr(request, "_api_retried", False):
-            request._api_retried = True
+            request._api_retried = True  # type: ignore[attr-defined]  # ours, as csp_nonce
             log.warning("database connection lost under %s; retrying once", request.path)
             _forget_dead_connections()
             match = request.resolver_match
+            assert match is not None  # process_exception is called for a resolved view only
             try:
                 return match.func(request, *match.args, **match.kwargs)
             except DatabaseError as again:

@@ -40,13 +40,14 @@ class Outage:
         now = time.monotonic()
         with self._lock:
             self.errors += 1
-            first = self.down_since is None
-            if first:
-                self.down_since = self._reminded = now
+            since = self.down_since
+            first = since is None
+            if since is None:
+                since = self.down_since = self._reminded = now
             remind = not first and now - self._reminded >= REMINDER_SECONDS
             if remind:
                 self._reminded = now
-            down_for, errors = now - self.down_since, self.errors
+            down_for, errors = now - since, self.errors
         if first:
             log.warning(
                 "%s unreachable: %s; further errors are counted, not logged", self.name, exc

@@ -2,6 +2,8 @@
 
 Groups have theirs in groups/admin.py."""
 
+from typing import TYPE_CHECKING, TypedDict, cast
+
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -10,32 +12,46 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import services
-from .models import Item, Participant, Room
+from .models import Item, Participant, Room, RoomQuerySet
+
+if TYPE_CHECKING:  # django-stubs' types: lazy text, and a model with a queryset's annotations
+    from django_stubs_ext import StrOrPromise, WithAnnotations
+
+
+class RoomCounts(TypedDict):
+    """What RoomAdmin.get_queryset annotates each room with."""
+
+    n_participants: int
+    n_items: int
 
 
 class StatusFilter(admin.SimpleListFilter):
     title = _("status")
     parameter_name = "status"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin
+    ) -> list[tuple[str, "StrOrPromise"]]:
         return list(Room.Status.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> QuerySet[Room]:
+        # RoomAdmin's queryset comes from Room.objects, so it has RoomQuerySet's filters.
+        rooms = cast(RoomQuerySet, queryset)
         now = timezone.now()
         match self.value():
             case Room.Status.ACTIVE:
-                return queryset.active(now)
+                return rooms.active(now)
             case Room.Status.EXPIRED:
-                return queryset.expired(now)
+                return rooms.expired(now)
             case Room.Status.CLOSED:
-                return queryset.closed()
+                return rooms.closed()
         return queryset
 
 
 class ItemInline(admin.TabularInline):
     model = Item
-    fields = ["name", "added_by", "added_at"]
-    readonly_fields = fields
+    readonly_fields = ["name", "added_by", "added_at"]
+    fields = tuple(readonly_fields)
     extra = 0
     can_delete = False
     show_change_link = False
@@ -54,8 +70,8 @@ class ParticipantInline(admin.TabularInline):
     """
 
     model = Participant
-    fields = ["name", "joined_at", "going_since", "kicked_at"]
-    readonly_fields = fields
+    readonly_fields = ["name", "joined_at", "going_since", "kicked_at"]
+    fields = tuple(readonly_fields)
     extra = 0
     can_delete = False
 
@@ -95,7 +111,7 @@ class RoomAdmin(admin.ModelAdmin):
         "decided_at",
         "group",
     ]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
     inlines = [ItemInline, ParticipantInline]
     actions = ["close_rooms"]
 
@@ -118,19 +134,19 @@ class RoomAdmin(admin.ModelAdmin):
         return False  # rooms are made by people on the site, not by staff
 
     @admin.display(description=_("status"))
-    def status_label(self, room: Room) -> str:
+    def status_label(self, room: Room) -> "StrOrPromise":
         return room.status.label
 
     @admin.display(description=_("host"), ordering="host__name")
     def host_name(self, room: Room) -> str:
-        return room.host.name if room.host_id else "-"
+        return room.host.name if room.host is not None else "-"
 
     @admin.display(description=_("participants"), ordering="n_participants")
-    def participant_count(self, room: Room) -> int:
+    def participant_count(self, room: "WithAnnotations[Room, RoomCounts]") -> int:
         return room.n_participants
 
     @admin.display(description=_("items"), ordering="n_items")
-    def item_count(self, room: Room) -> int:
+    def item_count(self, room: "WithAnnotations[Room, RoomCounts]") -> int:
         return room.n_items
 
     @admin.action(description=_("Close the selected rooms (connected people are told)"))

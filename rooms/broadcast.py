@@ -109,7 +109,9 @@ def kicked_on_commit(*, group: str, participant_id: int) -> None:
     _on_commit(group, {"type": "room.kicked", "participant": participant_id})
 
 
-def _room_event(event: dict, version: int, *, is_state: bool, presence: bool) -> RoomEvent:
+def _room_event(
+    event: StateEvent | PickedEvent, version: int, *, is_state: bool, presence: bool
+) -> RoomEvent:
     return {
         "type": "room.event",
         "text": encode(event),

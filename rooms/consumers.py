@@ -56,7 +56,11 @@ class RoomConsumer(LiveConsumer):
         self.limiter = participant_window(
             participant.pk, limit=settings.ROOM_ACTIONS_PER_10S, window=10
         )
-        you = {"id": participant.pk, "name": participant.name, "token": participant.token}
+        you: protocol.You = {
+            "id": participant.pk,
+            "name": participant.name,
+            "token": participant.token,
+        }
         welcome: protocol.WelcomeEvent = {"type": "welcome", "you": you}
         await self.send(text_data=protocol.encode(welcome))
         await self.send_state(state)
@@ -134,7 +138,7 @@ class RoomConsumer(LiveConsumer):
 
     # --- Helpers -------------------------------------------------------------------
 
-    async def send_state(self, state: dict) -> None:
+    async def send_state(self, state: protocol.StateEvent) -> None:
         """Send a state unless this connection already has a newer one."""
         if state["version"] > self.version:
             self.version = state["version"]

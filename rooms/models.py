@@ -94,7 +94,7 @@ class Room(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # Not indexed: every change moves it, and an index on it made each version bump write an
     # entry into every index of the table (never a HOT update). Only the purge and the admin
-    # filter on it, over a table the purge keeps small. tests/test_room_table.py.
+    # filter on it, over a table the purge keeps small. tests/performance/test_room_table.py.
     expires_at = models.DateTimeField(default=default_expiry)
     closed_at = models.DateTimeField(null=True, blank=True)
     # Strictly increases with every accepted change; clients keep the highest they saw.
@@ -126,6 +126,10 @@ class Room(models.Model):
     last_change = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = RoomQuerySet.as_manager()
+
+    # Not a column: room_create sets it on the room it returns, the host token in clear for
+    # the creator's answer (only its hash is kept).
+    host_token: str
 
     class Meta:
         ordering = ["-created_at"]
@@ -198,6 +202,13 @@ class Participant(models.Model):
     going_since = models.DateTimeField(null=True, blank=True)
     # Removed by the host: neither the token nor the session can rejoin the room.
     kicked_at = models.DateTimeField(null=True, blank=True)
+
+    # Not columns: what a join sets on the participants it reads (services/presence.py). The
+    # rejoin token in clear (only its hash is stored); whether a fresh connection is open
+    # (`online`), and one of a worker that stopped heartbeating (`ghost`).
+    token: str
+    online: bool
+    ghost: bool
 
     class Meta:
         ordering = ["joined_at", "id"]

@@ -309,6 +309,10 @@ def error_event(code: ErrorCode, message: str | None = None, ref: Ref | None = N
     return event
 
 
-def encode(event: dict) -> str:
+# Every event the server sends a client.
+ServerEvent = StateEvent | WelcomeEvent | PickedEvent | ErrorEvent
+
+
+def encode(event: ServerEvent) -> str:
     # Compact separators: the state is sent to every client on every change.
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))

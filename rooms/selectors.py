@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from .errors import ClientError
 from .models import Mark, Participant, Room
-from .protocol import ItemState, ParticipantInfo, StateEvent
+from .protocol import GroupInfo, ItemState, ParticipantInfo, Person, StateEvent
 
 ROOM_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
@@ -120,10 +120,12 @@ def room_state_query(
     `vendor` "postgresql" spells it for psycopg without touching Django's connection (the
     event loop's everyday changes, rooms/everyday.py)."""
     cutoff = presence_cutoff()
+    # A datetime for psycopg; Django's adapted form (text on SQLite) through its connection.
+    adapted: datetime | str | None = cutoff
     if vendor is None:
         vendor = connection.vendor
-        cutoff = connection.ops.adapt_datetimefield_value(cutoff)
-    params = {"room": room_id, "cutoff": cutoff, "group": group_id}
+        adapted = connection.ops.adapt_datetimefield_value(cutoff)
+    params = {"room": room_id, "cutoff": adapted, "group": group_id}
     return _STATE_SQL_BY_VENDOR[vendor], params
 
 
@@ -136,8 +138,8 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
     """The `state` event of `room` from the rows its state read returned."""
     participants: list[ParticipantInfo] = []
     items: dict[int, ItemState] = {}
-    going: list[ParticipantInfo] = []
-    group = None
+    going: list[Person] = []
+    group: GroupInfo | None = None
     for part, _, pk, name, other_id, other_name in rows:
         if part == _ONLINE:
             participants.append({"id": pk, "name": name, "host": pk == room.host_id})

@@ -60,7 +60,9 @@ def room_create_form(request: HttpRequest) -> HttpResponse:
     # The creating browser's session joins as the host: make sure it has one now.
     if request.session.session_key is None:
         request.session.save()
-    room = services.room_create(host_session_key=request.session.session_key)
+    session_key = request.session.session_key
+    assert session_key is not None  # saved just above
+    room = services.room_create(host_session_key=session_key)
     _remember_room(request, room)
     # 303 See Other: the browser follows with a GET, and a reload does not create another room.
     response = HttpResponse(status=303)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install what the tests need, start what must run, and run the whole suite twice:
-# on SQLite, then on PostgreSQL. Extra arguments go to pytest (e.g. -k websocat).
+# Install what the tests need, start what must run, and run the whole suite: the page's modules
+# in Node.js (tests/js/), then pytest twice, on SQLite and on PostgreSQL. Extra arguments go to
+# pytest (e.g. -k websocat). `make test-fast` (scripts/test-fast.sh) is the fast tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-# nginx: tests/test_bench_hosts.py's short run of the simulated hosts puts it in front.
+# nginx: tests/performance/test_bench_hosts.py's short run of the simulated hosts puts it in front.
 # Fonts: without them the browser tests' screenshots show Korean and emoji as boxes.
 # npm brings Node.js (tests/test_korean.py runs the page's js/korean.js in it); gettext's
 # msgfmt checks the Korean catalogues. nginx and curl: tests/e2e/test_deploy.py runs the
@@ -29,6 +30,8 @@ export PATH="$PWD/$VENV/bin:$PATH"  # websocat, daphne
 PG_URL="${TEST_DATABASE_URL:-$(postgres_url)}"
 
 status=0
+log "the page's modules in Node.js"
+node --test tests/js/ || status=$?
 log "test suite on SQLite"
 env -u DATABASE_URL -u REDIS_URL "$VENV/bin/pytest" "$@" || status=$?
 log "test suite on PostgreSQL ($PG_URL)"

@@ -43,11 +43,29 @@ def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:
         )
 
 
+# Fixtures that start processes of their own, and the marker that keeps a test asking for one
+# out of the fast tier (scripts/test-fast.sh) even when its module forgot to say so.
+SLOW_FIXTURES = {
+    "daphne_factory": "e2e",
+    "daphne_url": "e2e",
+    "e2e_database": "e2e",
+    "redis_server": "redis",
+    "fresh_redis": "redis",
+    "channel_layer_redis": "redis",
+}
+PERFORMANCE_DIR = Path(__file__).resolve().parent / "performance"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every async test closes its loop's database pool (`loop_pool_closed`)."""
+    """Every async test closes its loop's database pool (`loop_pool_closed`); tests that start
+    processes carry their slow marker; tests/performance/ carries `performance`."""
     for item in items:
         if inspect.iscoroutinefunction(getattr(item, "function", None)):
             item.fixturenames.append("loop_pool_closed")
+        for marker in sorted({SLOW_FIXTURES[f] for f in item.fixturenames if f in SLOW_FIXTURES}):
+            item.add_marker(marker)
+        if PERFORMANCE_DIR in item.path.parents:
+            item.add_marker("performance")
 
 
 @pytest.fixture
@@ -117,6 +135,25 @@ def channel_layer_redis(settings, redis_server: RedisServer) -> str:
 @pytest.fixture
 def channel_layer_memory(settings) -> None:
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+# The consumer tests' channel layer, one per pass of `make test` so that each test runs once per
+# database: the in-memory layer on SQLite (and in the fast tier), Redis on PostgreSQL, as in
+# production. TEST_CHANNEL_LAYER=memory or redis picks one for a run.
+CONSUMER_LAYER = os.environ.get("TEST_CHANNEL_LAYER") or (
+    "redis" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "memory"
+)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(CONSUMER_LAYER, marks=[pytest.mark.redis] if CONSUMER_LAYER == "redis" else [])
+    ]
+)
+def layer(request: pytest.FixtureRequest) -> str:
+    """The channel layer of this pass for a consumer test (the in-memory one or Redis)."""
+    request.getfixturevalue(f"channel_layer_{request.param}")
+    return request.param
 
 
 @pytest.fixture

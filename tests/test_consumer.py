@@ -13,13 +13,6 @@ from rooms.models import Room
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def layer(request) -> str:
-    """Run each consumer test on both channel layers."""
-    request.getfixturevalue(f"channel_layer_{request.param}")
-    return request.param
-
-
 async def new_room() -> Room:
     return await sync_to_async(services.room_create)()
 

@@ -15,13 +15,6 @@ from rooms.models import Room
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def layer(request) -> str:
-    """Run each test on both channel layers (a kick reaches the kicked one through the group)."""
-    request.getfixturevalue(f"channel_layer_{request.param}")
-    return request.param
-
-
 async def connect(room_id: str, query: str = "", cookie: str = "") -> WebsocketCommunicator:
     headers = [(b"cookie", f"sessionid={cookie}".encode())] if cookie else []
     communicator = WebsocketCommunicator(

@@ -46,8 +46,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self) -> ConnectionPool | None:
         pool = super().pool
-        # psycopg_pool keeps the check in `_check`; tests/test_database_pool.py fails if a
-        # new release renames it.
+        # psycopg_pool keeps the check in `_check`; tests/performance/test_database_pool.py
+        # fails if a new release renames it.
         if pool is not None and pool._check is ConnectionPool.check_connection:
             pool._check = check_if_suspect
         return pool

@@ -28,6 +28,7 @@ from django.conf import settings
 
 from .. import database, selectors, services
 from ..errors import ClientError, ErrorCode, ServerBusy
+from ..protocol import StateEvent
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ async def _quietly(action) -> bool:
     return True
 
 
-def _state(*, room_id: str) -> dict | None:
+def _state(*, room_id: str) -> StateEvent | None:
     try:
         return selectors.room_state(room=selectors.room_get(room_id=room_id))
     except ClientError:

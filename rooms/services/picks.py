@@ -10,7 +10,7 @@ from django.utils import timezone
 from .. import hooks
 from ..errors import ClientError
 from ..models import Participant
-from ..protocol import PickedEvent, PickMode
+from ..protocol import PickedEvent, PickMode, StateEvent
 from .locking import room_fields_save
 from .runner import change_apply
 from .states import state_publish
@@ -41,7 +41,7 @@ def room_pick(
     mode: PickMode = "top",
     avoid_recent: bool = False,
     rng: random.Random | None = None,
-) -> dict:
+) -> StateEvent:
     """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state.
 
     With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.

@@ -19,6 +19,7 @@ from ..models import (
     token_from_seed,
     token_hash,
 )
+from ..protocol import StateEvent
 from .host import host_claim, host_pass_if_overdue
 from .locking import room_bump, room_bump_held, room_fields_save, room_hold
 from .statements import columns, execute, row_to_model
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def participant_join(
     *, room_id: str, channel_name: str, session_key: str = "", name: str = "", token: str = ""
-) -> tuple[Participant, dict]:
+) -> tuple[Participant, StateEvent]:
     """Admit a connection to the room (caps permitting) and return its participant and the state.
 
     A rejoin token names a participant of this room from any browser or process; else a
@@ -57,7 +58,7 @@ def participant_join(
         already_online = participant is not None and participant.pk in online
         if not already_online and len(online) >= settings.ROOM_MAX_PARTICIPANTS:
             raise ClientError("room_full")
-        if already_online:
+        if participant is not None and already_online:
             _connection_cap_check(participant)
         host_pass_if_overdue(room, online)
         # The room's creator: its host token (which becomes its rejoin token), or its session.
@@ -119,7 +120,8 @@ def _participant_returning(
     """The participant a rejoin token (first) or a browser session names in this room."""
     by_token = [p for p in people if hashed and p.token_hash == hashed]
     by_session = [p for p in people if session_key and p.session_key == session_key]
-    return (by_token or by_session or [None])[0]
+    found = by_token or by_session
+    return found[0] if found else None
 
 
 def _participant_new(
@@ -222,6 +224,7 @@ def participant_leave(*, channel_name: str) -> None:
 
 def _host_absence_start(room: Room) -> None:
     """The host's connection closed: if it has no other, its grace starts now (one statement)."""
+    assert room.host_id is not None  # the connection that closed was the host's
     now = timezone.now()
     fresh = Connection.objects.filter(
         participant_id=room.host_id, last_seen__gte=selectors.presence_cutoff(now)

@@ -116,7 +116,7 @@ def _begin_with_the_statements(raw: psycopg.Connection) -> str | None:
 
 def columns(model: type[Model], prefix: str = "") -> str:
     """The model's columns, in field order, for a RETURNING or SELECT list of ours."""
-    return ", ".join(prefix + field.column for field in model._meta.concrete_fields)
+    return ", ".join(f"{prefix}{field.column}" for field in model._meta.concrete_fields)
 
 
 def row_to_model(model: type[M], row: Sequence[Any]) -> M:

@@ -1,0 +1,219 @@
+// The room page's data module (static/rooms/js/state.js) in Node.js's test runner: what the
+// page keeps and does for each message, without a browser. `make test-js`, `make test-fast`
+// and `make test` run it (node --test tests/js/).
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+// The page's gettext reads Django's catalogue from `window`; without one it speaks English, as
+// it does when the catalogue fails to load. state.js is imported after this line for that.
+globalThis.window = {};
+const { createState, dispatch, UNDO_MS } = await import("../../static/rooms/js/state.js");
+
+const NOW = Date.parse("2026-11-24T12:00:00+00:00");
+const CONFIG = {
+  roomId: "r1",
+  expiresAt: "2026-11-24T12:10:00+00:00",
+  serverNow: "2026-11-24T12:00:02+00:00",
+  maxItemLength: 60,
+  maxNameLength: 30,
+  reducedMotion: true,
+};
+const MINJI = { id: 3, name: "minji" };
+const JOON = { id: 4, name: "joon" };
+
+/** A `state` event as the server sends it (docs/protocol.md), with the given version. */
+function stateEvent(version, { items = [], participants = [MINJI], decision = null } = {}) {
+  return {
+    type: "state",
+    version,
+    room: { id: "r1", expires_at: "2026-11-24T12:20:00+00:00", decision, locked: false, going: [] },
+    items: items.map((name) => ({
+      name,
+      added_by: "minji",
+      added_by_id: 3,
+      votes: 0,
+      voters: [],
+      voter_ids: [],
+      vetoed_by: [],
+      vetoer_ids: [],
+    })),
+    participants: participants.map((p) => ({ ...p, host: p.id === 3 })),
+  };
+}
+
+/** A page that has joined as minji and holds the room's state at `version`. */
+function joinedPage(version = 1, options = {}) {
+  const state = createState(CONFIG, NOW);
+  dispatch(state, { type: "welcome", you: { id: 3, name: "minji", token: "t0k" } });
+  dispatch(state, { type: "socket:open" });
+  dispatch(state, stateEvent(version, options));
+  return state;
+}
+
+const kinds = (effects) => effects.map((effect) => effect.kind);
+
+describe("a new page", () => {
+  test("has seen no state yet and is connecting, with the server's clock offset", () => {
+    const state = createState(CONFIG, NOW);
+    assert.equal(state.version, -1);
+    assert.equal(state.room, null);
+    assert.equal(state.connection, "connecting");
+    assert.equal(state.clockOffset, 2000);
+    assert.equal(state.expiresAt, Date.parse(CONFIG.expiresAt));
+  });
+
+  test("welcome says who we are and asks the page to remember the name and token", () => {
+    const state = createState(CONFIG, NOW);
+    const effects = dispatch(state, { type: "welcome", you: { id: 3, name: "minji", token: "t0k" } });
+    assert.deepEqual(state.me, { id: 3, name: "minji", token: "t0k" });
+    assert.deepEqual(effects[0], { kind: "remember", name: "minji", token: "t0k" });
+    assert.deepEqual(effects[1], { kind: "name-field", name: "minji" });
+  });
+});
+
+describe("state messages: the highest version wins", () => {
+  test("a newer state replaces the room and its expiry", () => {
+    const state = joinedPage(1);
+    dispatch(state, stateEvent(2, { items: ["pho"] }));
+    assert.equal(state.version, 2);
+    assert.deepEqual(
+      state.room.items.map((item) => item.name),
+      ["pho"],
+    );
+    assert.equal(state.expiresAt, Date.parse("2026-11-24T12:20:00+00:00"));
+  });
+
+  test("an older or equal version is dropped, whatever it holds", () => {
+    const state = joinedPage(5, { items: ["pho"] });
+    for (const version of [4, 5]) {
+      const effects = dispatch(state, stateEvent(version, { items: ["bibimbap"] }));
+      assert.deepEqual(effects, []);
+    }
+    assert.equal(state.version, 5);
+    assert.deepEqual(
+      state.room.items.map((item) => item.name),
+      ["pho"],
+    );
+  });
+
+  test("a state without a numeric version is dropped", () => {
+    const state = joinedPage(1);
+    dispatch(state, { ...stateEvent(9, { items: ["pho"] }), version: "9" });
+    assert.equal(state.version, 1);
+    assert.deepEqual(state.room.items, []);
+  });
+
+  test("the states of a reconnect arriving out of order leave the newest", () => {
+    const state = createState(CONFIG, NOW);
+    for (const version of [3, 7, 4, 6]) dispatch(state, stateEvent(version, { items: [`v${version}`] }));
+    assert.equal(state.version, 7);
+    assert.equal(state.room.items[0].name, "v7");
+  });
+
+  test("others' changes are said; our own joining is not", () => {
+    const state = joinedPage(1);
+    const effects = dispatch(state, stateEvent(2, { items: ["pho"], participants: [MINJI, JOON] }));
+    const said = effects.filter((effect) => effect.kind === "announce").map((effect) => effect.text);
+    // minji added pho herself (added_by_id 3): only joon's arrival is news.
+    assert.deepEqual(said, ["joon joined."]);
+  });
+
+  test("a decision that arrives without a reel is announced once", () => {
+    const state = joinedPage(1, { items: ["pho"] });
+    const decision = { item: "pho", by: "joon", at: "2026-11-24T12:03:00+00:00" };
+    const first = dispatch(state, stateEvent(2, { items: ["pho"], decision }));
+    const again = dispatch(state, stateEvent(3, { items: ["pho"], decision }));
+    assert.ok(first.some((effect) => effect.kind === "announce" && effect.text === "We're eating pho!"));
+    assert.ok(!again.some((effect) => effect.kind === "announce"));
+    assert.equal(state.decidedAt, decision.at);
+  });
+});
+
+describe("what the person sent", () => {
+  test("an added idea empties the field only once the state has it", () => {
+    const state = joinedPage(1);
+    dispatch(state, { type: "page:sent", command: { action: "add", item: "Pho " }, origin: "add" });
+    assert.equal(state.pendingAdd, "Pho ");
+    assert.deepEqual(dispatch(state, stateEvent(2, { items: ["kimbap"] })).filter((e) => e.kind === "clear-field"), []);
+    const effects = dispatch(state, stateEvent(3, { items: ["kimbap", "pho"] }));
+    assert.deepEqual(
+      effects.find((effect) => effect.kind === "clear-field"),
+      { kind: "clear-field", text: "Pho " },
+    );
+    assert.equal(state.pendingAdd, null);
+  });
+
+  test("a refused add keeps the text in the field and shows the error beside it", () => {
+    const state = joinedPage(1);
+    dispatch(state, { type: "page:sent", command: { action: "add", item: "pho" }, origin: "add" });
+    const effects = dispatch(state, { type: "error", code: "duplicate_item", origin: "add" });
+    assert.deepEqual(state.errors, { add: "duplicate_item" });
+    assert.equal(state.pendingAdd, null);
+    assert.deepEqual(effects, [{ kind: "focus", target: "item-input" }]);
+  });
+
+  test("a removal waits for the undo time, and a stale timer sends nothing", () => {
+    const state = joinedPage(1, { items: ["pho", "kimbap"] });
+    const first = dispatch(state, { type: "page:remove", name: "pho" });
+    const due = first.find((effect) => effect.kind === "after");
+    assert.equal(due.ms, UNDO_MS);
+    dispatch(state, { type: "page:undo" });
+    assert.equal(state.removal, null);
+    assert.deepEqual(dispatch(state, due.message), []);
+    const second = dispatch(state, { type: "page:remove", name: "kimbap" });
+    const sent = dispatch(state, second.find((effect) => effect.kind === "after").message);
+    assert.deepEqual(sent, [{ kind: "send-remove", name: "kimbap" }]);
+  });
+});
+
+describe("the connection", () => {
+  test("an outage is offline with its retry time; coming back clears 'not connected'", () => {
+    const state = joinedPage(1);
+    dispatch(state, { type: "socket:closed", code: 1006, willRetry: true, retrySeconds: 4 });
+    assert.equal(state.connection, "offline");
+    assert.equal(state.retrySeconds, 4);
+    dispatch(state, { type: "page:not-sent", origin: "add", code: "not_connected" });
+    dispatch(state, { type: "socket:connecting" });
+    assert.equal(state.connection, "offline");
+    dispatch(state, { type: "socket:open" });
+    assert.equal(state.connection, "online");
+    assert.deepEqual(state.errors, {});
+  });
+
+  test("a room that is gone ends the stay, once", () => {
+    const state = joinedPage(1);
+    const effects = dispatch(state, { type: "socket:closed", code: 4404, willRetry: false });
+    assert.equal(state.screen, "gone");
+    assert.deepEqual(kinds(effects), ["stop", "focus"]);
+    assert.deepEqual(dispatch(state, { type: "error", code: "room_full" }), []);
+    assert.equal(state.screen, "gone");
+  });
+
+  test("too many tabs is said as a connection refusal, beside a control's error", () => {
+    const state = joinedPage(1);
+    dispatch(state, { type: "error", code: "too_many_connections" });
+    assert.deepEqual(state.errors, { connection: "too_many_connections" });
+    dispatch(state, { type: "page:refused", origin: "name", code: "invalid_name" });
+    assert.deepEqual(state.errors, { connection: "too_many_connections", name: "invalid_name" });
+    dispatch(state, { type: "welcome", you: { id: 3, name: "minji" } });
+    assert.deepEqual(state.errors, { name: "invalid_name" });
+  });
+});
+
+describe("the pick", () => {
+  test("with reduced motion the reel lands on the server's choice and announces it", () => {
+    const state = joinedPage(1, { items: ["pho", "kimbap"] });
+    const started = dispatch(state, { type: "picked", item: "kimbap", by: "joon" });
+    assert.deepEqual(state.picked, { item: "kimbap", by: "joon" });
+    const step = started.find((effect) => effect.kind === "after");
+    const landed = dispatch(state, step.message);
+    assert.equal(state.spin, null);
+    assert.equal(state.reel.text, "kimbap");
+    assert.ok(landed.some((effect) => effect.kind === "announce" && effect.text === "We're eating kimbap!"));
+    // The state with the decision that follows is not announced a second time.
+    const decision = { item: "kimbap", by: "joon", at: "2026-11-24T12:03:00+00:00" };
+    const after = dispatch(state, stateEvent(2, { items: ["pho", "kimbap"], decision }));
+    assert.ok(!after.some((effect) => effect.kind === "announce" && effect.text.startsWith("We're eating")));
+  });
+});
