@@ -10,6 +10,8 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from lunchsite import metrics
+
 from . import broadcast, database, liveness, protocol, security, selectors, services, transport
 from .errors import CLOSE_CODES, ClientError, ErrorCode, ServerBusy
 from .models import Room
@@ -132,9 +134,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         command = None
         try:
             command = self._parse(text_data, bytes_data)
-            await database.command_run(
-                room_id=self.room_id, participant_id=self.participant_id, command=command
-            )
+            with metrics.action_observed(command.action):
+                await database.command_run(
+                    room_id=self.room_id, participant_id=self.participant_id, command=command
+                )
         except ClientError as error:
             # The answer names the request it answers (the parser sets it on its refusals).
             ref = command.ref if command is not None else error.ref
@@ -200,6 +203,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
     ) -> None:
         """Send an error event; the connection stays open."""
+        metrics.error_sent(code)
         await self.send(text_data=protocol.encode(protocol.error_event(code, message, ref)))
 
     async def refuse(
