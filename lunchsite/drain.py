@@ -24,6 +24,7 @@ close frame is sent with autobahn's lower-level `sendCloseFrame`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -179,7 +180,11 @@ async def _drain_then_stop(reactor: Any) -> None:
     except Exception:
         log.exception("drain failed; stopping")
     finally:
-        reactor.stop()
+        from twisted.internet.error import ReactorNotRunning
+
+        # A second SIGTERM may have stopped it meanwhile.
+        with contextlib.suppress(ReactorNotRunning):
+            reactor.stop()
 
 
 async def drain(window: float, finish: float) -> None:

@@ -33,7 +33,8 @@ def status_of(url: str) -> int:
 
 
 async def keep_adding(client: RoomClient, prefix: str, sent: list[str]) -> None:
-    """Add an item every 0.4 s until the socket is closed; `sent` gets each one that went out."""
+    """Add an item every 0.6 s until the socket is closed; `sent` gets each one that went out
+    (at most 6 in the test's 3.5 s: 4 people stay under ROOM_MAX_ITEMS, each under its rate)."""
     for n in range(100):
         item = f"{prefix}-{n}"
         try:
@@ -41,7 +42,7 @@ async def keep_adding(client: RoomClient, prefix: str, sent: list[str]) -> None:
         except websockets.ConnectionClosed:
             return
         sent.append(item)
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.6)
 
 
 async def test_sigterm_hands_every_websocket_over_and_loses_nothing(
