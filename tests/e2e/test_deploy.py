@@ -203,7 +203,9 @@ def deployment(
         ("user root;\n" if os.geteuid() == 0 else "")
         + f"worker_processes 1;\npid {tmp_path / 'nginx.pid'};\n"
         + f"error_log {tmp_path / 'error.log'} info;\n"
-        + "events { worker_connections 512; }\n"
+        # 200 clients with a socket each way, and more while they reconnect
+        # (test_rolling_deploy.py).
+        + "worker_rlimit_nofile 8192;\nevents { worker_connections 2048; }\n"
         + "http {\n    include /etc/nginx/mime.types;\n"
         + temp
         + f"    include {tmp_path / 'lunchsite.conf'};\n}}\n"

@@ -80,10 +80,13 @@ async def test_sigterm_hands_every_websocket_over_and_loses_nothing(
     assert value(during, "lunchsite_draining") == 1
     assert value(during, "lunchsite_drains_total") == 1
 
-    closed_at = []
-    for client in clients:
-        assert await client.wait_closed(timeout=DRAIN_SECONDS + 5) == 1012
-        closed_at.append(time.monotonic() - signalled)
+    async def closed(client: RoomClient) -> tuple[int | None, float]:
+        code = await client.wait_closed(timeout=DRAIN_SECONDS + 5)
+        return code, time.monotonic() - signalled
+
+    ends = await asyncio.gather(*(closed(client) for client in clients))
+    assert [code for code, _ in ends] == [1012] * len(clients)
+    closed_at = [at for _, at in ends]
     await asyncio.gather(*adding)
     # Spread over the window, in jittered batches: not one instant for everyone.
     assert max(closed_at) - min(closed_at) > DRAIN_SECONDS / 4, closed_at
