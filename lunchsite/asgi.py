@@ -11,22 +11,28 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from lunchsite import drain, metrics  # noqa: E402
 from lunchsite.collector import tune_for_serving  # noqa: E402
 from lunchsite.descriptors import descriptor_limit_raised  # noqa: E402
 from lunchsite.security import allowed_hosts_or_terminal, with_session_key  # noqa: E402
 from rooms.realtime.transport import with_send_backlog  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        # Outermost, so that it sees daphne's own `send` (see rooms/realtime/transport.py).
-        "websocket": with_send_backlog(
-            allowed_hosts_or_terminal(with_session_key(URLRouter(websocket_urlpatterns)))
-        ),
-    }
+# with_drain outermost: it counts what is served and refuses WebSockets while draining; it and
+# with_send_backlog both see daphne's own `send` (rooms/realtime/transport.py, lunchsite/drain.py).
+application = drain.with_drain(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": with_send_backlog(
+                allowed_hosts_or_terminal(with_session_key(URLRouter(websocket_urlpatterns)))
+            ),
+        }
+    )
 )
 
 descriptor_limit_raised()
+drain.install()  # under daphne: SIGTERM drains (lunchsite/drain.py)
+metrics.serve()  # with METRICS_PORT: a port of its own (lunchsite/metrics.py)
 # Last, so that everything loading made is frozen (lunchsite/collector.py).
 tune_for_serving(settings.GC_YOUNG_THRESHOLD)

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from lunchsite import drain
 from rooms.realtime import transport
 
 from .outage import Outage, redis_outage
@@ -159,8 +160,9 @@ async def livez(request: HttpRequest) -> HttpResponse:
 
 
 async def readyz(request: HttpRequest) -> HttpResponse:
-    """200 when the database and the channel layer answer (see `ready`), else 503."""
-    if await ready():
+    """200 when the database and the channel layer answer (see `ready`), else 503; 503 from
+    the moment SIGTERM starts the drain, so that a load balancer stops sending."""
+    if not drain.draining() and await ready():
         return _probe_response(200, {"status": "ok"})
     return _probe_response(503, {"status": "unavailable"})
 

@@ -318,6 +318,18 @@ ROOM_PRESENCE_COALESCE_SECONDS = env.float("ROOM_PRESENCE_COALESCE_SECONDS", def
 # ride it out; a load balancer that pulled them all would make it an outage. 0: no grace.
 READYZ_CHANNEL_LAYER_GRACE_SECONDS = env.float("READYZ_CHANNEL_LAYER_GRACE_SECONDS", default=30)
 
+# --- Deploys and metrics (lunchsite/drain.py, lunchsite/metrics.py; docs/operations.md).
+# On SIGTERM a process stops taking WebSockets and closes its own with 1012 ("service restart")
+# in jittered batches over ROOM_DRAIN_SECONDS, so that their clients reconnect to the other
+# processes a few at a time; then it waits up to ROOM_DRAIN_FINISH_SECONDS for the commands in
+# flight and the leaves. The systemd unit's TimeoutStopSec must exceed the two together.
+# 0: daphne's own SIGTERM (everything cancelled at once, clients see 1006).
+ROOM_DRAIN_SECONDS = env.float("ROOM_DRAIN_SECONDS", default=5)
+ROOM_DRAIN_FINISH_SECONDS = env.float("ROOM_DRAIN_FINISH_SECONDS", default=5)
+# Prometheus metrics on a port of their own (one per process), never on the public one; 0: none.
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+METRICS_ADDRESS = env.str("METRICS_ADDRESS", default="127.0.0.1")
+
 # --- Lunch groups (issue 10; docs/protocol.md "Lunch groups").
 # `pick` with avoid_recent skips what the group decided in its other rooms this many days.
 GROUP_RECENT_DAYS = env.int("GROUP_RECENT_DAYS", default=7)

@@ -45,6 +45,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from lunchsite import metrics
+
 from .protocol import PickedEvent, StateEvent, encode
 
 log = logging.getLogger(__name__)
@@ -242,6 +244,7 @@ async def _publish_one(layer, group: str, message: Message) -> None:
 
 
 def _log_failure(group: str, message: Message, attempt: int, exc: Exception) -> None:
+    metrics.layer_send_failed()
     log.warning(
         "room broadcast failed group=%s type=%s attempt=%s: %r",
         group,

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
-from lunchsite import security
+from lunchsite import metrics, security
 
 from . import broadcast, commands, database, protocol, selectors, services
 from .errors import CLOSE_CODES, ClientError, ErrorCode, ServerBusy
@@ -91,9 +91,10 @@ class RoomConsumer(LiveConsumer):
         command = None
         try:
             command = self._parse(text_data, bytes_data)
-            await commands.command_dispatch(
-                room_id=self.room_id, participant_id=self.participant_id, command=command
-            )
+            with metrics.action_observed(command.action):
+                await commands.command_dispatch(
+                    room_id=self.room_id, participant_id=self.participant_id, command=command
+                )
         except ClientError as error:
             # The answer names the request it answers (the parser sets it on its refusals).
             ref = command.ref if command is not None else error.ref
@@ -148,6 +149,7 @@ class RoomConsumer(LiveConsumer):
         self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
     ) -> None:
         """Send an error event; the connection stays open."""
+        metrics.error_sent(code)
         await self.send(text_data=protocol.encode(protocol.error_event(code, message, ref)))
 
     async def refuse(

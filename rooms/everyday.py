@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg_pool import AsyncConnectionPool
 
+from lunchsite import metrics
 from lunchsite.postgresql.base import looks_dropped
 
 from . import backend, broadcast
@@ -84,7 +85,7 @@ async def _sent_in_one_transaction(statements: list[Statement]) -> list[list[tup
     connection back when it is returned.
     """
     pool = await _pool()
-    async with pool.connection() as conn:
+    async with metrics.pool_connection(pool, "everyday") as conn:
         cursors = [conn.cursor() for _ in statements]
         async with conn.pipeline():
             await conn.execute("BEGIN")

@@ -12,6 +12,8 @@ from typing import Any
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
 
+from lunchsite import metrics
+
 
 def check_if_suspect(conn: Any) -> None:
     """Check a pooled connection only when the server may have dropped it; raise if it did.
@@ -43,6 +45,13 @@ def looks_dropped(conn: Any) -> bool:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        """Django's, with the wait for a pooled connection timed (lunchsite/metrics.py)."""
+        if self.pool is None:
+            return super().get_new_connection(conn_params)
+        with metrics.pool_waited("django"):
+            return super().get_new_connection(conn_params)
+
     @property
     def pool(self) -> ConnectionPool | None:
         pool = super().pool

@@ -102,6 +102,7 @@ class Deployment:
     http_port: int
     workers: list[DaphneServer]
     log_dir: Path
+    metrics_ports: list[int]  # each worker's, as the unit's Environment= gives it
 
     def https(self, address: str = "127.0.0.1") -> httpx.Client:
         """A browser-like HTTPS client to the site's name, leaving from `address`."""
@@ -128,8 +129,14 @@ class Deployment:
 
 
 @pytest.fixture
+def deploy_settings() -> dict[str, str]:
+    """More environment for the daphne processes; a test module may override it."""
+    return {}
+
+
+@pytest.fixture
 def deployment(
-    e2e_database: str, redis_server: RedisServer, tmp_path: Path
+    e2e_database: str, redis_server: RedisServer, tmp_path: Path, deploy_settings: dict[str, str]
 ) -> Iterator[Deployment]:
     """nginx with the shipped site before two daphne processes started as the unit starts them."""
     assert Path(NGINX).exists(), "Debian's nginx is missing (make test installs it)"
@@ -150,11 +157,15 @@ def deployment(
         REDIS_URL=redis_server.url,
         ROOM_CREATE_PER_MINUTE="3",
     )
+    env.update(deploy_settings)
+    # The unit's own variable: each instance's metrics on a port of its own (910%i there).
+    assert unit_setting("lunchsite@.service", "Environment") == "METRICS_PORT=910%i"
+    metrics_ports = [free_port(), free_port()]
     workers = []
     for instance, port in enumerate(ports, start=1):
         argv = [arg.replace("800%i", str(port)) for arg in exec_start[1:]]
         worker = DaphneServer(
-            env,
+            {**env, "METRICS_PORT": str(metrics_ports[instance - 1])},
             tmp_path / f"daphne-{instance}.log",
             port=port,
             command=(sys.executable, "-m", "daphne", *argv),
@@ -192,7 +203,9 @@ def deployment(
         ("user root;\n" if os.geteuid() == 0 else "")
         + f"worker_processes 1;\npid {tmp_path / 'nginx.pid'};\n"
         + f"error_log {tmp_path / 'error.log'} info;\n"
-        + "events { worker_connections 512; }\n"
+        # 200 clients with a socket each way, and more while they reconnect
+        # (test_rolling_deploy.py).
+        + "worker_rlimit_nofile 8192;\nevents { worker_connections 2048; }\n"
         + "http {\n    include /etc/nginx/mime.types;\n"
         + temp
         + f"    include {tmp_path / 'lunchsite.conf'};\n}}\n"
@@ -205,7 +218,7 @@ def deployment(
     )
     try:
         wait_for_port(tls_port)
-        yield Deployment(tls_port, http_port, workers, tmp_path)
+        yield Deployment(tls_port, http_port, workers, tmp_path, metrics_ports)
     finally:
         nginx.terminate()
         nginx.wait(10)

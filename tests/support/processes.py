@@ -251,6 +251,9 @@ def server_env(database_url: str, redis_url: str | None = None, **settings: obje
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_URL=database_url,
         PYTHONUNBUFFERED="1",
+        # A stop (SIGTERM) drains the process's WebSockets over this long (lunchsite/drain.py);
+        # the shipped 5 s would add seconds to every test that stops a server with clients.
+        ROOM_DRAIN_SECONDS="1",
     )
     if redis_url:
         env["REDIS_URL"] = redis_url

@@ -9,6 +9,11 @@ const RECONNECT_MAX_MS = 8000;
 const CONNECT_TIMEOUT_MS = 10000;
 // Close codes after which trying again cannot help (full, not found, expired, kicked).
 const FINAL_CLOSE_CODES = new Set([4403, 4404, 4410]);
+// "Service restart": the server is being deployed (lunchsite/drain.py) and another process
+// takes us at once. Reconnect within about this long, without the backoff; whatever we sent
+// before the close arrived is applied there, so nothing is resent.
+const RESTART_CLOSE_CODE = 1012;
+const RESTART_RECONNECT_MS = 300;
 const REFS_KEPT = 50;
 
 /**
@@ -62,17 +67,19 @@ export function openSocket({ url, onMessage, onStatus }) {
         onStatus({ type: "socket:closed", code: event.code, willRetry: false });
         return;
       }
-      schedule();
+      if (event.code === RESTART_CLOSE_CODE) attempts = 0;
+      schedule(event.code);
     });
   }
 
-  function schedule() {
+  function schedule(code = 0) {
     if (stopped || timer) return;
-    // Exponential backoff with jitter, so ten phones do not knock at the same instant.
-    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** attempts);
+    // Exponential backoff with jitter, so ten phones do not knock at the same instant; after
+    // a restart the server already spread its closes, and the next process is waiting.
+    const base = code === RESTART_CLOSE_CODE ? RESTART_RECONNECT_MS : Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** attempts);
     const delay = Math.round(base * (0.75 + Math.random() * 0.5));
-    attempts += 1;
-    onStatus({ type: "socket:closed", code: 0, willRetry: true, retrySeconds: Math.max(1, Math.round(delay / 1000)) });
+    if (code !== RESTART_CLOSE_CODE) attempts += 1;
+    onStatus({ type: "socket:closed", code: code, willRetry: true, retrySeconds: Math.max(1, Math.round(delay / 1000)) });
     timer = setTimeout(connect, delay);
   }
 

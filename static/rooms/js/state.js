@@ -11,6 +11,8 @@ import { gettext, interpolate, itemKey, labelsOf, peopleLabels } from "./text.js
 // Refusals that end the stay in the room, by error code and by close code.
 const ERROR_SCREENS = { room_full: "full", room_not_found: "gone", room_expired: "expired", kicked: "kicked" };
 const CLOSE_SCREENS = { 4403: "full", 4404: "gone", 4410: "expired" };
+// "Service restart" (a deploy): the socket reconnects at once (js/socket.js).
+const RESTART_CLOSE_CODE = 1012;
 // How long the undo of a removal is offered before the removal is sent.
 export const UNDO_MS = 5000;
 const REEL_LINGER_MS = 1500;
@@ -89,6 +91,9 @@ export function dispatch(state, message) {
       if (state.screen) break;
       if (CLOSE_SCREENS[message.code] && !message.willRetry) {
         finish(state, CLOSE_SCREENS[message.code], effects);
+      } else if (message.code === RESTART_CLOSE_CODE) {
+        // A deploy moves us to another server within a moment: not "offline".
+        state.connection = "connecting";
       } else {
         state.connection = "offline";
         state.retrySeconds = message.retrySeconds;
