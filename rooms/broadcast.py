@@ -13,7 +13,7 @@ The version rule, stated once:
   connection was sent (rooms/consumers.py), so copies that arrive late, twice, or after the
   joiner's own state are dropped and nobody ever sees the version go backwards;
 - a publish that never arrives (Redis restarted, a worker died before flushing) is repaired
-  by rooms/liveness.py, which compares each connection's version with the room's and resends
+  by rooms/realtime/liveness.py, which compares each connection's version with the room's and resends
   the state; the page (static/rooms/room.js) ignores any state not newer than its own.
 
 Where a message goes depends on who called the service. Under `database.call` (the
@@ -52,7 +52,7 @@ from .protocol import PickedEvent, StateEvent, encode
 log = logging.getLogger(__name__)
 
 # After a Redis restart the first publish meets a dead pooled connection; the retry gets a
-# fresh one. Clients that still miss it catch up through rooms/liveness.py.
+# fresh one. Clients that still miss it catch up through rooms/realtime/liveness.py.
 PUBLISH_ATTEMPTS = 2
 
 

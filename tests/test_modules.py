@@ -13,15 +13,8 @@ from rooms.services.changes import ACTOR_CHECKS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-# Private helpers another module still borrows, to go when their owner moves them (issue 28:
-# the lunch groups' views become an app of their own). Nothing may be added here.
-BORROWED = {
-    ("rooms/group_views.py", "_client_address"),
-    ("rooms/group_views.py", "_rate_limited_json"),
-    ("rooms/group_views.py", "_rate_limited_page"),
-    ("rooms/group_views.py", "_room_urls"),
-    ("rooms/group_views.py", "_creation_wait"),
-}
+# Private helpers another module borrows: none since groups/ became an app (issue 28).
+BORROWED: set[tuple[str, str]] = set()
 
 
 def _private(name: str) -> bool:
