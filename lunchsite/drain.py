@@ -51,7 +51,7 @@ Scope = dict[str, Any]
 Application = Callable[[Scope, Callable, Callable], Awaitable[None]]
 
 
-class _Served:
+class Served:
     """What this process serves right now: its WebSockets (daphne's protocol, or a stand-in
     under another server) with the room path of each, and how many HTTP requests; and what
     drains did. lunchsite/metrics.py reads it when scraped."""
@@ -68,7 +68,7 @@ class _Served:
         return len(set(self.websockets.values()))
 
 
-served = _Served()
+served = Served()
 
 
 def draining() -> bool:

@@ -165,7 +165,7 @@ class _ServedCollector(Collector):
         )
 
 
-def _rooms(served: drain._Served) -> int:
+def _rooms(served: drain.Served) -> int:
     # Scraped from another thread while the event loop adds and removes connections.
     for _ in range(3):
         try:

@@ -13,8 +13,8 @@ The version rule, stated once:
   connection was sent (rooms/consumers.py), so copies that arrive late, twice, or after the
   joiner's own state are dropped and nobody ever sees the version go backwards;
 - a publish that never arrives (Redis restarted, a worker died before flushing) is repaired
-  by rooms/realtime/liveness.py, which compares each connection's version with the room's and resends
-  the state; the page (static/rooms/room.js) ignores any state not newer than its own.
+  by rooms/realtime/liveness.py, which compares each connection's version with the room's and
+  resends the state; the page (static/rooms/room.js) ignores any state not newer than its own.
 
 Where a message goes depends on who called the service. Under `database.call` (the
 consumer) the messages are collected on the database thread and published from the event
