@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.loadgen import LoadRun
-from bench.run import RESULTS_DIR, machine
+from bench.run import RESULTS_DIR, machine, markdown
 from lunchsite.descriptors import descriptor_limit_raised
 from tests.support.processes import (
     DaphneServer,
@@ -153,13 +153,7 @@ def table(results: list[dict]) -> str:
         ]
         for r in results
     ]
-    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
-
-    def line(row: list[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(head), rule, *(line(row) for row in rows)])
+    return markdown(head, rows)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -31,6 +31,7 @@ from bench.run import (
     database_create,
     database_drop,
     machine,
+    markdown,
     run_step,
     server_env,
     setup_start,
@@ -205,18 +206,6 @@ def _fmt(value: object) -> str:
     if value is None:
         return "-"
     return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-
-def markdown(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
-
-    def line(row: list[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-
-    return "\n".join(
-        [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-        + [line(row) for row in rows]
-    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

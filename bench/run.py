@@ -567,7 +567,7 @@ def table(results: list[dict]) -> str:
                     _fmt(step["machine_busy_percent"], 0),
                 ]
             )
-    return "\n\n".join([_markdown(head, rows), machine_shares(results), summary(results, baseline)])
+    return "\n\n".join([markdown(head, rows), machine_shares(results), summary(results, baseline)])
 
 
 def machine_shares(results: list[dict]) -> str:
@@ -592,7 +592,7 @@ def machine_shares(results: list[dict]) -> str:
                     _fmt(rest, 0),
                 ]
             )
-    return _markdown(head, rows)
+    return markdown(head, rows)
 
 
 def summary(results: list[dict], baseline: dict | None) -> str:
@@ -624,7 +624,7 @@ def summary(results: list[dict], baseline: dict | None) -> str:
                 _fmt(best_rate(r), 0),
             ]
         )
-    lines = [_markdown(head, rows)]
+    lines = [markdown(head, rows)]
     by_name = {r["scenario"]: r for r in results}
     one, two = by_name.get("product-pubsub-1p"), by_name.get("product-pubsub-2p")
     if one and two and best_rate(one) and best_rate(two):
@@ -646,7 +646,8 @@ def summary(results: list[dict], baseline: dict | None) -> str:
     return "\n\n".join(lines)
 
 
-def _markdown(head: list[str], rows: list[list[str]]) -> str:
+def markdown(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table, columns padded to their widest cell (every bench prints its tables so)."""
     widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
 
     def line(row: list[str]) -> str:

@@ -22,7 +22,7 @@ from lunchsite.ratelimit import (
 )
 from rooms.errors import ClientError
 from rooms.models import Room
-from rooms.pages import room_creation_wait, room_urls
+from rooms.pages import host_session_key, room_creation_wait, room_urls
 
 from . import selectors, services, webhooks
 from .models import Group
@@ -204,11 +204,7 @@ def group_room_form(request: HttpRequest, slug: str) -> HttpResponse:
     if wait:
         return rate_limited_page(request, wait)
     # The browser that opens today's room is its host (as with POST /rooms/).
-    if request.session.session_key is None:
-        request.session.save()
-    session_key = request.session.session_key
-    assert session_key is not None  # saved just above
-    room, _ = services.group_room_open(group=group, host_session_key=session_key)
+    room, _ = services.group_room_open(group=group, host_session_key=host_session_key(request))
     response = HttpResponse(status=303)
     response["Location"] = reverse("room", args=[room.pk])
     return response

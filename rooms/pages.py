@@ -35,3 +35,13 @@ def room_creation_wait(request: HttpRequest) -> int:
     return fixed_window_hit(
         f"create:{client_address(request)}", limit=settings.ROOM_CREATE_PER_MINUTE, window=60
     )
+
+
+def host_session_key(request: HttpRequest) -> str:
+    """The session key of the browser that opens a room, which makes it the host: its session
+    is saved first if it had none yet."""
+    if request.session.session_key is None:
+        request.session.save()
+    session_key = request.session.session_key
+    assert session_key is not None  # saved just above
+    return session_key

@@ -20,7 +20,7 @@ from . import hooks, selectors, services, sharing
 from .errors import ClientError
 from .models import Room
 from .nicknames import nickname_random
-from .pages import room_creation_wait, room_urls, room_ws_path
+from .pages import host_session_key, room_creation_wait, room_urls, room_ws_path
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,7 @@ def room_create_form(request: HttpRequest) -> HttpResponse:
     wait = room_creation_wait(request)
     if wait:
         return rate_limited_page(request, wait)
-    # The creating browser's session joins as the host: make sure it has one now.
-    if request.session.session_key is None:
-        request.session.save()
-    session_key = request.session.session_key
-    assert session_key is not None  # saved just above
-    room = services.room_create(host_session_key=session_key)
+    room = services.room_create(host_session_key=host_session_key(request))
     _remember_room(request, room)
     # 303 See Other: the browser follows with a GET, and a reload does not create another room.
     response = HttpResponse(status=303)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from bench.run import P99_LIMIT_MS
+from bench.run import P99_LIMIT_MS, markdown
 
 # Whose CPU a step is split into: the setup's own daphne processes, the other setups' (joined,
 # idle), nginx, PostgreSQL, Redis (each a cgroup of the run) and the generator (this process).
@@ -94,16 +94,6 @@ def _ratio(value: float | None, base: float | None) -> str:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
-
-
-def markdown(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
-
-    def line(row: list[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(head), sep, *(line(row) for row in rows)])
 
 
 def steps_table(results: list[dict]) -> str:

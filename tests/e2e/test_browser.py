@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.support.browser import DESKTOP, SCREENSHOTS, SMALL_PHONE, add_item, item, open_room
-from tests.support.client import create_room
+from tests.support.client import create_room, state_frame
 from tests.support.processes import DaphneServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -385,22 +385,6 @@ def test_screenshots_phone_and_desktop(
     assert not violations, violations
 
 
-def fake_state(version: int, *names: str) -> str:
-    """A `state` event as the server sends it, with these items and one participant."""
-    items = [
-        {"name": n, "added_by": "Mina", "votes": 0, "voters": [], "vetoed_by": []} for n in names
-    ]
-    return json.dumps(
-        {
-            "type": "state",
-            "version": version,
-            "room": {"id": "x", "expires_at": "2099-01-01T00:00:00+00:00", "decision": None},
-            "items": items,
-            "participants": [{"id": 1, "name": "Mina"}],
-        }
-    )
-
-
 def test_client_keeps_the_newest_state_and_obeys_close_codes(
     daphne_factory: Callable[..., DaphneServer], contexts
 ) -> None:
@@ -420,12 +404,12 @@ def test_client_keeps_the_newest_state_and_obeys_close_codes(
     assert len(sockets) == 1 and sockets[0].url.endswith("?name=Mina")
     ws = sockets[0]
     ws.send(json.dumps({"type": "welcome", "you": {"id": 1, "name": "Mina"}}))
-    ws.send(fake_state(5, "Newer"))
-    ws.send(fake_state(3, "Older"))  # late copy of an older state
+    ws.send(state_frame(5, "Newer"))
+    ws.send(state_frame(3, "Older"))  # late copy of an older state
     expect(page.locator("#items .item-name")).to_have_text(["Newer"])
     page.wait_for_timeout(200)
     expect(page.locator("#items .item-name")).to_have_text(["Newer"])
-    ws.send(fake_state(6, "Newer", "Newest"))
+    ws.send(state_frame(6, "Newer", "Newest"))
     expect(page.locator("#items .item-name")).to_have_text(["Newer", "Newest"])
 
     ws.send(json.dumps({"type": "error", "code": "too_many_items", "message": "x"}))

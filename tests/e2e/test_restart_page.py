@@ -12,26 +12,10 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import WebSocketRoute, expect
 
-from tests.support.client import create_room
+from tests.support.client import create_room, state_frame
 from tests.support.processes import DaphneServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-
-def state_frame(version: int, *names: str) -> str:
-    """A `state` event as the server sends it, with these items and one participant."""
-    items = [
-        {"name": n, "added_by": "Mina", "votes": 0, "voters": [], "vetoed_by": []} for n in names
-    ]
-    return json.dumps(
-        {
-            "type": "state",
-            "version": version,
-            "room": {"id": "x", "expires_at": "2099-01-01T00:00:00+00:00", "decision": None},
-            "items": items,
-            "participants": [{"id": 1, "name": "Mina"}],
-        }
-    )
 
 
 def test_a_restart_reconnects_at_once_and_keeps_what_was_typed(

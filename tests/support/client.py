@@ -142,3 +142,20 @@ async def next_answer(client: RoomClient, seen: int, timeout: float = 10.0) -> d
 
 def item_names(state: dict) -> list[str]:
     return [item["name"] for item in state["items"]]
+
+
+def state_frame(version: int, *names: str) -> str:
+    """A `state` event as the server sends it, with these items and one participant (for the
+    browser tests' scripted servers)."""
+    items = [
+        {"name": n, "added_by": "Mina", "votes": 0, "voters": [], "vetoed_by": []} for n in names
+    ]
+    return json.dumps(
+        {
+            "type": "state",
+            "version": version,
+            "room": {"id": "x", "expires_at": "2099-01-01T00:00:00+00:00", "decision": None},
+            "items": items,
+            "participants": [{"id": 1, "name": "Mina"}],
+        }
+    )
