@@ -18,6 +18,8 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from lunchsite import metrics
+
 from .. import protocol
 from . import liveness, transport
 
@@ -82,6 +84,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 log.warning("channel layer failed room=%s: %r; closing", self.room_id, exc)
                 await self.disconnect(code=CLOSE_TRY_AGAIN)
             await send({"type": "websocket.send", "text": busy})
+            metrics.error_sent("server_busy")
             await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
         finally:
             await self._cleanup_after_serving()

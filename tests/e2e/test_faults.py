@@ -26,6 +26,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection as db_connection
 from django.utils import timezone
+from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lunchsite.asgi import application
@@ -389,12 +390,17 @@ async def test_channel_layer_failure_leaves_no_ghost(settings) -> None:
     connections = sync_to_async(lambda: list(Connection.objects.values_list("channel_name")))
     [(channel,)] = await connections()
 
+    busy_counted = sync_to_async(
+        lambda: REGISTRY.get_sample_value("lunchsite_errors_total", {"code": "server_busy"}) or 0
+    )
+    busy_before = await busy_counted()
     await get_channel_layer().send(channel, {"type": "test.redis_gone"})
     said = []
     while (output := await communicator.receive_output(3))["type"] != "websocket.close":
         said.append(json.loads(output["text"]))
     assert said[-1]["type"] == "error" and said[-1]["code"] == "server_busy"
     assert output["code"] == 4503
+    assert await busy_counted() == busy_before + 1  # the metrics count what the client was told
     await asyncio.sleep(0.3)  # several heartbeats: a leftover keep-alive would rejoin
     assert await connections() == []
     online = sync_to_async(lambda: selectors.participants_online(room=room).count())
