@@ -66,7 +66,7 @@ DECISION_FIELDS = (
     "decided_at",
     "decision_key",
     "bill_total",
-    "bill_paid_by",
+    "bill_paid_by_id",
 )
 
 

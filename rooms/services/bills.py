@@ -182,7 +182,7 @@ def bill_set(
                 for pk in sharers
             )
             room.bill_total, room.bill_paid_by_id = total, payer_id
-        room_fields_save(room, "bill_total", "bill_paid_by")
+        room_fields_save(room, "bill_total", "bill_paid_by_id")
         log.info("room bill room=%s set=%s", room.pk, total is not None)
         return state_publish(room)
 

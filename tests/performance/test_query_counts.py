@@ -213,7 +213,7 @@ def test_after_the_pick_statement_counts(room_with_people, django_assert_max_num
     ]:
         with django_assert_max_num_queries(5):
             run(room, person, *frame.split(":"))
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(9):
         state = run(room, people[0], "bill", "50000")
     assert len(state["room"]["bill"]["shares"]) == 2  # who ordered, and the payer
     with django_assert_max_num_queries(5):
