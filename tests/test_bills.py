@@ -345,3 +345,13 @@ class TestSummary:
             "Please send bob:",
             "- alice 4,500 KRW",
         ]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("channel_layer_memory")
+def test_a_kicked_participants_order_goes(decided: Room, alice: Participant, bob: Participant):
+    run(decided, bob, "order", "짬뽕")
+    host = Room.objects.get(pk=decided.pk).host_id
+    assert host == alice.pk
+    state = run(decided, alice, "kick", str(bob.pk))
+    assert state["room"]["orders"] == [] and state["room"]["order_tally"] == []
