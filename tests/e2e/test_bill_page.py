@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support.browser import PHONE, add_item, axe_violations, open_room
-from tests.support.client import create_room
+from tests.support.client import create_room, http_json
 from tests.support.processes import DaphneServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -147,3 +147,38 @@ def test_the_message_in_korean(daphne_factory: Callable[..., DaphneServer], cont
     for page in (minsu, jiwon):
         assert not small_targets(page), small_targets(page)
         assert axe_violations(page) == []
+
+
+def test_a_groups_room_posts_the_message_to_its_chat(
+    daphne_factory: Callable[..., DaphneServer], contexts, receiver_factory
+) -> None:
+    """In a group's room one button posts the message to the group's webhook: one post per
+    tap; a second tap within the minute says why nothing went. Dark mode, axe clean."""
+    receiver = receiver_factory(path="/hooks/T0/SECRET")
+    server = daphne_factory(DJANGO_DEBUG="1", GROUP_WEBHOOK_ALLOW_PRIVATE="1")
+    body = json.dumps({"name": "Team Kimchi", "webhook_url": receiver.url}).encode()
+    status, group = http_json("POST", f"{server.http_url}/api/groups/", body)
+    assert status == 201, group
+    status, room = http_json("POST", f"{server.http_url}/api/groups/{group['slug']}/room/")
+    assert status in (200, 201), room
+    mina = open_room(person(contexts, server, "Mina", color_scheme="dark"), room["url"])
+    decide(mina, "Pho", "Pick for us")
+    assert receiver.received.wait(10)  # the decision's own post
+    receiver.received.clear()
+    order(mina, "Pho bo")
+    expect(mina.locator("#order-tally > li")).to_have_count(1)
+    mina.get_by_role("button", name="Post it to the group's chat").click()
+    expect(mina.locator("#after-status")).to_have_text("Posting it to the group's chat…")
+    assert receiver.received.wait(10)
+    assert (
+        receiver.requests[-1]["body"]["text"]
+        == "Lunch: Pho\nOrders:\n- Pho bo \N{MULTIPLICATION SIGN}1"
+    )
+    mina.get_by_role("button", name="Post it to the group's chat").click()
+    expect(mina.locator("#announce-error")).to_have_text(
+        "The group's chat got it less than a minute ago. Try again in a minute."
+    )
+    mina.wait_for_timeout(500)
+    assert len(receiver.requests) == 2  # the decision and one announcement
+    assert not small_targets(mina), small_targets(mina)
+    assert axe_violations(mina) == []

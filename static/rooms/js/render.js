@@ -340,6 +340,8 @@ function renderAfter(state, labels) {
   });
   replaceIfChanged($("order-tally"), lines);
 
+  // "Posting it…" is not left beside the refusal that answered it.
+  if (state.errors.announce) setText($("after-status"), "");
   const bill = info.bill;
   $("bill-box").hidden = !bill;
   const copy = $("copy-summary");
@@ -392,7 +394,12 @@ function renderErrors(state) {
   for (const [id, origin] of [["item-error", "add"], ["name-error", "rename"], ["pick-error", "pick"],
     ["warning-error", "extend"], ["going-error", "going"], ["host-error", "host"],
     ["order-error", "order"], ["bill-error", "bill"], ["paid-error", "paid"], ["announce-error", "announce"]]) {
-    setText($(id), state.errors[origin] ? errorText(state.errors[origin], state.config) : "");
+    const code = state.errors[origin];
+    // An announcement is limited per room and minute, not per person and 10 s.
+    const text = origin === "announce" && code === "rate_limited"
+      ? gettext("The group's chat got it less than a minute ago. Try again in a minute.")
+      : code ? errorText(code, state.config) : "";
+    setText($(id), text);
   }
 }
 
