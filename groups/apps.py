@@ -15,6 +15,7 @@ class GroupsConfig(AppConfig):
         from . import selectors, services, views
 
         hooks.room_decided.connect(services.decision_announce, dispatch_uid="groups.announce")
+        hooks.room_announced.connect(services.message_announce, dispatch_uid="groups.message")
         hooks.candidates_filter_register(selectors.candidates_fresh)
         hooks.rooms_kept_register(selectors.rooms_kept_for_history)
         hooks.room_page_context_register(views.room_page_context)

@@ -112,3 +112,15 @@ def decision_announce(*, room: Room, **signal: object) -> None:
         return
     payload = webhooks.decision_payload(group=group, room=room)
     webhooks.webhook_post(group_id=group.pk, url=group.webhook_url, payload=payload)
+
+
+def message_announce(*, room: Room, text: str, **signal: object) -> None:
+    """Post a room's summary to its group's webhook, if it has one (`announce`).
+
+    The receiver of rooms.hooks.room_announced (groups/apps.py), sent after the commit."""
+    if room.group_id is None:
+        return
+    group = Group.objects.filter(pk=room.group_id).first()
+    if group is None or not group.webhook_url:
+        return
+    webhooks.message_post(group=group, url=group.webhook_url, text=text, room=room)

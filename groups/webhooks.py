@@ -48,6 +48,14 @@ class WebhookPayload(TypedDict):
     at: str
 
 
+class MessagePayload(TypedDict):
+    """A plain message of the room's (its summary, `announce`), posted as is."""
+
+    text: str
+    group: GroupInfo
+    room: str
+
+
 class _Refused(Exception):
     """The URL may not be posted to (scheme, host, or an address that is not public)."""
 
@@ -147,6 +155,17 @@ def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
     }
 
 
+def message_post(*, group: Group, url: str, text: str, room: Room) -> None:
+    """Queue the POST of a room's plain text message (its summary) to the group's webhook:
+    the one call of `announce`; delivered as a decision is (checks, retries, outcome)."""
+    payload: MessagePayload = {
+        "text": text,
+        "group": {"slug": group.slug, "name": group.name},
+        "room": room.pk,
+    }
+    _EXECUTOR.submit(_deliver_job, group_id=group.pk, url=url, payload=payload)
+
+
 # --- Delivering ------------------------------------------------------------------
 
 
@@ -155,7 +174,7 @@ def webhook_post(*, group_id: int, url: str, payload: WebhookPayload) -> None:
     _EXECUTOR.submit(_deliver_job, group_id=group_id, url=url, payload=payload)
 
 
-def _deliver_job(*, group_id: int, url: str, payload: WebhookPayload) -> None:
+def _deliver_job(*, group_id: int, url: str, payload: WebhookPayload | MessagePayload) -> None:
     try:
         webhook_deliver(group_id=group_id, url=url, payload=payload)
     except Exception:  # a pool thread's exception would vanish silently otherwise
@@ -165,7 +184,7 @@ def _deliver_job(*, group_id: int, url: str, payload: WebhookPayload) -> None:
         connections.close_all()
 
 
-def webhook_deliver(*, group_id: int, url: str, payload: WebhookPayload) -> bool:
+def webhook_deliver(*, group_id: int, url: str, payload: WebhookPayload | MessagePayload) -> bool:
     """POST the payload, retrying with backoff; record and log the outcome; True if delivered."""
     attempts = max(1, settings.GROUP_WEBHOOK_ATTEMPTS)
     for attempt in range(1, attempts + 1):
@@ -181,7 +200,7 @@ def webhook_deliver(*, group_id: int, url: str, payload: WebhookPayload) -> bool
     return delivered
 
 
-def _post_once(url: str, payload: WebhookPayload) -> tuple[bool, bool, str]:
+def _post_once(url: str, payload: WebhookPayload | MessagePayload) -> tuple[bool, bool, str]:
     """One attempt: (delivered, worth retrying, what happened)."""
     try:
         target = _parse(url)

@@ -299,6 +299,13 @@ ROOM_MAX_CONNECTIONS_PER_PARTICIPANT = env.int("ROOM_MAX_CONNECTIONS_PER_PARTICI
 ROOM_SEND_BACKLOG_BYTES = env.int("ROOM_SEND_BACKLOG_BYTES", default=64 * 1024)
 ROOM_ITEM_MAX_LENGTH = 60
 ROOM_NAME_MAX_LENGTH = 24
+ROOM_ORDER_MAX_LENGTH = 40
+# The bill's split: shares are multiples of this (the payer's takes what is left), in this
+# currency (an ISO 4217 code; KRW has no coins below 10 and people send round hundreds).
+ROOM_BILL_UNIT = env.int("ROOM_BILL_UNIT", default=100)
+ROOM_CURRENCY = env.str("ROOM_CURRENCY", default="KRW")
+# A room posts its summary to its group's chat (`announce`) at most once this often.
+ROOM_ANNOUNCE_INTERVAL_SECONDS = env.float("ROOM_ANNOUNCE_INTERVAL_SECONDS", default=60)
 ROOM_MAX_FRAME_BYTES = 2048
 # Each process refreshes the presence of all its connections this often (one UPDATE); a
 # connection silent for PRESENCE_TIMEOUT (its worker died) stops counting toward the cap.

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from . import database, everyday, protocol
 from .protocol import Command, CommandSpec, StateEvent
-from .services import host, items, participants, picks, rooms
+from .services import bills, host, items, participants, picks, rooms
 from .services.changes import Change
 from .services.runner import committed_state
 
@@ -73,6 +73,11 @@ ACTIONS: dict[str, Action] = {
     "kick": Action(_SPEC["kick"], host.participant_kick),
     "host": Action(_SPEC["host"], host.host_hand_over),
     "close": Action(_SPEC["close"], rooms.room_close_by_host),
+    # After the pick.
+    "order": Action(_SPEC["order"], bills.order_set, bills.order_set_change),
+    "paid": Action(_SPEC["paid"], bills.share_paid, bills.share_paid_change),
+    "bill": Action(_SPEC["bill"], bills.bill_set),
+    "announce": Action(_SPEC["announce"], bills.room_announce),
 }
 
 

@@ -27,6 +27,12 @@ ErrorCode = Literal[
     "room_locked",
     "kicked",
     "unknown_participant",
+    # After the pick: orders, the bill, the group's chat.
+    "not_decided",
+    "invalid_order",
+    "invalid_amount",
+    "no_share",
+    "not_in_group",
     # Lunch groups (HTTP API only).
     "invalid_webhook",
     "group_not_found",
@@ -61,6 +67,11 @@ MESSAGES: dict[str, str] = {
     "room_locked": "The host has locked the list.",
     "kicked": "The host removed you from this room.",
     "unknown_participant": "There is nobody else online in this room with that id.",
+    "not_decided": "The room has not decided yet.",
+    "invalid_order": "An order must be 1 to 40 visible characters.",
+    "invalid_amount": "A bill is a whole amount from 1 to 10,000,000.",
+    "no_share": "You have no share of a bill in this room.",
+    "not_in_group": "This room belongs to no lunch group.",
     "invalid_webhook": "A webhook is an https URL to a public address.",
     "group_not_found": "This group does not exist.",
 }

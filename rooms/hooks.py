@@ -7,6 +7,8 @@ a hook here, and that app fills it from its AppConfig.ready (groups/apps.py):
 - `room_decided`, a signal sent once a pick has committed, after the room's own broadcast,
   with the room (`room=`). A rolled-back pick sends nothing. groups posts the decision to
   the group's webhook.
+- `room_announced`, a signal sent once an `announce` has committed, with the room (`room=`)
+  and the message (`text=`, rooms/summary.py). groups posts it to the group's webhook.
 - `candidates_fresh`: the candidates a pick with `avoid_recent` may draw from; groups drops
   what the room's group decided lately. With no filter registered the flag changes nothing.
 - `rooms_kept`: rooms purge_rooms must keep although they ended; groups keeps its history.
@@ -36,6 +38,7 @@ RoomsKept = Callable[[datetime], Q]  # now -> the rooms to keep
 PageContext = Callable[["Room"], dict[str, Any]]  # room -> template context
 
 room_decided = Signal()
+room_announced = Signal()
 
 _candidate_filters: list[CandidatesFilter] = []
 _rooms_kept: list[RoomsKept] = []
@@ -68,13 +71,22 @@ def room_decided_on_commit(*, room: Room) -> None:
     transaction.on_commit(partial(_decided, room))
 
 
+def room_announce_on_commit(*, room: Room, text: str) -> None:
+    """Send `room_announced` for `room` and its message once the transaction commits."""
+    transaction.on_commit(partial(_sent, room_announced, room, text=text))
+
+
 def _decided(room: Room) -> None:
-    # send_robust: the pick has committed and been broadcast; a failing receiver (a group's
-    # webhook) must not turn it into an error for the person who picked.
-    for receiver, result in room_decided.send_robust(sender=type(room), room=room):
+    _sent(room_decided, room)
+
+
+def _sent(signal: Signal, room: Room, **arguments: Any) -> None:
+    # send_robust: the change has committed and been broadcast; a failing receiver (a
+    # group's webhook) must not turn it into an error for the person who acted.
+    for receiver, result in signal.send_robust(sender=type(room), room=room, **arguments):
         if isinstance(result, Exception):
             log.error(
-                "room_decided receiver %r failed room=%s",
+                "room hook receiver %r failed room=%s",
                 receiver,
                 room.pk,
                 exc_info=(type(result), result, result.__traceback__),

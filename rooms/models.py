@@ -59,6 +59,17 @@ def room_expiry(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) + timedelta(seconds=settings.ROOM_TTL_SECONDS)
 
 
+# What a decision writes of the room (Room.decide), for whoever saves it.
+DECISION_FIELDS = (
+    "decision_item",
+    "decision_by",
+    "decided_at",
+    "decision_key",
+    "bill_total",
+    "bill_paid_by_id",
+)
+
+
 def default_expiry() -> datetime:
     """A new room's expiry (the field's default; migrations name this function)."""
     return room_expiry()
@@ -124,6 +135,17 @@ class Room(models.Model):
     # reads it to tell a change that committed from one that did not, and does not apply the
     # change a second time. Not indexed, as the other columns the bump writes.
     last_change = models.UUIDField(null=True, blank=True, editable=False)
+    # The language the room's summary (orders, the bill) is written in: its group's, else its
+    # creator's page's. db_default: a process of the release before, during a deploy.
+    language = models.CharField(max_length=10, blank=True, db_default="")
+    # The bill (after the pick): its total and who paid it; the shares are `Share` rows,
+    # fixed when the bill is set. NULL: no bill.
+    bill_total = models.PositiveIntegerField(null=True, blank=True)
+    bill_paid_by = models.ForeignKey(
+        "Participant", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # When the room last posted its summary to its group's chat (`announce`, once a minute).
+    announced_at = models.DateTimeField(null=True, blank=True)
 
     objects = RoomQuerySet.as_manager()
 
@@ -167,9 +189,13 @@ class Room(models.Model):
         return self.is_open_at()
 
     def decide(self, *, item: str, by: str, at: datetime) -> None:
-        """Record the room's decision (unsaved): the item drawn, who drew it, when."""
+        """Record the room's decision (unsaved): the item drawn, who drew it, when.
+
+        The bill was for another place: it goes (picks.decision_record also deletes the
+        orders and the shares, and saves the fields DECISION_FIELDS names)."""
         self.decision_item, self.decision_by, self.decided_at = item, by, at
         self.decision_key = text.item_key(item)  # what a group steers away from later
+        self.bill_total, self.bill_paid_by_id = None, None
 
     @property
     def decision(self) -> "Decision | None":
@@ -227,6 +253,41 @@ class Participant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Order(models.Model):
+    """What a participant eats, once the room has decided where: one per participant.
+
+    Changing it keeps its row, so its place in the list (`id`) stays."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="orders")
+    participant = models.OneToOneField(Participant, on_delete=models.CASCADE, related_name="order")
+    text = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]  # the order first given
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Share(models.Model):
+    """A participant's share of the room's bill, fixed when the bill is set."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="shares")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="+")
+    amount = models.PositiveIntegerField()
+    paid = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]  # the sharers' order
+        constraints = [
+            models.UniqueConstraint(fields=["room", "participant"], name="one_share_per_room")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} of room {self.room_id} by participant {self.participant_id}"
 
 
 class Connection(models.Model):

@@ -125,6 +125,45 @@ def _going_from_text(argument: str) -> Arguments:
     raise ClientError("bad_message", "Say in or out.")
 
 
+def _order_from_json(data: dict) -> Arguments:
+    value = data.get("text")
+    if value is not None and not isinstance(value, str):
+        raise ClientError("bad_message", '"order" needs a string "text" (null withdraws it).')
+    return {"order": value}
+
+
+def _bill_from_json(data: dict) -> Arguments:
+    # The total is judged by the service (invalid_amount); its absence is a malformed frame.
+    if "total" not in data:
+        raise ClientError("bad_message", '"bill" needs a "total" (null removes the bill).')
+    arguments: Arguments = {"total": data["total"]}
+    if "paid_by" in data and data["paid_by"] is not None:
+        if not _is_participant_id(data["paid_by"]):
+            raise ClientError("bad_message", '"paid_by" is a participant\'s integer id.')
+        arguments["paid_by"] = data["paid_by"]
+    return arguments
+
+
+def _bill_from_text(argument: str) -> Arguments:
+    # bill:54000 (or 54,000), bill:off; anything else is an amount the service refuses.
+    value = argument.strip()
+    if value.lower() == "off":
+        return {"total": None}
+    digits = value.replace(",", "")
+    return {"total": int(digits) if digits.isascii() and digits.isdigit() else value}
+
+
+def _paid_from_json(data: dict) -> Arguments:
+    value = data.get("paid")
+    if not isinstance(value, bool):
+        raise ClientError("bad_message", '"paid" needs "paid": true or false.')
+    return {"paid": value}
+
+
+def _paid_from_text(argument: str) -> Arguments:
+    raise ClientError("bad_message", "Say paid or unpaid.")
+
+
 # Every action of the protocol and how a frame says it. docs/protocol.md describes the same
 # table; rooms/commands.py gives each action its service.
 COMMANDS: dict[str, CommandSpec] = {
@@ -146,6 +185,15 @@ COMMANDS: dict[str, CommandSpec] = {
     "kick": CommandSpec(*_participant_argument()),
     "host": CommandSpec(*_participant_argument()),
     "close": CommandSpec(*_no_argument()),
+    # After the pick: orders, the bill, telling the group.
+    "order": CommandSpec(_order_from_json, lambda argument: {"order": argument}),
+    "bill": CommandSpec(_bill_from_json, _bill_from_text),
+    "paid": CommandSpec(
+        _paid_from_json,
+        _paid_from_text,
+        words={"paid": {"paid": True}, "unpaid": {"paid": False}},
+    ),
+    "announce": CommandSpec(*_no_argument()),
 }
 _SHORTHAND_WORDS: dict[str, str] = {
     word: action
@@ -242,6 +290,33 @@ class GroupInfo(TypedDict):
     name: str
 
 
+class OrderState(TypedDict):
+    id: int  # the participant's
+    name: str
+    text: str
+
+
+class OrderLine(TypedDict):
+    text: str  # as the first of them spelled it
+    count: int
+    ids: list[int]  # who ordered it, in the order first given
+
+
+class ShareState(TypedDict):
+    id: int  # the participant's
+    name: str
+    amount: int
+    paid: bool
+
+
+class BillState(TypedDict):
+    total: int
+    currency: str
+    unit: int
+    paid_by: Person
+    shares: list[ShareState]
+
+
 class RoomInfo(TypedDict):
     id: str
     expires_at: str
@@ -249,6 +324,10 @@ class RoomInfo(TypedDict):
     locked: bool  # the host locked the list: `add` is refused
     going: list[Person]  # who said they are coming, online or not, in the order they said it
     group: GroupInfo | None  # the lunch group the room belongs to
+    orders: list[OrderState]  # after the decision, in the order first given
+    order_tally: list[OrderLine]  # the same dishes together, most first
+    bill: BillState | None
+    summary: str | None  # the message for the group's chat, in the room's language
 
 
 class ItemState(TypedDict):

@@ -10,7 +10,17 @@ from django.utils import timezone
 
 from .errors import ClientError
 from .models import Mark, Participant, Room
-from .protocol import GroupInfo, ItemState, ParticipantInfo, Person, StateEvent
+from .protocol import (
+    BillState,
+    GroupInfo,
+    ItemState,
+    OrderState,
+    ParticipantInfo,
+    Person,
+    ShareState,
+    StateEvent,
+)
+from .summary import order_tally, room_summary
 
 ROOM_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
@@ -60,7 +70,7 @@ def room_get_open(*, room_id: str, for_update: bool = False) -> Room:
 # mark, every connection), and a prepared statement keeps that plan: with 100 rooms a read
 # took 2-3x as long (docs/performance.md). So: scalar subqueries for names and presence, and
 # on PostgreSQL a LATERAL subquery that it cannot flatten back into a join for the marks.
-_ONLINE, _ITEM, _MARK, _GOING, _GROUP = range(5)  # `part`, as written in the SQL
+_ONLINE, _ITEM, _MARK, _GOING, _GROUP, _ORDER, _SHARE = range(7)  # `part`, as in the SQL
 _STATE_SQL = """
 -- who is online: id, name
 SELECT 0 AS part, ROW_NUMBER() OVER (ORDER BY p.joined_at, p.id) AS sort,
@@ -90,6 +100,19 @@ SELECT 3, ROW_NUMBER() OVER (ORDER BY g.going_since, g.id), g.id, g.name, NULL, 
 UNION ALL
 -- the room's lunch group, if it has one: id, slug, -, name
 SELECT 4, 0, t.id, t.slug, NULL, t.name FROM rooms_group t WHERE t.id = %(group)s
+UNION ALL
+-- the orders, in the order first given: who (id, name), -, what
+SELECT 5, o.id, o.participant_id,
+       (SELECT op.name FROM rooms_participant op WHERE op.id = o.participant_id), NULL, o.text
+  FROM rooms_order o
+ WHERE o.room_id = %(room)s
+UNION ALL
+-- the bill's shares: who (id, name), the amount, 'paid' once sent
+SELECT 6, s.id, s.participant_id,
+       (SELECT sp.name FROM rooms_participant sp WHERE sp.id = s.participant_id), s.amount,
+       CASE WHEN s.paid THEN 'paid' END
+  FROM rooms_share s
+ WHERE s.room_id = %(room)s
 ORDER BY part, sort
 """
 _STATE_SQL_BY_VENDOR = {
@@ -140,6 +163,8 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
     items: dict[int, ItemState] = {}
     going: list[Person] = []
     group: GroupInfo | None = None
+    orders: list[OrderState] = []
+    shares: list[ShareState] = []
     for part, _, pk, name, other_id, other_name in rows:
         if part == _ONLINE:
             participants.append({"id": pk, "name": name, "host": pk == room.host_id})
@@ -165,9 +190,13 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
                 entry["vetoer_ids"].append(other_id)
         elif part == _GOING:
             going.append({"id": pk, "name": name})
+        elif part == _ORDER:
+            orders.append({"id": pk, "name": name, "text": other_name})
+        elif part == _SHARE:
+            shares.append({"id": pk, "name": name, "amount": other_id, "paid": bool(other_name)})
         else:
             group = {"slug": name, "name": other_name}
-    return {
+    state: StateEvent = {
         "type": "state",
         "version": room.version,
         "room": {
@@ -177,10 +206,49 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
             "locked": room.locked,
             "going": going,
             "group": group,
+            "orders": orders,
+            "order_tally": order_tally(orders),
+            "bill": _bill(room, shares),
+            "summary": None,
         },
         "items": list(items.values()),
         "participants": participants,
     }
+    if room.decided_at is not None:
+        state["room"]["summary"] = room_summary(state, language=room_language(room))
+    return state
+
+
+def room_state_from_state(*, room: Room, state: StateEvent) -> StateEvent:
+    """A state read earlier in the transaction, after the room decided (picks.py): the
+    decision, no orders and no bill (a decision clears them), and its summary."""
+    info = state["room"]
+    info["decision"], info["orders"], info["order_tally"], info["bill"] = (
+        room.decision,
+        [],
+        [],
+        None,
+    )
+    state["room"]["summary"] = room_summary(state, language=room_language(room))
+    return state
+
+
+def _bill(room: Room, shares: list[ShareState]) -> BillState | None:
+    if room.bill_total is None:
+        return None
+    payer = next((s["name"] for s in shares if s["id"] == room.bill_paid_by_id), "")
+    return {
+        "total": room.bill_total,
+        "currency": settings.ROOM_CURRENCY,
+        "unit": settings.ROOM_BILL_UNIT,
+        "paid_by": {"id": room.bill_paid_by_id or 0, "name": payer},
+        "shares": shares,
+    }
+
+
+def room_language(room: Room) -> str:
+    """The language the room's summary is written in (its creator's page's or its group's)."""
+    return room.language or settings.LANGUAGE_CODE
 
 
 def rooms_host_overdue(*, room_ids: list[str]) -> list[str]:

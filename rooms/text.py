@@ -58,3 +58,13 @@ def participant_name(raw: str) -> str:
     if not has_visible_text(name) or len(name) > settings.ROOM_NAME_MAX_LENGTH:
         raise ClientError("invalid_name")
     return name
+
+
+def order_text(raw: str) -> str:
+    """A valid order from user text (cleaned as an item name is), or ClientError(invalid_order).
+
+    Two orders are the same dish when their `item_key`s are equal (the tally folds them)."""
+    order = clean(raw)
+    if not has_visible_text(order) or len(order) > settings.ROOM_ORDER_MAX_LENGTH:
+        raise ClientError("invalid_order")
+    return order

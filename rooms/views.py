@@ -95,6 +95,7 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
             "maxParticipants": settings.ROOM_MAX_PARTICIPANTS,
             "maxItemLength": settings.ROOM_ITEM_MAX_LENGTH,
             "maxNameLength": settings.ROOM_NAME_MAX_LENGTH,
+            "maxOrderLength": settings.ROOM_ORDER_MAX_LENGTH,
             "expiresAt": room.expires_at.isoformat(),
             # The page's clock may be off (phones are): the client measures its offset from this.
             "serverNow": timezone.now().isoformat(),

@@ -204,3 +204,60 @@ async def test_a_message_for_a_client_that_left_is_dropped_quietly() -> None:
     consumer._backlog = lambda: 0
     await consumer._sender(closed_socket)({"type": "websocket.send", "text": "{}"})
     assert sent == [{"type": "websocket.send", "text": "{}"}]
+
+
+async def until_error(communicator: WebsocketCommunicator) -> dict:
+    while (event := await receive(communicator))["type"] != "error":
+        pass
+    return event
+
+
+async def test_orders_bill_and_paid_reach_everyone(layer: str) -> None:
+    """After the pick: orders (JSON and shorthand), the bill and a paid mark, as every client
+    sees them (on PostgreSQL order and paid go from the event loop, bill on a thread); each
+    refusal answers its sender."""
+    room = await new_room()
+    alice = await joined(room.pk, "alice")
+    bob = await joined(room.pk, "bob")
+    state = await until_state(alice, lambda s: len(s["participants"]) == 2)
+    ids = {p["name"]: p["id"] for p in state["participants"]}
+    for frame, code in [
+        ("order:짬뽕", "not_decided"),
+        ("announce", "not_decided"),
+        ("paid", "no_share"),
+        ("bill:lots", "invalid_amount"),
+        ('{"action":"bill","total":54000,"paid_by":999999}', "unknown_participant"),
+        ('{"action":"bill"}', "bad_message"),
+    ]:
+        await alice.send_to(text_data=frame)
+        event = await receive(alice)
+        assert (event["type"], event["code"]) == ("error", code), frame
+    await alice.send_to(text_data="add:홍콩반점")
+    await alice.send_to(text_data="pick")
+    await until_state(bob, lambda s: s["room"]["decision"] is not None)
+    await alice.send_to(text_data='{"action":"order","text":"짬뽕 곱빼기","ref":1}')
+    await bob.send_to(text_data="order:짬뽕  곱빼기")
+    state = await until_state(alice, lambda s: len(s["room"]["orders"]) == 2)
+    assert state["room"]["order_tally"] == [
+        {"text": "짬뽕 곱빼기", "count": 2, "ids": [ids["alice"], ids["bob"]]}
+    ]
+    await bob.send_to(text_data='{"action":"order","text":"' + "가" * 41 + '"}')
+    assert (await until_error(bob))["code"] == "invalid_order"
+    await alice.send_to(text_data=json.dumps({"action": "bill", "total": 27000}))
+    state = await until_state(bob, lambda s: s["room"]["bill"] is not None)
+    assert [(s["name"], s["amount"], s["paid"]) for s in state["room"]["bill"]["shares"]] == [
+        ("alice", 13500, True),
+        ("bob", 13500, False),
+    ]
+    await bob.send_to(text_data=json.dumps({"action": "paid", "paid": True}))
+    state = await until_state(alice, lambda s: s["room"]["bill"]["shares"][1]["paid"])
+    assert "bob" in state["room"]["summary"]
+    await alice.send_to(text_data="announce")
+    assert (await until_error(alice))["code"] == "not_in_group"
+    await bob.send_to(text_data="bill:off")
+    await until_state(alice, lambda s: s["room"]["bill"] is None)
+    await alice.send_to(text_data='{"action":"order","text":null}')
+    state = await until_state(bob, lambda s: len(s["room"]["orders"]) == 1)
+    assert state["room"]["orders"][0]["name"] == "bob"
+    await alice.disconnect()
+    await bob.disconnect()

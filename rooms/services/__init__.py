@@ -1,18 +1,20 @@
 """Every change to a room goes through here: the room's rules, a module per subject.
 
-The everyday actions (add, remove, vote, veto, rename, in/out, extend) are each a `Change`
-(rooms/services/changes.py): SQL that writes, and the checks, named by their error codes,
-that must hold first. It is built beside its service (items.py, participants.py, rooms.py)
-and run by rooms/services/runner.py, on a database thread or, on PostgreSQL, from the event
-loop (rooms/everyday.py): the room's lock, the checks, the change, the bump and the state
-read in one round trip, COMMIT included. The statement that applies a change says which
-check refused it, and `changes.verdict_read` turns that into the ClientError, once for every
-path. The other services (join, leave, the host's actions, pick, the background work) lock
-the room through rooms/services/locking.py and write with the ORM or SQL of their own
-(statements.py). Every state leaves through states.state_publish, sent after the commit.
-docs/engine.md has the map; rooms/commands.py says which protocol action runs which service.
+The everyday actions (add, remove, vote, veto, rename, in/out, extend, order, paid) are each
+a `Change` (rooms/services/changes.py): SQL that writes, and the checks, named by their
+error codes, that must hold first. It is built beside its service (items.py,
+participants.py, rooms.py, bills.py) and run by rooms/services/runner.py, on a database
+thread or, on PostgreSQL, from the event loop (rooms/everyday.py): the room's lock, the
+checks, the change, the bump and the state read in one round trip, COMMIT included. The
+statement that applies a change says which check refused it, and `changes.verdict_read`
+turns that into the ClientError, once for every path. The other services (join, leave, the
+host's actions, pick, bill, announce, the background work) lock the room through
+rooms/services/locking.py and write with the ORM or SQL of their own (statements.py). Every
+state leaves through states.state_publish, sent after the commit. docs/engine.md has the
+map; rooms/commands.py says which protocol action runs which service.
 """
 
+from .bills import bill_set, order_set, room_announce, share_paid
 from .host import host_hand_over, host_pass_on, participant_kick, room_lock
 from .items import item_add, item_remove, mark_toggle
 from .participants import participant_going, participant_rename
@@ -28,11 +30,13 @@ from .rooms import (
 )
 
 __all__ = [
+    "bill_set",
     "host_hand_over",
     "host_pass_on",
     "item_add",
     "item_remove",
     "mark_toggle",
+    "order_set",
     "participant_going",
     "participant_join",
     "participant_kick",
@@ -40,6 +44,7 @@ __all__ = [
     "participant_rename",
     "pick_choose",
     "presence_refresh",
+    "room_announce",
     "room_close",
     "room_close_by_host",
     "room_create",
@@ -48,4 +53,5 @@ __all__ = [
     "room_pick",
     "room_state_resend",
     "rooms_purge",
+    "share_paid",
 ]

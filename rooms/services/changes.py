@@ -1,7 +1,8 @@
 """A change to a room as data: what it writes, and the checks that must hold before it does.
 
-Each everyday action (add, remove, vote, veto, rename, in/out, extend) is a `Change`, built
-beside its service (rooms/services/items.py, participants.py, rooms.py). A check is a named
+Each everyday action (add, remove, vote, veto, rename, in/out, extend, order, paid) is a
+`Change`, built beside its service (rooms/services/items.py, participants.py, rooms.py,
+bills.py). A check is a named
 SQL condition on the room's row (`rooms_room`) and the parameters, true when the rule holds;
 its error code is what the client is told when it does not. The statement that applies the
 change (rooms/services/runner.py) also returns the code of the first check that failed: the

@@ -102,6 +102,7 @@ _KICK_SQL = {
                                WHERE participant_id = %(target)s AND last_seen >= %(cutoff)s)
                RETURNING id),
              marks AS (DELETE FROM rooms_mark WHERE participant_id IN (SELECT id FROM kicked)),
+             orders AS (DELETE FROM rooms_order WHERE participant_id IN (SELECT id FROM kicked)),
              gone AS (DELETE FROM rooms_connection
                        WHERE participant_id IN (SELECT id FROM kicked))
         SELECT id FROM kicked
@@ -118,13 +119,15 @@ _KICK_SQL = {
         """,
         # Run only once the first found someone to kick (else the action is refused).
         "DELETE FROM rooms_mark WHERE participant_id = %(target)s",
+        "DELETE FROM rooms_order WHERE participant_id = %(target)s",
         "DELETE FROM rooms_connection WHERE participant_id = %(target)s",
     ],
 }
 
 
 def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> StateEvent:
-    """The host removes an online participant: its votes and vetoes go, it cannot come back."""
+    """The host removes an online participant: its votes, vetoes and order go (a share of a
+    bill already set stays: the split is fixed), it cannot come back."""
     with transaction.atomic():
         room = room_bump(room_id)
         host_required(room, participant_id)

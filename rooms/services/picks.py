@@ -3,14 +3,16 @@
 import logging
 import random
 import secrets
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from .. import hooks
+from .. import hooks, selectors
 from ..errors import ClientError
-from ..models import Participant
+from ..models import DECISION_FIELDS, Participant, Room
 from ..protocol import PickedEvent, PickMode, StateEvent
+from . import bills
 from .locking import room_fields_save
 from .runner import change_apply
 from .states import state_publish
@@ -32,6 +34,21 @@ def pick_choose(candidates: list[tuple[str, int]], *, mode: PickMode, rng: rando
         return rng.choices(candidates, weights=weights, k=1)[0][0]
     best = max(votes for _, votes in candidates)
     return rng.choice([name for name, votes in candidates if votes == best])
+
+
+def decision_record(
+    room: Room, *, item: str, by: str, at: datetime, state: StateEvent | None = None
+) -> None:
+    """Write the room's decision (the room locked by the caller): the one way a room decides.
+
+    The orders and the bill were for the place decided before: they go. `state`, the room's
+    state read under the same lock, if the caller has it, spares the statements that would
+    delete nothing."""
+    had_bill = room.bill_total is not None
+    room.decide(item=item, by=by, at=at)
+    room_fields_save(room, *DECISION_FIELDS)
+    orders = state is None or bool(state["room"]["orders"])
+    bills.decision_clear(room, orders=orders, shares=state is None or had_bill)
 
 
 def room_pick(
@@ -58,10 +75,10 @@ def room_pick(
         winner = pick_choose(candidates, mode=mode, rng=rng or _system_random)
         online = {p["id"]: p["name"] for p in state["participants"]}
         picker = online.get(participant_id) or Participant.objects.get(pk=participant_id).name
-        room.decide(item=winner, by=picker, at=timezone.now())
-        room_fields_save(room, "decision_item", "decision_by", "decided_at", "decision_key")
-        # The state read above plus the decision: the same as reading it again.
-        state["room"]["decision"] = room.decision
+        decision_record(room, item=winner, by=picker, at=timezone.now(), state=state)
+        # The state read above plus the decision, without orders and bill: the same as
+        # reading it again.
+        state = selectors.room_state_from_state(room=room, state=state)
         picked: PickedEvent = {"type": "picked", "item": winner, "by": picker, "mode": mode}
         state_publish(room, state, before=(picked,))
         log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)

@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 
 from django.db import models, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from .. import broadcast, hooks
 from ..models import Room, host_token_seed, new_room_id, token_from_seed, token_hash
@@ -34,6 +34,8 @@ def room_create(*, host_session_key: str = "", group: models.Model | None = None
         host_token_hash=token_hash(host_token),
         host_session_key=host_session_key,
         group=group,
+        # The language its summary is written in: its group's, else its creator's page's.
+        language=getattr(group, "language", "") or translation.get_language() or "",
     )
     room.host_token = host_token
     log.info("room created room=%s", room.pk)

@@ -222,6 +222,45 @@ function start() {
   $("confirm-yes").addEventListener("click", confirmYes);
   $("confirm-no").addEventListener("click", () => handle({ type: "page:confirm-cancel" }));
 
+  // After the pick: my order, the bill, my share, the message for the chat.
+  $("order-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("order-input").value.replace(/\s+/g, " ").trim();
+    if (!text || text.length > config.maxOrderLength) {
+      handle({ type: "page:refused", origin: "order", code: "invalid_order" });
+      return;
+    }
+    if (sendCommand({ action: "order", text: text }, "order")) $("order-input").value = "";
+  });
+  $("order-withdraw").addEventListener("click", () => sendCommand({ action: "order", text: null }, "order"));
+  $("bill-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const digits = $("bill-input").value.replace(/[\s,원₩]/g, "");
+    const total = /^[0-9]+$/.test(digits) ? Number(digits) : NaN;
+    if (!(total >= 1 && total <= 10000000)) {
+      handle({ type: "page:refused", origin: "bill", code: "invalid_amount" });
+      return;
+    }
+    sendCommand({ action: "bill", total: total }, "bill");
+  });
+  $("bill-off").addEventListener("click", () => sendCommand({ action: "bill", total: null }, "bill"));
+  $("paid-toggle").addEventListener("click", () => {
+    const paid = $("paid-toggle").getAttribute("aria-pressed") !== "true";
+    sendCommand({ action: "paid", paid: paid }, "paid");
+  });
+  $("copy-summary").addEventListener("click", () => {
+    const summary = state.room && state.room.room.summary;
+    if (summary) copyText(summary, "after-status", gettext("Copied. Paste it in your group chat."));
+  });
+  if ($("announce")) {
+    $("announce").addEventListener("click", () => {
+      $("after-status").textContent = "";
+      if (sendCommand({ action: "announce" }, "announce")) {
+        $("after-status").textContent = gettext("Posting it to the group's chat…");
+      }
+    });
+  }
+
   const shareUrl = config.shareUrl || config.roomUrl;
   $("copy-link").addEventListener("click", () => copyText(shareUrl, "copy-status", gettext("Link copied.")));
   if (navigator.share) {

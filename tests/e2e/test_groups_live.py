@@ -108,3 +108,33 @@ async def test_a_hanging_webhook_does_not_delay_the_decision(daphne_factory, rec
     _, data = http_json("GET", f"{server.http_url}/api/groups/{group['slug']}/")
     assert [h["item"] for h in data["history"]] == ["pho"]
     await asyncio.gather(*(c.close() for c in clients))
+
+
+async def test_announce_posts_the_summary_once_per_call(daphne_factory, receiver_factory) -> None:
+    """`announce` in a group's room: the receiver gets exactly one post, the room's summary;
+    a second call within the minute is rate_limited and posts nothing."""
+    receiver = receiver_factory(path="/hooks/T0/SECRET")
+    server = daphne_factory(**WEBHOOK_ENV)
+    group = create_group(server.http_url, name="점심팀", language="ko", webhook_url=receiver.url)
+    (minji, joon), _ = await decide(server.http_url, group["slug"], ("minji", "joon"))
+    assert await asyncio.to_thread(receiver.received.wait, 10)  # the decision's post
+    receiver.received.clear()
+    await minji.send("order:짬뽕")
+    await joon.send("order:짜장면")
+    await minji.send("bill:16000")
+    state = await joon.wait_state(lambda s: s["room"]["bill"] is not None)
+    await joon.send("announce")
+    assert await asyncio.to_thread(receiver.received.wait, 10)
+    await joon.send({"action": "announce", "ref": "again"})
+    refused = await joon.wait_for(lambda e: e.get("ref") == "again")
+    assert refused["code"] == "rate_limited"
+    await asyncio.sleep(1)  # room for a wrong second post to arrive
+    decision_post, announcement = receiver.requests
+    assert "item" in decision_post["body"]
+    assert announcement["body"] == {
+        "text": state["room"]["summary"],
+        "group": {"slug": group["slug"], "name": "점심팀"},
+        "room": state["room"]["id"],
+    }
+    assert "Total 16,000 KRW, paid by minji" in announcement["body"]["text"]  # the group's en
+    await asyncio.gather(minji.close(), joon.close())

@@ -276,3 +276,93 @@ def test_a_refused_add_is_one_round_trip(lunch, monkeypatch) -> None:
     assert len(pipelines) == 1
     assert len(seen) == 3 and all(seen)  # the lock, the checks with the change, the state
     assert snapshot(room) == before
+
+
+# --- After the pick (issue 30) -----------------------------------------------------
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.parametrize("frame", ["order:짬뽕", "order:", "paid", "unpaid"])
+def test_orders_and_paid_marks_are_one_pipeline_commit_included(
+    lunch, monkeypatch, frame: str
+) -> None:
+    """`order` and `paid` are everyday changes: every statement, COMMIT too, in one pipeline."""
+    room, host, guest = lunch
+    run(room, host, "pick")
+    run(room, guest, "order:짜장면")
+    run(room, host, "bill:20000")
+    seen: list[bool] = []
+
+    def in_pipeline(execute, sql, params, many, context):
+        seen.append(connection.connection._pipeline is not None)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(in_pipeline):
+        state = run(room, guest, frame)
+    assert seen and all(seen)
+    assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+
+
+@pytest.mark.parametrize("frame", ["order:짬뽕", "paid"])
+def test_refused_after_the_pick_leaves_nothing(lunch, frame: str) -> None:
+    """Before a decision an order is not_decided, without a bill a paid mark no_share: no bump."""
+    room, _, guest = lunch
+    before = snapshot(room)
+    assert refusal(room, guest, frame) in {"not_decided", "no_share"}
+    assert snapshot(room) == before
+
+
+def test_bills_racing_leave_one_split_and_orders_racing_a_new_pick_are_for_one_place(
+    lunch,
+) -> None:
+    """Six bills at once: one set of shares, summing to its total. Orders racing a new pick:
+    each either was cleared by the decision or came after it, never kept from before."""
+    room, host, guest = lunch
+    people = [host, guest, *(join(room, f"p{n}") for n in range(4))]
+    run(room, host, "pick")
+    start = threading.Barrier(len(people))
+    errors: list[BaseException] = []
+
+    def at_once(action) -> None:
+        try:
+            start.wait()
+            action()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def race(actions) -> None:
+        threads = [threading.Thread(target=at_once, args=(action,)) for action in actions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+
+    race(
+        [
+            lambda who=who, n=n: run(room, who, f"bill:{10000 * (n + 1)}")
+            for n, who in enumerate(people)
+        ]
+    )
+    bill = selectors.room_state(room=Room.objects.get(pk=room.pk))["room"]["bill"]
+    assert len({share["id"] for share in bill["shares"]}) == len(bill["shares"]) == 6
+    assert sum(share["amount"] for share in bill["shares"]) == bill["total"]
+
+    start = threading.Barrier(len(people))
+    orderers, picker = people[1:], people[0]
+    seen_decision: dict[int, str] = {}  # who ordered -> the decision their order's state shows
+
+    def order(who: Participant) -> None:
+        state = run(room, who, f"order:dish of {who.name}")
+        seen_decision[who.pk] = state["room"]["decision"]["at"]
+
+    race([lambda: run(room, picker, "pick")] + [lambda who=who: order(who) for who in orderers])
+    state = selectors.room_state(room=Room.objects.get(pk=room.pk))
+    assert state["room"]["bill"] is None
+    final = state["room"]["decision"]["at"]
+    # Kept: exactly the orders made after the new decision (their state showed it).
+    assert sorted(o["id"] for o in state["room"]["orders"]) == sorted(
+        pk for pk, at in seen_decision.items() if at == final
+    )

@@ -1,7 +1,7 @@
 // The page drawn from the state: `render(state)` reads nothing but `state` (and the elements
 // it drew before), and puts user text in with textContent only, never as HTML.
 
-import { errorText, gettext, interpolate, labelsOf, ngettext, peopleLabels } from "./text.js";
+import { amountText, errorText, gettext, interpolate, labelsOf, ngettext, peopleLabels } from "./text.js";
 
 const WARN_SECONDS = 60;
 const $ = (id) => document.getElementById(id);
@@ -23,6 +23,7 @@ export function render(state) {
     renderHostMenu(state, labels);
   }
   renderDecision(state, labels);
+  renderAfter(state, labels);
   renderReel(state);
   renderUndo(state);
   renderErrors(state);
@@ -317,6 +318,62 @@ function renderDecision(state, labels) {
   setText($("decision-going"), going);
 }
 
+// --- After the pick: orders, the bill --------------------------------------------------------
+
+function renderAfter(state, labels) {
+  const info = state.room && !state.spin ? state.room.room : null;
+  const box = $("after");
+  box.hidden = !(info && info.decision);
+  if (box.hidden) return;
+  const orders = info.orders || [];
+  const mine = orders.find((order) => order.id === state.me.id);
+  setText($("order-mine"), mine ? interpolate(gettext("Your order: %s"), [mine.text]) : "");
+  $("order-withdraw").hidden = !mine;
+  setText($("orders-count"), orders.length ? String(orders.length) : "");
+  $("orders-empty").hidden = orders.length > 0;
+  const lines = (info.order_tally || []).map((line) => {
+    const row = element("li", "tally-line");
+    const who = line.ids.map((id) => labels.get(id) || (orders.find((o) => o.id === id) || {}).name || "");
+    row.append(element("span", "tally-text", line.text), element("span", "tally-count", "×" + line.count),
+      element("span", "tally-who", who.join(", ")));
+    return row;
+  });
+  replaceIfChanged($("order-tally"), lines);
+
+  // "Posting it…" is not left beside the refusal that answered it.
+  if (state.errors.announce) setText($("after-status"), "");
+  const bill = info.bill;
+  $("bill-box").hidden = !bill;
+  const copy = $("copy-summary");
+  copy.disabled = !info.summary;
+  if (!bill) return;
+  const payer = labels.get(bill.paid_by.id) || bill.paid_by.name;
+  setText($("bill-line"), interpolate(gettext("Total %s, paid by %s"), [amountText(bill.total, bill.currency), payer]));
+  const rows = bill.shares.map((share) => {
+    const row = element("li", "share");
+    const name = labels.get(share.id) || share.name;
+    const isPayer = share.id === bill.paid_by.id;
+    const status = isPayer ? gettext("paid the bill") : share.paid ? "✓ " + gettext("sent") : gettext("not yet");
+    const tag = element("span", "share-state" + (share.paid ? " paid" : ""), status);
+    row.append(element("span", "share-name", name), element("span", "share-amount", amountText(share.amount, bill.currency)), tag);
+    if (share.id === state.me.id) row.classList.add("me");
+    return row;
+  });
+  replaceIfChanged($("shares"), rows);
+  const myShare = bill.shares.find((share) => share.id === state.me.id);
+  const toggle = $("paid-toggle");
+  toggle.hidden = !myShare || myShare.id === bill.paid_by.id;
+  toggle.setAttribute("aria-pressed", myShare && myShare.paid ? "true" : "false");
+}
+
+function replaceIfChanged(list, rows) {
+  const signature = rows.map((row) => row.textContent).join("\n");
+  if (list.dataset.signature !== signature) {
+    list.replaceChildren(...rows);
+    list.dataset.signature = signature;
+  }
+}
+
 function renderReel(state) {
   const reel = $("reel");
   const text = state.spin ? state.spin.shown : state.reel ? state.reel.text : null;
@@ -335,8 +392,14 @@ function renderUndo(state) {
 
 function renderErrors(state) {
   for (const [id, origin] of [["item-error", "add"], ["name-error", "rename"], ["pick-error", "pick"],
-    ["warning-error", "extend"], ["going-error", "going"], ["host-error", "host"]]) {
-    setText($(id), state.errors[origin] ? errorText(state.errors[origin], state.config) : "");
+    ["warning-error", "extend"], ["going-error", "going"], ["host-error", "host"],
+    ["order-error", "order"], ["bill-error", "bill"], ["paid-error", "paid"], ["announce-error", "announce"]]) {
+    const code = state.errors[origin];
+    // An announcement is limited per room and minute, not per person and 10 s.
+    const text = origin === "announce" && code === "rate_limited"
+      ? gettext("The group's chat got it less than a minute ago. Try again in a minute.")
+      : code ? errorText(code, state.config) : "";
+    setText($(id), text);
   }
 }
 

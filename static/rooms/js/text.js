@@ -26,9 +26,22 @@ export function errorText(code, config) {
     case "room_locked": return gettext("The host locked the list: no new ideas for now.");
     case "not_host": return gettext("Only the host can do that.");
     case "unknown_participant": return gettext("That person is no longer here.");
+    case "not_decided": return gettext("Pick a place first.");
+    case "invalid_order": return interpolate(gettext("An order is 1 to %s characters."), [config.maxOrderLength]);
+    case "invalid_amount": return gettext("Type the total in whole numbers, up to 10,000,000.");
+    case "no_share": return gettext("You have no share of this bill.");
+    case "not_in_group": return gettext("This room belongs to no lunch group.");
     case "too_many_connections": return gettext("Too many open tabs for this room. Close one and try again.");
     default: return gettext("Something went wrong. Try again.");
   }
+}
+
+/** An amount as people write it: "13,500원" on a Korean page, "13,500 KRW" otherwise
+ * (rooms/summary.py amount_format says the same for the message). */
+export function amountText(amount, currency) {
+  const digits = String(amount).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const korean = (document.documentElement.lang || "").startsWith("ko");
+  return currency === "KRW" && korean ? digits + "원" : digits + " " + currency;
 }
 
 /** The comparison form of an item name, close to the server's (case, spaces, NFC). */
