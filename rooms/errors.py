@@ -33,6 +33,10 @@ ErrorCode = Literal[
     "invalid_amount",
     "no_share",
     "not_in_group",
+    # Deciding on time (issue 29).
+    "invalid_deadline",
+    "not_in_runoff",
+    "runoff_in_progress",
     # Lunch groups (HTTP API only).
     "invalid_webhook",
     "group_not_found",
@@ -72,6 +76,9 @@ MESSAGES: dict[str, str] = {
     "invalid_amount": "A bill is a whole amount from 1 to 10,000,000.",
     "no_share": "You have no share of a bill in this room.",
     "not_in_group": "This room belongs to no lunch group.",
+    "invalid_deadline": "A deadline is a whole number of seconds from 30 to 3600, or off.",
+    "not_in_runoff": "Only the items in the runoff can be voted for now.",
+    "runoff_in_progress": "A runoff is deciding between tied items; wait for it to end.",
     "invalid_webhook": "A webhook is an https URL to a public address.",
     "group_not_found": "This group does not exist.",
 }

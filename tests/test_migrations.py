@@ -68,3 +68,21 @@ def test_migrating_from_the_schema_before_the_move_keeps_every_group() -> None:
     assert set(Permission.objects.filter(content_type=moved).values_list("pk", flat=True)) == (
         permission_ids
     )
+
+
+@pytest.mark.django_db
+def test_each_apps_migrations_form_one_line() -> None:
+    """Each of our apps' migrations follows the one before it: no two with the same parent and
+    no merge migration. On SQLite a branch unapplied in another order than it was applied
+    (the backward plan of `migrate rooms 0005 groups zero` put one branch first) rebuilds a
+    table from the wrong state: columns of the other branch came back, data went."""
+    graph = MigrationExecutor(connection).loader.graph
+    for app in ("rooms", "groups"):
+        nodes = [key for key in graph.nodes if key[0] == app]
+        parents = {key: [p for p in graph.node_map[key].parents if p[0] == app] for key in nodes}
+        assert all(len(found) <= 1 for found in parents.values()), parents
+        children: dict[tuple[str, str], int] = {}
+        for found in parents.values():
+            for parent in found:
+                children[parent] = children.get(parent, 0) + 1
+        assert all(count == 1 for count in children.values()), children

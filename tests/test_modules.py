@@ -73,6 +73,7 @@ def test_every_check_names_an_error_code_the_client_can_be_told() -> None:
         "locked": True,
         "order": "짬뽕",
         "paid": True,
+        "done": True,
     }
     everyday = [entry for entry in commands.ACTIONS.values() if entry.change is not None]
     assert {entry.service.__name__ for entry in everyday} == {
@@ -81,6 +82,7 @@ def test_every_check_names_an_error_code_the_client_can_be_told() -> None:
         "mark_toggle",
         "participant_rename",
         "participant_going",
+        "participant_done",
         "room_extend",
         "order_set",
         "share_paid",
@@ -95,7 +97,14 @@ def test_every_check_names_an_error_code_the_client_can_be_told() -> None:
 def test_each_everyday_refusal_is_written_once() -> None:
     """No service restates an everyday rule in Python: the codes a Check names are raised
     nowhere else under rooms/services/ (the one mapper raises them from the verdict)."""
-    codes = {"room_locked", "duplicate_item", "too_many_items", "unknown_item"}
+    codes = {
+        "room_locked",
+        "duplicate_item",
+        "too_many_items",
+        "unknown_item",
+        "not_in_runoff",
+        "runoff_in_progress",
+    }
     raised = re.compile(r'ClientError\("(\w+)"')
     for path in (ROOT / "rooms" / "services").glob("*.py"):
         for code in raised.findall(path.read_text(encoding="utf-8")):

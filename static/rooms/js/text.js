@@ -31,6 +31,10 @@ export function errorText(code, config) {
     case "invalid_amount": return gettext("Type the total in whole numbers, up to 10,000,000.");
     case "no_share": return gettext("You have no share of this bill.");
     case "not_in_group": return gettext("This room belongs to no lunch group.");
+    case "invalid_deadline": return gettext("Choose a time from 30 seconds to an hour from now.");
+    case "not_in_runoff": return gettext("During the runoff, only the tied ideas can be voted for.");
+    case "runoff_in_progress": return gettext("Wait for the runoff to end.");
+    case "deadline_missed": return gettext("Time is up, but there was nothing to pick: add an idea or lift a veto.");
     case "too_many_connections": return gettext("Too many open tabs for this room. Close one and try again.");
     default: return gettext("Something went wrong. Try again.");
   }
