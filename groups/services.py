@@ -111,4 +111,5 @@ def decision_announce(*, room: Room, **signal: object) -> None:
     if group is None or not group.webhook_url:
         return
     payload = webhooks.decision_payload(group=group, room=room)
-    webhooks.webhook_post(group_id=group.pk, url=group.webhook_url, payload=payload)
+    data = {key: value for key, value in payload.items() if key != "text"}
+    webhooks.message_post(group=group, text=payload["text"], data=data)
