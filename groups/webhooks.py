@@ -21,7 +21,8 @@ import logging
 import re
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypedDict, cast
 
 import httpx
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # Two threads: a decision is rare (one per room), and a hanging receiver holds one thread
 # for at most GROUP_WEBHOOK_ATTEMPTS x GROUP_WEBHOOK_TIMEOUT_SECONDS plus the backoff.
 _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="webhook")
+_PENDING: set[Future] = set()  # the posts queued and not yet done
 _MAX_URL_LENGTH = cast(int, Group._meta.get_field("webhook_url").max_length)  # a CharField's
 _STATUS_LENGTH = Group._meta.get_field("webhook_last_status").max_length
 
@@ -245,12 +247,16 @@ def webhook_post(
     *, group_id: int, url: str, payload: Any, headers: dict[str, str] | None = None
 ) -> None:
     """Queue the POST on the webhook threads; called once what it tells has committed."""
-    _EXECUTOR.submit(_deliver_job, group_id=group_id, url=url, payload=payload, headers=headers)
+    future = _EXECUTOR.submit(
+        _deliver_job, group_id=group_id, url=url, payload=payload, headers=headers
+    )
+    _PENDING.add(future)
+    future.add_done_callback(_PENDING.discard)
 
 
-def webhook_posts_wait() -> None:
-    """Wait for the queued posts to finish (a process that exits: the scheduler)."""
-    _EXECUTOR.shutdown(wait=True)
+def webhook_posts_wait(timeout: float | None = None) -> None:
+    """Wait for the queued posts to finish (a process about to exit: the scheduler)."""
+    futures.wait(list(_PENDING), timeout=timeout)
 
 
 def _deliver_job(*, group_id: int, url: str, payload: Any, headers: dict[str, str] | None) -> None:

@@ -29,6 +29,7 @@ ErrorCode = Literal[
     "unknown_participant",
     # Lunch groups (HTTP API only).
     "invalid_webhook",
+    "invalid_schedule",
     "group_not_found",
 ]
 
@@ -62,6 +63,7 @@ MESSAGES: dict[str, str] = {
     "kicked": "The host removed you from this room.",
     "unknown_participant": "There is nobody else online in this room with that id.",
     "invalid_webhook": "A webhook is an https URL to a public address.",
+    "invalid_schedule": "That is not a lunch schedule (see docs/protocol.md).",
     "group_not_found": "This group does not exist.",
 }
 
