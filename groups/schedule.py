@@ -150,7 +150,18 @@ def lunch_on(group: Group, day: date) -> Lunch | None:
         return None
     if day.isoweekday() not in group.weekdays or day.isoformat() in group.skip:
         return None
-    lunch_at = datetime.combine(day, group.lunch_time, tzinfo=group_zone(group))
+    return _lunch(group, group.lunch_time, day)
+
+
+def lunch_on_any_day(group: Group) -> Lunch | None:
+    """The group's times on a day it eats (whatever the day), None without a lunch time."""
+    if group.lunch_time is None:
+        return None
+    return _lunch(group, group.lunch_time, date(2026, 1, 5))  # wall-clock times: any day
+
+
+def _lunch(group: Group, lunch_time: time, day: date) -> Lunch:
+    lunch_at = datetime.combine(day, lunch_time, tzinfo=group_zone(group))
     return Lunch(
         day=day,
         opens_at=lunch_at - timedelta(minutes=group.open_minutes_before),

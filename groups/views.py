@@ -160,8 +160,54 @@ def _render_group(
         "recent_days": settings.GROUP_RECENT_DAYS,
         "history_days": settings.GROUP_HISTORY_DAYS,
         "error": error,
+        **_schedule_context(group),
     }
     return render(request, "groups/group.html", context, status=status)
+
+
+# The time zones offered as you type (any IANA name is accepted).
+COMMON_ZONES = [
+    "Asia/Seoul",
+    "Asia/Tokyo",
+    "Asia/Shanghai",
+    "Asia/Singapore",
+    "Asia/Ho_Chi_Minh",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "UTC",
+]
+
+
+def _schedule_context(group: Group) -> dict[str, Any]:
+    """What the page's schedule card shows: the times (HH:MM), the weekdays and the formats."""
+    lunch = schedule.lunch_on_any_day(group)
+    weekdays = [
+        gettext("Mon"),
+        gettext("Tue"),
+        gettext("Wed"),
+        gettext("Thu"),
+        gettext("Fri"),
+        gettext("Sat"),
+        gettext("Sun"),
+    ]
+    return {
+        "schedule_lunch": group.lunch_time.strftime("%H:%M") if group.lunch_time else "",
+        "schedule_opens": lunch.opens_at.strftime("%H:%M") if lunch else "",
+        "schedule_decides": lunch.decides_at.strftime("%H:%M") if lunch else "",
+        "weekday_choices": list(enumerate(weekdays, start=1)),
+        "common_zones": COMMON_ZONES,
+        "webhook_formats": [
+            ("slack", "Slack"),
+            ("mattermost", "Mattermost"),
+            ("discord", "Discord"),
+            ("google_chat", "Google Chat"),
+            ("jandi", gettext("JANDI")),
+            ("dooray", gettext("Dooray!")),
+            ("generic", gettext("Plain JSON (generic)")),
+        ],
+    }
 
 
 def _webhook_said(outcome: webhooks.WebhookOutcome | None) -> dict[str, Any] | None:
@@ -258,8 +304,9 @@ def _schedule_form(request: HttpRequest) -> tuple[dict[str, Any], Any]:
     """The settings form's schedule in the API's shapes (the services check it); a form
     without the schedule's fields (an older page) changes none of it."""
     form = request.POST
+    webhook_format = (form.get("webhook_format") or None) if "webhook_format" in form else ...
     if "lunch_time" not in form:
-        return {}, ...
+        return {}, webhook_format
     changes: dict[str, Any] = {
         "lunch_time": form.get("lunch_time", "").strip() or None,
         "timezone": form.get("timezone", "").strip(),
@@ -268,7 +315,7 @@ def _schedule_form(request: HttpRequest) -> tuple[dict[str, Any], Any]:
     }
     for key in ("open_minutes_before", "decide_minutes_before"):
         changes[key] = _form_number(form.get(key, ""))
-    return changes, form.get("webhook_format", "") or None
+    return changes, webhook_format
 
 
 def _form_number(value: str) -> Any:
