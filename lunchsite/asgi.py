@@ -15,6 +15,7 @@ from lunchsite import drain, metrics  # noqa: E402
 from lunchsite.collector import tune_for_serving  # noqa: E402
 from lunchsite.descriptors import descriptor_limit_raised  # noqa: E402
 from lunchsite.security import allowed_hosts_or_terminal, with_session_key  # noqa: E402
+from rooms.realtime import deadlines  # noqa: E402
 from rooms.realtime.transport import with_send_backlog  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
@@ -34,5 +35,6 @@ application = drain.with_drain(
 descriptor_limit_raised()
 drain.install()  # under daphne: SIGTERM drains (lunchsite/drain.py)
 metrics.serve()  # with METRICS_PORT: a port of its own (lunchsite/metrics.py)
+deadlines.install()  # under daphne: decides due deadlines and runoffs (rooms/realtime/deadlines.py)
 # Last, so that everything loading made is frozen (lunchsite/collector.py).
 tune_for_serving(settings.GC_YOUNG_THRESHOLD)

@@ -312,6 +312,11 @@ ROOM_RESYNC_SECONDS = env.float("ROOM_RESYNC_SECONDS", default=1)
 # Joins and leaves within this long send their room one state, not one each (0: each).
 # Every joiner still gets its own state at once (rooms/broadcast.py).
 ROOM_PRESENCE_COALESCE_SECONDS = env.float("ROOM_PRESENCE_COALESCE_SECONDS", default=0.1)
+# How long a runoff between tied items runs (issue 29), and how often each process looks
+# for deadlines and runoffs that are due (one probe of a partial index; 1 s decides within
+# the 2 s the issue allows; 0: never, for a process that must not decide).
+ROOM_RUNOFF_SECONDS = env.float("ROOM_RUNOFF_SECONDS", default=30)
+ROOM_DEADLINE_POLL_SECONDS = env.float("ROOM_DEADLINE_POLL_SECONDS", default=1)
 
 # --- Health (lunchsite/health.py). /readyz stays 200 while a channel layer that answered before has
 # failed for less than this: a Redis restart hits every worker at once, and connected clients

@@ -47,7 +47,7 @@ from django.db import transaction
 
 from lunchsite import metrics
 
-from .protocol import PickedEvent, StateEvent, encode
+from .protocol import BeforeEvent, StateEvent, encode
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def state_on_commit(
     *,
     group: str,
     state: StateEvent,
-    before: tuple[PickedEvent, ...] = (),
+    before: tuple[BeforeEvent, ...] = (),
     presence: bool = False,
 ) -> None:
     """Send `before` events, then `state`, to the room's group once the transaction commits."""
@@ -112,7 +112,7 @@ def kicked_on_commit(*, group: str, participant_id: int) -> None:
 
 
 def _room_event(
-    event: StateEvent | PickedEvent, version: int, *, is_state: bool, presence: bool
+    event: StateEvent | BeforeEvent, version: int, *, is_state: bool, presence: bool
 ) -> RoomEvent:
     return {
         "type": "room.event",

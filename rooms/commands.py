@@ -17,7 +17,7 @@ from uuid import UUID
 
 from . import database, everyday, protocol
 from .protocol import Command, CommandSpec, StateEvent
-from .services import host, items, participants, picks, rooms
+from .services import deadlines, host, items, participants, picks, rooms
 from .services.changes import Change
 from .services.runner import committed_state
 
@@ -66,8 +66,12 @@ ACTIONS: dict[str, Action] = {
     "extend": Action(
         _SPEC["extend"], rooms.room_extend, rooms.room_extend_change, by_participant=False
     ),
+    "done": Action(
+        _SPEC["done"], participants.participant_done, participants.participant_done_change
+    ),
     "pick": Action(_SPEC["pick"], picks.room_pick),
     # The host's actions (the services answer not_host to anyone else).
+    "deadline": Action(_SPEC["deadline"], deadlines.room_deadline),
     "lock": Action(_SPEC["lock"], host.room_lock, fixed={"locked": True}),
     "unlock": Action(_SPEC["unlock"], host.room_lock, fixed={"locked": False}),
     "kick": Action(_SPEC["kick"], host.participant_kick),
@@ -90,12 +94,17 @@ def command_run(
     if unless_committed is not None:
         state = committed_state(room_id, unless_committed)
         if state is not None:
+            if deadlines.settle_needed(state):
+                deadlines.room_settle(room_id=room_id, state=state)
             return state
     action = ACTIONS[command.action]
     arguments = action.arguments(command)
     if action.by_participant:
         arguments["participant_id"] = participant_id
-    return action.service(room_id=room_id, **arguments)
+    state = action.service(room_id=room_id, **arguments)
+    if state is not None and deadlines.settle_needed(state):
+        deadlines.room_settle(room_id=room_id, state=state)
+    return state
 
 
 async def change_from_loop(
@@ -111,7 +120,12 @@ async def change_from_loop(
         return None
     change = action.change(**action.arguments(command))  # a bad argument raises ClientError
     by = participant_id if action.by_participant else None
-    return await everyday.change_send(room_id=room_id, change=change, by=by)
+    state = await everyday.change_send(room_id=room_id, change=change, by=by)
+    # Everyone done before the deadline, everyone voted in the runoff: decide now. Read from
+    # the state the change returned; only then does it cost a trip to a database thread.
+    if deadlines.settle_needed(state):
+        await database.call(deadlines.room_settle, room_id=room_id, state=state)
+    return state
 
 
 async def command_dispatch(*, room_id: str, participant_id: int, command: Command) -> None:

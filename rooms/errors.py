@@ -27,6 +27,10 @@ ErrorCode = Literal[
     "room_locked",
     "kicked",
     "unknown_participant",
+    # Deciding on time (issue 29).
+    "invalid_deadline",
+    "not_in_runoff",
+    "runoff_in_progress",
     # Lunch groups (HTTP API only).
     "invalid_webhook",
     "invalid_schedule",
@@ -62,6 +66,9 @@ MESSAGES: dict[str, str] = {
     "room_locked": "The host has locked the list.",
     "kicked": "The host removed you from this room.",
     "unknown_participant": "There is nobody else online in this room with that id.",
+    "invalid_deadline": "A deadline is a whole number of seconds from 30 to 3600, or off.",
+    "not_in_runoff": "Only the items in the runoff can be voted for now.",
+    "runoff_in_progress": "A runoff is deciding between tied items; wait for it to end.",
     "invalid_webhook": "A webhook is an https URL to a public address.",
     "invalid_schedule": "That is not a lunch schedule (see docs/protocol.md).",
     "group_not_found": "This group does not exist.",

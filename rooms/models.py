@@ -124,6 +124,18 @@ class Room(models.Model):
     # reads it to tell a change that committed from one that did not, and does not apply the
     # change a second time. Not indexed, as the other columns the bump writes.
     last_change = models.UUIDField(null=True, blank=True, editable=False)
+    # The decision was the server's (a deadline or a runoff), not a participant's pick.
+    decision_auto = models.BooleanField(default=False, db_default=False)
+    # When the server decides by itself (rooms/services/deadlines.py); NULL: no deadline.
+    # Indexed only where set (Meta), so every process's once-a-second "anything due?" is
+    # one index probe; the everyday bump never writes it, so its updates stay HOT.
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # A runoff between tied items runs until then (its items are Item.runoff); NULL: none.
+    runoff_ends_at = models.DateTimeField(null=True, blank=True)
+    # Everyone's `done` before this moment no longer counts: written by an add (there is
+    # something new to look at) and by a decision. A participant is done while its
+    # `done_at` is later (selectors.py).
+    done_reset_at = models.DateTimeField(null=True, blank=True)
 
     objects = RoomQuerySet.as_manager()
 
@@ -133,6 +145,18 @@ class Room(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["deadline_at"],
+                condition=Q(deadline_at__isnull=False),
+                name="room_deadline_due",
+            ),
+            models.Index(
+                fields=["runoff_ends_at"],
+                condition=Q(runoff_ends_at__isnull=False),
+                name="room_runoff_due",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.id
@@ -166,10 +190,25 @@ class Room(models.Model):
     def is_open(self) -> bool:
         return self.is_open_at()
 
-    def decide(self, *, item: str, by: str, at: datetime) -> None:
-        """Record the room's decision (unsaved): the item drawn, who drew it, when."""
-        self.decision_item, self.decision_by, self.decided_at = item, by, at
+    # The columns `decide` writes.
+    DECISION_FIELDS = (
+        "decision_item",
+        "decision_by",
+        "decided_at",
+        "decision_key",
+        "decision_auto",
+        "deadline_at",
+        "done_reset_at",
+    )
+
+    def decide(self, *, item: str, by: str | None, at: datetime) -> None:
+        """Record the room's decision (unsaved): the item drawn, who drew it (None: the
+        server, by itself), when. A decision ends the deadline and everyone's `done`."""
+        self.decision_item, self.decision_by, self.decided_at = item, by or "", at
+        self.decision_auto = by is None
         self.decision_key = text.item_key(item)  # what a group steers away from later
+        self.deadline_at = None
+        self.done_reset_at = at
 
     @property
     def decision(self) -> "Decision | None":
@@ -178,8 +217,9 @@ class Room(models.Model):
             return None
         return {
             "item": self.decision_item,
-            "by": self.decision_by,
+            "by": None if self.decision_auto else self.decision_by,
             "at": self.decided_at.isoformat(),
+            "auto": self.decision_auto,
         }
 
 
@@ -202,6 +242,9 @@ class Participant(models.Model):
     going_since = models.DateTimeField(null=True, blank=True)
     # Removed by the host: neither the token nor the session can rejoin the room.
     kicked_at = models.DateTimeField(null=True, blank=True)
+    # When they last said they are done looking (None: not done); it counts while it is
+    # later than the room's done_reset_at.
+    done_at = models.DateTimeField(null=True, blank=True)
 
     # Not columns: what a join sets on the participants it reads (services/presence.py). The
     # rejoin token in clear (only its hash is stored); whether a fresh connection is open
@@ -259,6 +302,8 @@ class Item(models.Model):
         Participant, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     added_at = models.DateTimeField(default=timezone.now)
+    # One of the tied items of the room's runoff (Room.runoff_ends_at), while it runs.
+    runoff = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["id"]  # insertion order

@@ -69,22 +69,74 @@ def _pick_from_json(data: dict) -> Arguments:
     avoid_recent = data.get("avoid_recent", False)
     if not isinstance(avoid_recent, bool):
         raise ClientError("bad_message", '"avoid_recent" is true or false.')
-    return _pick_arguments(mode, avoid_recent)
+    on_tie = data.get("on_tie", "draw")
+    if on_tie not in _ON_TIE:
+        raise ClientError("bad_message", '"on_tie" is "draw" or "runoff".')
+    return _pick_arguments(mode, avoid_recent, on_tie == _RUNOFF)
 
 
 def _pick_from_text(argument: str) -> Arguments:
-    # pick, pick:weighted, pick:fresh, pick:weighted:fresh (the words in any order).
+    # pick, pick:weighted, pick:fresh, pick:runoff, pick:fresh:runoff... (any order).
     words = [word.strip().lower() for word in argument.split(":")] if argument.strip() else []
     modes = [word for word in words if word in _PICK_MODES]
     fresh = [word for word in words if word == _FRESH]
-    if len(modes) > 1 or len(fresh) > 1 or len(modes) + len(fresh) != len(words):
-        raise ClientError("bad_message", "Pick mode is top or weighted, optionally :fresh.")
-    return _pick_arguments(modes[0] if modes else "top", bool(fresh))
+    runoff = [word for word in words if word == _RUNOFF]
+    if (
+        len(modes) > 1
+        or len(fresh) > 1
+        or len(runoff) > 1
+        or len(modes) + len(fresh) + len(runoff) != len(words)
+    ):
+        raise ClientError(
+            "bad_message", "Pick mode is top or weighted, optionally :fresh and :runoff."
+        )
+    return _pick_arguments(modes[0] if modes else "top", bool(fresh), bool(runoff))
 
 
-def _pick_arguments(mode: str, avoid_recent: bool) -> Arguments:
-    # The flag only when set: a plain pick parses to what it always did.
-    return {"mode": mode, "avoid_recent": True} if avoid_recent else {"mode": mode}
+def _pick_arguments(mode: str, avoid_recent: bool, runoff: bool = False) -> Arguments:
+    # The flags only when set: a plain pick parses to what it always did.
+    arguments: Arguments = {"mode": mode}
+    if avoid_recent:
+        arguments["avoid_recent"] = True
+    if runoff:
+        if mode != "top":
+            raise ClientError("bad_message", "A runoff settles a tie of mode top.")
+        arguments["on_tie"] = _RUNOFF
+    return arguments
+
+
+_RUNOFF = "runoff"
+_ON_TIE = ("draw", _RUNOFF)
+
+
+def _deadline_from_json(data: dict) -> Arguments:
+    # Any JSON value: the service judges it, after the host check (not_host comes first).
+    if "seconds" not in data:
+        raise ClientError("bad_message", '"deadline" needs "seconds": a number or null.')
+    return {"seconds": data["seconds"]}
+
+
+def _deadline_from_text(argument: str) -> Arguments:
+    # deadline:600, deadline:off; anything else is the service's invalid_deadline.
+    value = argument.strip()
+    if value.lower() == "off":
+        return {"seconds": None}
+    # isascii: an Arabic-Indic digit is a digit to Python, not a number of seconds to us.
+    if value.isascii() and value.isdigit() and len(value) <= 6:
+        return {"seconds": int(value)}
+    return {"seconds": value}
+
+
+def _done_from_json(data: dict) -> Arguments:
+    value = data.get("done")
+    if not isinstance(value, bool):
+        raise ClientError("bad_message", '"done" needs "done": true or false.')
+    return {"done": value}
+
+
+def _done_from_text(argument: str) -> Arguments:
+    # The shorthand is `done` / `undone` (CommandSpec.words).
+    raise ClientError("bad_message", "Say done or undone.")
 
 
 def _participant_argument() -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
@@ -140,7 +192,13 @@ COMMANDS: dict[str, CommandSpec] = {
         _going_from_text,
         words={"in": {"going": True}, "out": {"going": False}},
     ),
+    "done": CommandSpec(
+        _done_from_json,
+        _done_from_text,
+        words={"done": {"done": True}, "undone": {"done": False}},
+    ),
     # The host's actions (the services answer not_host to anyone else).
+    "deadline": CommandSpec(_deadline_from_json, _deadline_from_text),
     "lock": CommandSpec(*_no_argument()),
     "unlock": CommandSpec(*_no_argument()),
     "kick": CommandSpec(*_participant_argument()),
@@ -228,8 +286,18 @@ def _parse_shorthand(frame: str) -> Command:
 
 class Decision(TypedDict):
     item: str
-    by: str
+    by: str | None  # None: the server decided by itself (a deadline, a runoff)
     at: str
+    auto: bool
+
+
+class Deadline(TypedDict):
+    at: str  # ISO 8601: when the server decides by itself
+
+
+class Runoff(TypedDict):
+    items: list[str]  # the tied items, the only ones that can be voted for
+    ends_at: str  # ISO 8601
 
 
 class Person(TypedDict):
@@ -249,6 +317,8 @@ class RoomInfo(TypedDict):
     locked: bool  # the host locked the list: `add` is refused
     going: list[Person]  # who said they are coming, online or not, in the order they said it
     group: GroupInfo | None  # the lunch group the room belongs to
+    deadline: Deadline | None  # the host's deadline, while one is set
+    runoff: Runoff | None  # the runoff between tied items, while one runs
 
 
 class ItemState(TypedDict):
@@ -266,6 +336,7 @@ class ParticipantInfo(TypedDict):
     id: int
     name: str
     host: bool
+    done: bool  # said they are done looking (reset by an add and by a decision)
 
 
 class You(TypedDict):
@@ -287,11 +358,26 @@ class WelcomeEvent(TypedDict):
     you: You
 
 
-class PickedEvent(TypedDict):
+class PickedEvent(TypedDict, total=False):
     type: Literal["picked"]
     item: str
-    by: str
+    by: str | None  # None: the server decided by itself
     mode: PickMode
+    auto: bool  # present (true) when the server decided by itself
+    tied: list[str]  # mode top: the items that shared the most votes, when 2 or more did
+    runoff: bool  # present (true) when a runoff decided
+    tie_break: Literal["draw"]  # the runoff ended tied too: drawn among its leaders
+
+
+class RunoffEvent(TypedDict):
+    type: Literal["runoff"]
+    items: list[str]
+    ends_at: str
+
+
+class DeadlineMissedEvent(TypedDict):
+    type: Literal["deadline_missed"]
+    reason: Literal["nothing_to_pick"]
 
 
 class ErrorEvent(TypedDict, total=False):
@@ -310,7 +396,11 @@ def error_event(code: ErrorCode, message: str | None = None, ref: Ref | None = N
 
 
 # Every event the server sends a client.
-ServerEvent = StateEvent | WelcomeEvent | PickedEvent | ErrorEvent
+ServerEvent = (
+    StateEvent | WelcomeEvent | PickedEvent | RunoffEvent | DeadlineMissedEvent | ErrorEvent
+)
+# What may go out before a state, in the same broadcast (rooms/broadcast.py).
+BeforeEvent = PickedEvent | RunoffEvent | DeadlineMissedEvent
 
 
 def encode(event: ServerEvent) -> str:

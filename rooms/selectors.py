@@ -1,12 +1,13 @@
 """Reads: a room's state as the protocol shows it, and who is online."""
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from .errors import ClientError
 from .models import Mark, Participant, Room
@@ -62,34 +63,35 @@ def room_get_open(*, room_id: str, for_update: bool = False) -> Room:
 # on PostgreSQL a LATERAL subquery that it cannot flatten back into a join for the marks.
 _ONLINE, _ITEM, _MARK, _GOING, _GROUP = range(5)  # `part`, as written in the SQL
 _STATE_SQL = """
--- who is online: id, name
+-- who is online: id, name, -, -, when they said they are done (NULL: not done)
 SELECT 0 AS part, ROW_NUMBER() OVER (ORDER BY p.joined_at, p.id) AS sort,
-       p.id, p.name, NULL AS other_id, NULL AS other_name
+       p.id, p.name, NULL AS other_id, NULL AS other_name, p.done_at AS at
   FROM rooms_participant p
  WHERE p.room_id = %(room)s
    AND (SELECT MAX(c.last_seen) FROM rooms_connection c WHERE c.participant_id = p.id)
        >= %(cutoff)s
 UNION ALL
--- the items: id, name, who added it (id, name)
+-- the items: id, name, who added it (id, name), when it was added if it is in the runoff
 SELECT 1, i.id, i.id, i.name, i.added_by_id,
-       (SELECT a.name FROM rooms_participant a WHERE a.id = i.added_by_id)
+       (SELECT a.name FROM rooms_participant a WHERE a.id = i.added_by_id),
+       CASE WHEN i.runoff THEN i.added_at END
   FROM rooms_item i
  WHERE i.room_id = %(room)s
 UNION ALL
 -- the votes and vetoes: item id, kind, who (id, name)
 SELECT 2, m.id, m.item_id, m.kind, m.participant_id,
-       (SELECT mp.name FROM rooms_participant mp WHERE mp.id = m.participant_id)
+       (SELECT mp.name FROM rooms_participant mp WHERE mp.id = m.participant_id), NULL
   FROM rooms_item i
   {marks_of_item}
  WHERE i.room_id = %(room)s
 UNION ALL
 -- who said they are coming, online or not, in the order they said it: id, name
-SELECT 3, ROW_NUMBER() OVER (ORDER BY g.going_since, g.id), g.id, g.name, NULL, NULL
+SELECT 3, ROW_NUMBER() OVER (ORDER BY g.going_since, g.id), g.id, g.name, NULL, NULL, NULL
   FROM rooms_participant g
  WHERE g.room_id = %(room)s AND g.going_since IS NOT NULL AND g.kicked_at IS NULL
 UNION ALL
 -- the room's lunch group, if it has one: id, slug, -, name
-SELECT 4, 0, t.id, t.slug, NULL, t.name FROM rooms_group t WHERE t.id = %(group)s
+SELECT 4, 0, t.id, t.slug, NULL, t.name, NULL FROM rooms_group t WHERE t.id = %(group)s
 ORDER BY part, sort
 """
 _STATE_SQL_BY_VENDOR = {
@@ -131,7 +133,7 @@ def room_state_query(
 
 def room_state_group_row(*, slug: str, name: str) -> tuple:
     """The state read's row for the room's group, for a caller that found the group itself."""
-    return (_GROUP, 0, None, slug, None, name)
+    return (_GROUP, 0, None, slug, None, name, None)
 
 
 def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
@@ -140,10 +142,14 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
     items: dict[int, ItemState] = {}
     going: list[Person] = []
     group: GroupInfo | None = None
-    for part, _, pk, name, other_id, other_name in rows:
+    runoff: list[str] = []
+    for part, _, pk, name, other_id, other_name, at in rows:
         if part == _ONLINE:
-            participants.append({"id": pk, "name": name, "host": pk == room.host_id})
+            done = at is not None and _done_counts(_as_datetime(at), room.done_reset_at)
+            participants.append({"id": pk, "name": name, "host": pk == room.host_id, "done": done})
         elif part == _ITEM:
+            if at is not None:
+                runoff.append(name)
             items[pk] = {
                 "name": name,
                 "added_by": other_name,
@@ -177,10 +183,32 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
             "locked": room.locked,
             "going": going,
             "group": group,
+            "deadline": None if room.deadline_at is None else {"at": room.deadline_at.isoformat()},
+            "runoff": (
+                None
+                if room.runoff_ends_at is None
+                else {"items": runoff, "ends_at": room.runoff_ends_at.isoformat()}
+            ),
         },
         "items": list(items.values()),
         "participants": participants,
     }
+
+
+def _done_counts(done_at: datetime, reset_at: datetime | None) -> bool:
+    """A participant's `done` holds until an add or a decision resets everyone's
+    (Room.done_reset_at). Judged here, from the room's row every change returns: a look at
+    rooms_room inside the state read would scan that table (tests/test_state_plan.py)."""
+    return reset_at is None or done_at > reset_at
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    """A time from our own SQL: psycopg gives an aware datetime, SQLite a naive one in UTC (or
+    the text Django stored, where it cannot tell the column's type)."""
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not a time: {value!r}")
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
 
 
 def rooms_host_overdue(*, room_ids: list[str]) -> list[str]:

@@ -66,7 +66,7 @@ def test_every_action_is_in_the_command_table_with_a_callable() -> None:
 
 def test_every_check_names_an_error_code_the_client_can_be_told() -> None:
     """Each rule of each everyday change refuses with a documented code."""
-    sample = {"name": "pho", "kind": "vote", "going": True, "locked": True}
+    sample = {"name": "pho", "kind": "vote", "going": True, "locked": True, "done": True}
     everyday = [entry for entry in commands.ACTIONS.values() if entry.change is not None]
     assert {entry.service.__name__ for entry in everyday} == {
         "item_add",
@@ -74,6 +74,7 @@ def test_every_check_names_an_error_code_the_client_can_be_told() -> None:
         "mark_toggle",
         "participant_rename",
         "participant_going",
+        "participant_done",
         "room_extend",
     }
     for entry in everyday:
@@ -86,7 +87,14 @@ def test_every_check_names_an_error_code_the_client_can_be_told() -> None:
 def test_each_everyday_refusal_is_written_once() -> None:
     """No service restates an everyday rule in Python: the codes a Check names are raised
     nowhere else under rooms/services/ (the one mapper raises them from the verdict)."""
-    codes = {"room_locked", "duplicate_item", "too_many_items", "unknown_item"}
+    codes = {
+        "room_locked",
+        "duplicate_item",
+        "too_many_items",
+        "unknown_item",
+        "not_in_runoff",
+        "runoff_in_progress",
+    }
     raised = re.compile(r'ClientError\("(\w+)"')
     for path in (ROOT / "rooms" / "services").glob("*.py"):
         for code in raised.findall(path.read_text(encoding="utf-8")):

@@ -50,6 +50,9 @@ class Change:
     sql: dict[str, tuple[str, ...]]
     params: dict[str, Any]
     checks: tuple[Check, ...] = field(default=())
+    # More of the room's own columns the bump sets when the change goes through (`col =
+    # expression`, both databases): the room's row is written once per statement, by the bump.
+    bump: str = ""
 
     @staticmethod
     def spelled_once(statement: str) -> dict[str, tuple[str, ...]]:

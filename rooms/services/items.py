@@ -8,6 +8,7 @@ from .. import text
 from ..models import Mark
 from ..protocol import StateEvent
 from .changes import Change, Check
+from .picks import RUNOFF_NOT_RUNNING
 from .runner import change_run
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ _ITEM_THERE = "EXISTS (SELECT 1 FROM rooms_item WHERE room_id = rooms_room.id AN
 # Checked after the room's lock, so concurrent adds to one room wait for each other: the cap
 # and the key's uniqueness hold (the constraint on the key backs the check up).
 _ITEM_ADD_CHECKS = (
+    RUNOFF_NOT_RUNNING,
     Check("room_locked", "NOT rooms_room.locked"),
     Check("duplicate_item", f"NOT {_ITEM_THERE}"),
     Check(
@@ -38,7 +40,11 @@ def item_add_change(*, name: str) -> Change:
     """A new item on the list, unless the list is locked, has it already or is full."""
     item_name = text.item_name(name)  # empty_item, item_too_long
     params = {"name": item_name, "key": text.item_key(item_name), "max": settings.ROOM_MAX_ITEMS}
-    return Change(_ITEM_ADD_SQL, params, _ITEM_ADD_CHECKS)
+    # Something new to look at: everyone's `done` lapses (written with the room's bump).
+    return Change(_ITEM_ADD_SQL, params, _ITEM_ADD_CHECKS, bump=_DONE_RESET)
+
+
+_DONE_RESET = "done_reset_at = %(now)s"
 
 
 def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
@@ -49,6 +55,7 @@ def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
 # --- Remove ----------------------------------------------------------------------
 
 _ITEM_REMOVE_CHECKS = (
+    RUNOFF_NOT_RUNNING,
     # The locked list is the host's to trim.
     Check("room_locked", "NOT rooms_room.locked OR rooms_room.host_id = %(by)s"),
     Check("unknown_item", _ITEM_THERE),
@@ -83,9 +90,21 @@ def item_remove(*, room_id: str, participant_id: int, name: str) -> StateEvent:
 
 # --- Vote and veto ---------------------------------------------------------------
 
-_MARK_TOGGLE_CHECKS = (Check("unknown_item", _ITEM_THERE),)
+_MARK_TOGGLE_CHECKS = (
+    Check("unknown_item", _ITEM_THERE),
+    # While a runoff runs, a vote is for one of its items (a veto for anything).
+    Check(
+        "not_in_runoff",
+        "rooms_room.runoff_ends_at IS NULL OR %(kind)s <> 'vote' OR EXISTS (SELECT 1"
+        " FROM rooms_item WHERE room_id = rooms_room.id AND key = %(key)s AND runoff)",
+    ),
+)
+# In a runoff a participant holds one vote: a vote for another of its items moves it (the
+# `moved` part, the second half of SQLite's DELETE). Only a runoff's items are flagged, so
+# outside one that matches nothing.
 _MARK_TOGGLE_SQL = {
-    # PostgreSQL: delete the mark, or add it if there was none, in one statement.
+    # PostgreSQL: delete the mark, or add it if there was none, in one statement (and, in a
+    # runoff, the participant's vote for another of its items once this one is added).
     "postgresql": (
         """item AS (SELECT id FROM rooms_item
                      WHERE room_id IN (SELECT id FROM room) AND key = %(key)s)""",
@@ -98,22 +117,33 @@ _MARK_TOGGLE_SQL = {
                       WHERE NOT EXISTS (SELECT 1 FROM gone)
                      ON CONFLICT DO NOTHING
                      RETURNING id)""",
+        """moved AS (DELETE FROM rooms_mark
+                     WHERE participant_id = %(by)s AND EXISTS (SELECT 1 FROM added)
+                       AND %(kind)s = 'vote'
+                       AND item_id IN (SELECT id FROM rooms_item
+                                        WHERE room_id IN (SELECT id FROM room)
+                                          AND runoff AND key <> %(key)s))""",
     ),
-    # SQLite has no data-modifying WITH: the same in two statements. changes() is the number
-    # of rows the connection's last statement (the DELETE) removed; the mark is added only
-    # if there was none to take back.
+    # SQLite has no data-modifying WITH: the same in two statements. The mark is added
+    # unless the participant has it; changes() is the number of rows that INSERT added, so
+    # the DELETE takes the mark back only if there was one already (else, in a runoff, the
+    # participant's vote for another of its items).
     "sqlite": (
-        """
-        DELETE FROM rooms_mark
-         WHERE item_id = (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s)
-           AND participant_id = %(by)s AND kind = %(kind)s
-        RETURNING id
-        """,
         """
         INSERT INTO rooms_mark (item_id, participant_id, kind, created_at)
         SELECT id, %(by)s, %(kind)s, %(now)s FROM rooms_item
-         WHERE room_id = %(room)s AND key = %(key)s AND changes() = 0
+         WHERE room_id = %(room)s AND key = %(key)s
         ON CONFLICT DO NOTHING
+        RETURNING id
+        """,
+        """
+        DELETE FROM rooms_mark
+         WHERE participant_id = %(by)s AND kind = %(kind)s
+           AND (item_id = (SELECT id FROM rooms_item WHERE room_id = %(room)s AND key = %(key)s)
+                AND changes() = 0
+                OR changes() = 1 AND %(kind)s = 'vote'
+                AND item_id IN (SELECT id FROM rooms_item
+                                 WHERE room_id = %(room)s AND runoff AND key <> %(key)s))
         RETURNING id
         """,
     ),

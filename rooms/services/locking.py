@@ -16,7 +16,7 @@ from django.utils import timezone
 from .. import selectors
 from ..errors import ClientError
 from ..models import ROOM_OPEN_SQL, Room, room_expiry
-from ..protocol import PickedEvent, StateEvent
+from ..protocol import BeforeEvent, StateEvent
 from . import statements
 from .changes import ROOM_OPEN, Check, verdict_read, verdict_sql
 from .states import state_publish
@@ -32,8 +32,11 @@ UPDATE rooms_room
 RETURNING {verdict}, {columns}
 """
 _VERDICT_OF_THE_ROW_SQL = "(SELECT {verdict} FROM rooms_room WHERE rooms_room.id = %(room)s)"
+# An activity never shortens a room's life: a deadline keeps it open until the deadline plus
+# a minute (rooms/services/deadlines.py), whatever is done meanwhile.
+EXPIRY_LATER_SQL = "CASE WHEN expires_at > %(expires)s THEN expires_at ELSE %(expires)s END"
 _EXPIRY_SQL = (
-    f",\n       expires_at = CASE WHEN {ROOM_OPEN_SQL} THEN %(expires)s ELSE expires_at END"
+    f",\n       expires_at = CASE WHEN {ROOM_OPEN_SQL} THEN {EXPIRY_LATER_SQL} ELSE expires_at END"
 )
 
 
@@ -49,12 +52,18 @@ def bump_params(room_id: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=64)
 def bump_sql(
-    checks: tuple[Check, ...], *, vendor: str, activity: bool = True, also: str = ""
+    checks: tuple[Check, ...],
+    *,
+    vendor: str,
+    activity: bool = True,
+    also: str = "",
+    sets: str = "",
 ) -> str:
     """The UPDATE that locks, checks and bumps the room; `checks` say why a room may not
-    change, `also` adds columns to what it returns, after the room's own. Made once each."""
+    change, `also` adds columns to what it returns, after the room's own, `sets` more
+    assignments (a Change's `bump`). Made once each."""
     returned = statements.columns(Room) + (f", {also}" if also else "")
-    expiry = _EXPIRY_SQL if activity else ""
+    expiry = (_EXPIRY_SQL if activity else "") + (f",\n       {sets}" if sets else "")
     verdict = verdict_sql(checks)
     if vendor == "sqlite":
         # SQLite (3.40) answers `column IS NULL` wrongly in an UPDATE's RETURNING (0 for the
@@ -83,7 +92,7 @@ def room_bump_held(
     *,
     activity: bool = True,
     changed_fields: tuple[str, ...] = (),
-    before: tuple[PickedEvent, ...] = (),
+    before: tuple[BeforeEvent, ...] = (),
     presence: bool = False,
 ) -> StateEvent:
     """After `room_hold`: bump the version (and the expiry, for user activity), save the
@@ -92,7 +101,7 @@ def room_bump_held(
     room.version += 1
     fields = ["version", *changed_fields]
     if activity:
-        room.expires_at = room_expiry()
+        room.expires_at = max(room.expires_at, room_expiry())  # EXPIRY_LATER_SQL
         fields.append("expires_at")
     room.save(update_fields=fields)
     return state_publish(room, before=before, presence=presence)

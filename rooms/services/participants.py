@@ -50,3 +50,22 @@ def participant_going_change(*, going: bool) -> Change:
 def participant_going(*, room_id: str, participant_id: int, going: bool) -> StateEvent:
     """I am coming (or not): the headcount keeps the order in which people said it."""
     return change_run(room_id, participant_going_change(going=going), by=participant_id)
+
+
+# `done` counts while it is later than the room's done_reset_at (an add, a decision).
+_DONE_SQL = Change.spelled_once("""
+UPDATE rooms_participant SET done_at = CASE WHEN %(done)s THEN %(now)s END
+ WHERE id = %(by)s AND room_id IN (SELECT id FROM room)
+RETURNING id
+""")
+
+
+def participant_done_change(*, done: bool) -> Change:
+    """Whether the participant is done looking at the list."""
+    return Change(_DONE_SQL, {"done": done}, _IN_THIS_ROOM)
+
+
+def participant_done(*, room_id: str, participant_id: int, done: bool) -> StateEvent:
+    """I am done (or not): once everyone online is, a deadline fires early
+    (rooms/services/deadlines.py, after the change)."""
+    return change_run(room_id, participant_done_change(done=done), by=participant_id)

@@ -20,6 +20,7 @@ from ..models import (
     token_hash,
 )
 from ..protocol import StateEvent
+from . import deadlines
 from .host import host_claim, host_pass_if_overdue
 from .locking import room_bump, room_bump_held, room_fields_save, room_hold
 from .statements import columns, execute, row_to_model
@@ -214,12 +215,16 @@ def participant_leave(*, channel_name: str) -> None:
             {"channel": channel_name},
         )
         participant_id = gone[0][0] if gone else None
+        state = None
         if room is not None:
             if participant_id is not None and participant_id == room.host_id:
                 _host_absence_start(room)
-            state_publish(room, presence=True)
+            state = state_publish(room, presence=True)
     if participant_id is not None:
         log.info("participant left channel=%s participant=%s", channel_name, participant_id)
+    # The one who had not voted in the runoff (or was not done) left: decide now.
+    if room is not None and state is not None and deadlines.settle_needed(state):
+        deadlines.room_settle(room_id=room.pk, state=state)
 
 
 def _host_absence_start(room: Room) -> None:

@@ -27,7 +27,7 @@ from ..models import Room
 from ..protocol import StateEvent
 from . import statements
 from .changes import ACTOR_CHECKS, NO_CHANGE, Change, Check, verdict_read, verdict_sql
-from .locking import bump_params, bump_sql
+from .locking import EXPIRY_LATER_SQL, bump_params, bump_sql
 from .states import state_publish
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ _CHECK_CHANGE_AND_BUMP_SQL = """
 WITH verdict AS (SELECT rooms_room.id, {verdict} AS refused
                    FROM rooms_room WHERE rooms_room.id = %(room)s),
      room AS (SELECT id FROM verdict WHERE refused IS NULL){parts},
-     bumped AS (UPDATE rooms_room SET version = version + 1, expires_at = %(expires)s,
-                       last_change = COALESCE(%(receipt)s, last_change)
+     bumped AS (UPDATE rooms_room SET version = version + 1, expires_at = {expiry},
+                       last_change = COALESCE(%(receipt)s, last_change){sets}
                  WHERE id IN (SELECT id FROM room)
                 RETURNING {columns})
 SELECT verdict.refused, bumped.* FROM verdict LEFT JOIN bumped ON TRUE
@@ -97,19 +97,24 @@ def change_statements(
     params.update(change.params, by=by, receipt=receipt)
     state = selectors.room_state_query(room_id=room_id, group_id=None, vendor=vendor)
     if vendor == "postgresql":
-        sql = _check_change_and_bump_sql(checks, change.sql["postgresql"])
+        sql = _check_change_and_bump_sql(checks, change.sql["postgresql"], change.bump)
         return Plan([(_LOCK_SQL, params), (sql, params), state], verdict=1)
     writes = [(_SQLITE_ROOM + sql, params) for sql in change.sql["sqlite"]]
-    bump = bump_sql(checks, vendor=vendor, also=_GROUP_COLUMNS)
+    bump = bump_sql(checks, vendor=vendor, also=_GROUP_COLUMNS, sets=change.bump)
     return Plan([(bump, params), *writes, state], verdict=0)
 
 
 @functools.lru_cache(maxsize=64)
-def _check_change_and_bump_sql(checks: tuple[Check, ...], parts: tuple[str, ...]) -> str:
-    """PostgreSQL's statement for these checks and a change's parts; made once each."""
+def _check_change_and_bump_sql(
+    checks: tuple[Check, ...], parts: tuple[str, ...], sets: str = ""
+) -> str:
+    """PostgreSQL's statement for these checks, a change's parts and the room's columns it
+    sets with the bump; made once each."""
     return _CHECK_CHANGE_AND_BUMP_SQL.format(
         verdict=verdict_sql(checks),
         parts="".join(f",\n     {part}" for part in parts),
+        expiry=EXPIRY_LATER_SQL,
+        sets=f",\n                       {sets}" if sets else "",
         columns=f"{statements.columns(Room)}, {_GROUP_COLUMNS}",
     )
 

@@ -2,14 +2,14 @@
 
 from .. import broadcast, selectors
 from ..models import Room
-from ..protocol import PickedEvent, StateEvent
+from ..protocol import BeforeEvent, StateEvent
 
 
 def state_publish(
     room: Room,
     state: StateEvent | None = None,
     *,
-    before: tuple[PickedEvent, ...] = (),
+    before: tuple[BeforeEvent, ...] = (),
     presence: bool = False,
 ) -> StateEvent:
     """Send the room's new state to its channel group once the change commits; return it.
