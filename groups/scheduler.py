@@ -21,6 +21,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 
 from rooms.models import Room
+from rooms.services.deadlines import deadline_set
 
 from . import services, webhooks
 from .models import Group, GroupOpening
@@ -33,16 +34,6 @@ def link_base_url() -> str:
     """Where the posted links point: PUBLIC_URL, else the address `make run` serves."""
     base = settings.PUBLIC_URL or settings.GROUP_LINK_BASE_URL or "http://localhost:8000"
     return base.rstrip("/")
-
-
-def room_deadline_set(*, room_id: str, at: datetime) -> None:
-    """SEAM(issue 29): the room decides at `at`, through the deadline's own service."""
-    try:
-        from rooms.services.deadlines import deadline_set  # type: ignore[import-not-found]
-    except ImportError:  # until issue 29's deadline lands: the room opens without one
-        log.warning("no deadline service: room=%s opened without its deadline", room_id)
-        return
-    deadline_set(room_id=room_id, at=at, participant_id=None)
 
 
 def opening_text(group: Group, room_url: str, decides_at: datetime) -> str:
@@ -87,7 +78,7 @@ def lunch_open(group: Group, lunch: Lunch) -> Room | None:
         if not created:
             return None
         room, _ = services.group_room_open(group=group)
-        room_deadline_set(room_id=room.pk, at=lunch.decides_at)
+        deadline_set(room_id=room.pk, at=lunch.decides_at, participant_id=None)  # issue 29
         GroupOpening.objects.filter(group=group, date=lunch.day).update(room_id=room.pk)
         transaction.on_commit(partial(opening_announce, group, room, lunch))
     log.info("scheduled room opened room=%s group=%s date=%s", room.pk, group.pk, lunch.day)

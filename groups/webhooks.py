@@ -225,11 +225,17 @@ def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
     """What is posted for a room's decision; `text` is one sentence in the group's language."""
     assert room.decided_at is not None  # announced after a pick only
     with translation.override(group.language):
-        text = gettext("Lunch for %(group)s: %(item)s (picked by %(by)s)") % {
-            "group": group.name,
-            "item": room.decision_item,
-            "by": room.decision_by,
-        }
+        if room.decision_auto:  # the server decided at the deadline (issue 29)
+            text = gettext("Lunch for %(group)s: %(item)s (decided at the deadline)") % {
+                "group": group.name,
+                "item": room.decision_item,
+            }
+        else:
+            text = gettext("Lunch for %(group)s: %(item)s (picked by %(by)s)") % {
+                "group": group.name,
+                "item": room.decision_item,
+                "by": room.decision_by,
+            }
     return {
         "text": text,
         "group": {"slug": group.slug, "name": group.name},

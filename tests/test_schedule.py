@@ -17,8 +17,10 @@ from django.utils import timezone
 from groups import scheduler
 from groups import services as group_services
 from groups.models import Group, GroupOpening
+from rooms import services as room_services
 from rooms import text
-from rooms.models import Room
+from rooms.models import Mark, Room
+from rooms.services import deadlines as room_deadlines
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("channel_layer_memory")]
 
@@ -34,11 +36,16 @@ def at(day, hhmm: str, zone=SEOUL) -> datetime:
 
 @pytest.fixture
 def deadlines(monkeypatch) -> list[tuple[str, datetime]]:
-    """The deadlines the scheduler sets, through its one seam to issue 29's service."""
+    """The deadlines the scheduler sets through issue 29's service (which still runs)."""
     calls: list[tuple[str, datetime]] = []
-    monkeypatch.setattr(
-        scheduler, "room_deadline_set", lambda *, room_id, at: calls.append((room_id, at))
-    )
+    real = scheduler.deadline_set
+
+    def recorded(*, room_id, at, participant_id):
+        assert participant_id is None  # the system sets it, not a participant
+        calls.append((room_id, at))
+        return real(room_id=room_id, at=at, participant_id=participant_id)
+
+    monkeypatch.setattr(scheduler, "deadline_set", recorded)
     return calls
 
 
@@ -175,6 +182,7 @@ def test_a_friday_opens_at_the_opening_time_and_sets_the_deadline(group, deadlin
     [room] = scheduler.scheduler_tick(at(FRIDAY, "11:40"))
     assert room.group_id == group.pk and room.is_open
     assert deadlines == [(room.pk, at(FRIDAY, "11:55"))]
+    assert Room.objects.get(pk=room.pk).deadline_at == at(FRIDAY, "11:55")
     assert GroupOpening.objects.get(group=group, date=FRIDAY).room_id == room.pk
     # Once: the next looks (this scheduler, another, or one restarted) open nothing.
     assert scheduler.scheduler_tick(at(FRIDAY, "11:40")) == []
@@ -226,13 +234,15 @@ def test_a_room_already_open_is_taken_not_doubled(group, deadlines) -> None:
 def test_a_failed_opening_is_tried_again(group, monkeypatch) -> None:
     """An opening that fails rolls its row back with it: the next look opens the room."""
 
-    def broken(*, room_id, at):
+    real = scheduler.deadline_set
+
+    def broken(*, room_id, at, participant_id):
         raise RuntimeError("the deadline's database went away")
 
-    monkeypatch.setattr(scheduler, "room_deadline_set", broken)
+    monkeypatch.setattr(scheduler, "deadline_set", broken)
     assert scheduler.scheduler_tick(at(FRIDAY, "11:40")) == []
-    assert not GroupOpening.objects.exists()
-    monkeypatch.setattr(scheduler, "room_deadline_set", lambda *, room_id, at: None)
+    assert not GroupOpening.objects.exists() and not Room.objects.exists()
+    monkeypatch.setattr(scheduler, "deadline_set", real)
     assert len(scheduler.scheduler_tick(at(FRIDAY, "11:41"))) == 1
 
 
@@ -244,7 +254,7 @@ def test_the_opening_is_posted_in_the_groups_language_and_format(
     Group.objects.filter(pk=group.pk).update(webhook_url=receiver.url)
     with django_capture_on_commit_callbacks(execute=True):
         [room] = scheduler.scheduler_tick(at(FRIDAY, "11:40"))
-    assert receiver.received.wait(10)
+    assert receiver.received.wait(30)
     url = f"https://lunch.example/rooms/{room.pk}/"
     assert receiver.requests[0]["body"] == {
         "text": f"오늘 점심 방이 열렸어요. 11:55에 메뉴를 정해요. {url}"
@@ -258,7 +268,7 @@ def test_in_english_and_the_generic_payload(
     Group.objects.filter(pk=group.pk).update(webhook_url=receiver.url, language="en")
     with django_capture_on_commit_callbacks(execute=True):
         [room] = scheduler.scheduler_tick(at(FRIDAY, "11:45"))
-    assert receiver.received.wait(10)
+    assert receiver.received.wait(30)
     body = receiver.requests[0]["body"]
     url = f"https://lunch.example/rooms/{room.pk}/"
     assert body["text"] == f"Today's lunch room is open: {url} (we decide at 11:55)"
@@ -315,9 +325,62 @@ def test_two_schedulers_at_once_open_one_room_and_post_one_message(
     assert not errors, errors
     assert len(opened) == 1 and Room.objects.filter(group=group).count() == 1
     assert GroupOpening.objects.filter(group=group).count() == 1 and len(deadlines) == 1
-    assert receiver.received.wait(10)
+    assert receiver.received.wait(30)
     time.sleep(0.5)  # a second post, if there were one, would have arrived by now
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_room_decides_at_the_deadline_and_the_decision_is_posted_once(
+    group, receiver_factory, local_webhooks, monkeypatch
+) -> None:
+    """The scheduler opens the room at 11:40 and sets 11:55; at 11:54 nothing is decided; past
+    11:55 two processes' clocks (issue 29's rooms_due_settle, in two threads) settle it at
+    once: one decision, and the chat gets the opening and the decision, one post each."""
+    receiver = receiver_factory()
+    Group.objects.filter(pk=group.pk).update(webhook_url=receiver.url, webhook_format="slack")
+    clock = [at(FRIDAY, "11:40")]
+    monkeypatch.setattr(timezone, "now", lambda: clock[0])  # every rule reads timezone.now
+    [room] = scheduler.scheduler_tick(clock[0])
+    minji, _ = room_services.participant_join(room_id=room.pk, channel_name="s.1", name="민지")
+    joon, _ = room_services.participant_join(room_id=room.pk, channel_name="s.2", name="준")
+    for who, name in ((minji, "짬뽕"), (joon, "김밥")):
+        room_services.item_add(room_id=room.pk, participant_id=who.pk, name=name)
+    for who in (minji, joon):
+        room_services.mark_toggle(
+            room_id=room.pk, participant_id=who.pk, name="짬뽕", kind=Mark.Kind.VOTE
+        )
+    clock[0] = at(FRIDAY, "11:54")
+    assert room_deadlines.rooms_due_settle() == 0
+    assert Room.objects.get(pk=room.pk).decided_at is None
+
+    clock[0] = at(FRIDAY, "11:55") + timedelta(seconds=1)
+    settled: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def clock_round() -> None:
+        try:
+            barrier.wait()
+            settled.append(room_deadlines.rooms_due_settle())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=clock_round) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(settled) == [0, 1]
+    decided = Room.objects.get(pk=room.pk)
+    assert decided.decision_item == "짬뽕" and decided.decision_auto
+    deadline = time.monotonic() + 30  # the webhook threads may be busy with earlier tests
+    while len(receiver.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a second decision post, if there were one, would have arrived by now
+    texts = [request["body"]["text"] for request in receiver.requests]
+    assert len(texts) == 2, texts
+    assert texts[0].startswith("오늘 점심 방이 열렸어요. 11:55에 메뉴를 정해요.")
+    assert texts[1] == "[김치찌개 팀] 오늘 점심은 짬뽕! (마감 시간에 정해졌어요)"
 
 
 # --- The calendar feed ---------------------------------------------------------------

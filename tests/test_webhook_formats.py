@@ -204,7 +204,7 @@ def test_a_post_to_a_slack_host_is_in_slacks_format(
     group.webhook_url = f"http://hooks.slack.com:{receiver.port}/services/T0/B0/SECRET"
     group.save()
     assert webhooks.message_post(group=group, text=TEXT)
-    assert receiver.received.wait(10)
+    assert receiver.received.wait(30)
     assert receiver.requests[0]["body"] == {"text": TEXT}
     assert receiver.faults == []
 
@@ -218,7 +218,7 @@ def test_a_decision_goes_out_in_the_groups_format(group, receiver_factory, local
     room.decision_item, room.decision_by = "짬뽕", "민지"
     room.decided_at = timezone.now()
     group_services.decision_announce(room=room)
-    assert receiver.received.wait(10)
+    assert receiver.received.wait(30)
     assert receiver.faults == []
     assert "짬뽕" in receiver.requests[0]["body"]["content"]
 
