@@ -138,8 +138,13 @@ class Lunch:
 
 
 def group_zone(group: Group) -> zoneinfo.ZoneInfo:
+    return zone_named(group.timezone)
+
+
+def zone_named(name: str) -> zoneinfo.ZoneInfo:
+    """The zone of that name (a group's, checked when it was set), else the server's."""
     try:
-        return zoneinfo.ZoneInfo(group.timezone)
+        return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return zoneinfo.ZoneInfo(str(settings.TIME_ZONE))
 
