@@ -409,6 +409,7 @@ def test_the_calendar_has_the_next_lunches_and_the_last_decisions(client, group)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/calendar; charset=utf-8"
     calendar = icalendar.Calendar.from_ical(response.content)
+    assert [str(zone["tzid"]) for zone in calendar.walk("VTIMEZONE")] == ["Asia/Seoul"]
     events = list(calendar.walk("VEVENT"))
     lunches = [e for e in events if str(e["uid"]).startswith("lunch-")]
     decisions = [str(e["summary"]) for e in events if str(e["uid"]).startswith("decision-")]
