@@ -145,6 +145,17 @@ function confirmYes() {
   else sendCommand({ action: "close" }, "host");
 }
 
+/** Seconds from `now` (ms) to the next HH:MM on this device's clock, if 30 s to an hour. */
+function secondsUntilClock(value, now) {
+  const match = /^(\d{2}):(\d{2})/.exec(value || "");
+  if (!match) return null;
+  const at = new Date(now);
+  at.setHours(Number(match[1]), Number(match[2]), 0, 0);
+  if (at.getTime() < now - 60000) at.setDate(at.getDate() + 1); // a time just past is today
+  const seconds = Math.round((at.getTime() - now) / 1000);
+  return seconds >= 30 && seconds <= 3600 ? seconds : null;
+}
+
 // --- Sharing -----------------------------------------------------------------------------------
 
 function copyText(text, statusId, done) {
@@ -209,9 +220,27 @@ function start() {
     const command = { action: "pick", mode: mode ? mode.value : "top" };
     // A lunch group's room: "not what we had this week" (groups.css, favorites.js).
     if ($("avoid-recent") && $("avoid-recent").checked) command.avoid_recent = true;
+    // A tie in mode top goes to a runoff instead of a draw (issue 29).
+    if (command.mode === "top" && $("tie-runoff").checked) command.on_tie = "runoff";
     sendCommand(command, "pick");
   });
   $("extend").addEventListener("click", () => sendCommand({ action: "extend" }, "extend"));
+  // The host's deadline: "in N minutes" in one tap, "at HH:MM" in two (time, then Set).
+  $("deadline-host").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-seconds]");
+    if (button) sendCommand({ action: "deadline", seconds: Number(button.dataset.seconds) }, "deadline");
+  });
+  $("deadline-at-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const seconds = secondsUntilClock($("deadline-at").value, Date.now() + state.clockOffset);
+    if (seconds === null) handle({ type: "page:refused", origin: "deadline", code: "invalid_deadline" });
+    else sendCommand({ action: "deadline", seconds: seconds }, "deadline");
+  });
+  $("deadline-off").addEventListener("click", () => sendCommand({ action: "deadline", seconds: null }, "deadline"));
+  $("done").addEventListener("click", () => {
+    const done = $("done").getAttribute("aria-pressed") !== "true";
+    sendCommand({ action: "done", done: done }, "deadline");
+  });
   $("going").addEventListener("click", () => {
     const going = $("going").getAttribute("aria-pressed") !== "true";
     sendCommand({ action: "going", going: going }, "going");

@@ -61,6 +61,7 @@ CASES = [
     ("veto", "dish 2", 5, 6),
     ("rename", "newname", 5, None),
     ("extend", "", 5, None),
+    ("done", "", 5, None),  # issue 29
 ]
 
 
@@ -94,6 +95,25 @@ def test_pick_statement_count(room_with_people, django_assert_max_num_queries) -
         state = run(room, people[0], "pick")
     assert state["room"]["decision"]["item"] == "dish 0"
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+
+
+def test_a_runoff_vote_fits_the_vote_budget(
+    room_with_people, django_assert_max_num_queries
+) -> None:
+    """Issue 29: during a runoff a vote that moves the voter's vote to another item, and one
+    taken back, cost what any vote costs; a deadline or a runoff costs the everyday changes
+    that do not use them nothing (the counts above are the ones from before them)."""
+    room, people = room_with_people
+    for person in people[5:]:
+        run(room, person, "vote", "dish 1")  # 5-5: a tie
+    run(room, people[0], "pick", "runoff")
+    assert Room.objects.get(pk=room.pk).runoff_ends_at is not None
+    run(room, people[0], "vote", "dish 0")
+    for text in ("dish 1", "dish 1"):  # moved, then taken back
+        with django_assert_max_num_queries(budget(5, 6)):
+            state = run(room, people[0], "vote", text)
+        assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+    assert [i["voter_ids"] for i in state["items"][:2]] == [[], []]
 
 
 def test_join_and_leave_statement_count(room_with_people, django_assert_max_num_queries) -> None:

@@ -22,6 +22,8 @@ export function render(state) {
     renderItems(state, labels);
     renderHostMenu(state, labels);
   }
+  renderDeadline(state);
+  renderRunoff(state);
   renderDecision(state, labels);
   renderReel(state);
   renderUndo(state);
@@ -257,6 +259,11 @@ function actionButton(action, itemName) {
 function updateRow(row, item, most, decided, state, labels) {
   const vetoed = item.vetoed_by.length > 0;
   row.classList.toggle("vetoed", vetoed);
+  const runoff = runoffOf(state);
+  const inRunoff = Boolean(runoff && runoff.items.includes(item.name));
+  row.classList.toggle("in-runoff", inRunoff);
+  row.classList.toggle("out-of-runoff", Boolean(runoff) && !inRunoff);
+  row.querySelector("button.vote").disabled = Boolean(runoff) && !inRunoff;
   row.classList.toggle("winner", decided === item.name);
   const addedBy = item.added_by_id != null ? labels.get(item.added_by_id) || item.added_by : item.added_by;
   setText(row.querySelector(".item-meta"), addedBy ? interpolate(gettext("added by %s"), [addedBy]) : "");
@@ -281,8 +288,9 @@ function updateRow(row, item, most, decided, state, labels) {
   setButton(row.querySelector("button.veto"), "✋", gettext("Veto"), item.name, mine(item.vetoer_ids, item.vetoed_by));
   const remove = row.querySelector("button.remove");
   setButton(remove, "✕", gettext("Remove"), item.name, null);
-  // While the list is locked only the host removes (the server refuses anyone else).
-  remove.hidden = Boolean(state.room.room.locked) && !amHost(state);
+  // While the list is locked only the host removes (the server refuses anyone else); during
+  // a runoff nobody does (runoff_in_progress).
+  remove.hidden = (Boolean(state.room.room.locked) && !amHost(state)) || Boolean(runoff);
   const error = state.errors["item:" + item.name];
   setText(row.querySelector(".item-error"), error ? errorText(error, state.config) : "");
 }
@@ -312,9 +320,75 @@ function renderDecision(state, labels) {
   $("pick").disabled = Boolean(state.spin);
   if (!decision) return;
   setText($("decision-item"), decision.item);
-  setText($("decision-by"), decision.by ? interpolate(gettext("picked by %s"), [decision.by]) : "");
+  setText($("decision-by"), decidedHow(state, decision));
   const going = goingSentence(goingOf(state), labels);
   setText($("decision-going"), going);
+}
+
+/** How the decision was made: by whom, or by the room itself; and a tie if there was one. */
+function decidedHow(state, decision) {
+  const picked = state.lastPicked && state.lastPicked.item === decision.item ? state.lastPicked : null;
+  let text = "";
+  if (decision.by) text = interpolate(gettext("picked by %s"), [decision.by]);
+  else if (picked && picked.runoff) text = gettext("decided by the runoff");
+  else if (decision.auto || (picked && picked.auto)) text = gettext("decided on time, by the room");
+  if (picked && picked.tied && picked.tied.length) {
+    text += (text ? " · " : "") + interpolate(gettext("a tie between %s, drawn at random"), [picked.tied.join(", ")]);
+  } else if (picked && picked.tie_break === "draw") {
+    text += (text ? " · " : "") + gettext("still tied, drawn at random");
+  }
+  return text;
+}
+
+// --- Deadline, done and runoff -----------------------------------------------------------
+
+/** Seconds from now (the server's now) to an ISO time; never below 0. */
+function secondsUntil(state, iso) {
+  return Math.max(0, Math.round((Date.parse(iso) - (state.now + state.clockOffset)) / 1000));
+}
+
+function clock(seconds) {
+  return Math.floor(seconds / 60) + ":" + String(seconds % 60).padStart(2, "0");
+}
+
+function renderDeadline(state) {
+  const room = state.room;
+  const deadline = room && room.room.deadline;
+  const decided = Boolean(decisionOf(state));
+  const time = $("deadline-time");
+  time.hidden = !deadline;
+  if (deadline) {
+    const at = new Date(Date.parse(deadline.at));
+    const hhmm = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    setText($("deadline-text"), interpolate(gettext("Deciding at %s, in"), [hhmm]));
+    setText(time, clock(secondsUntil(state, deadline.at)));
+    if (time.getAttribute("datetime") !== deadline.at) time.setAttribute("datetime", deadline.at);
+  } else {
+    setText($("deadline-text"), decided ? gettext("Decided.") : gettext("No deadline yet: the host can set one."));
+  }
+  const host = amHost(state);
+  $("deadline-host").hidden = !host;
+  $("deadline-off").hidden = !deadline;
+  const people = room ? room.participants : [];
+  const me = people.find((person) => person.id === state.me.id);
+  $("done").setAttribute("aria-pressed", me && me.done ? "true" : "false");
+  const done = people.filter((person) => person.done).length;
+  setText($("done-count"), interpolate(ngettext("%s of %s done", "%s of %s done", people.length), [done, people.length]));
+}
+
+function runoffOf(state) {
+  return (state.room && state.room.room.runoff) || null;
+}
+
+function renderRunoff(state) {
+  const runoff = runoffOf(state);
+  $("runoff").hidden = !runoff;
+  if (!runoff) return;
+  setText($("runoff-items"), runoff.items.join(" vs "));
+  setText($("runoff-ends-text"), gettext("Ends in"));
+  const time = $("runoff-time");
+  setText(time, clock(secondsUntil(state, runoff.ends_at)));
+  if (time.getAttribute("datetime") !== runoff.ends_at) time.setAttribute("datetime", runoff.ends_at);
 }
 
 function renderReel(state) {
@@ -335,7 +409,8 @@ function renderUndo(state) {
 
 function renderErrors(state) {
   for (const [id, origin] of [["item-error", "add"], ["name-error", "rename"], ["pick-error", "pick"],
-    ["warning-error", "extend"], ["going-error", "going"], ["host-error", "host"]]) {
+    ["warning-error", "extend"], ["going-error", "going"], ["host-error", "host"],
+    ["deadline-error", "deadline"]]) {
     setText($(id), state.errors[origin] ? errorText(state.errors[origin], state.config) : "");
   }
 }

@@ -31,6 +31,7 @@ export function createState(config, now) {
     spin: null, // {id, names, winner, by, step, steps, shown}: the pick reel turning
     reel: null, // the name the reel shows after it landed (for a moment), or null
     picked: null, // {item, by} of a `picked` whose state has not arrived yet
+    lastPicked: null, // the last `picked` (its `tied`, `auto`, `runoff`), to say how it was decided
     decidedAt: null, // the decision the page has announced (its `at`)
     confirm: null, // {kind: "kick" | "close", id, label}: a host action awaiting "yes"
     screen: null, // "full" | "gone" | "expired" | "kicked": the room cannot be used
@@ -58,7 +59,18 @@ export function dispatch(state, message) {
       effects.push(...receiveState(state, message));
       break;
     case "picked":
+      state.lastPicked = message;
       startSpin(state, message, effects);
+      break;
+    case "runoff":
+      effects.push({
+        kind: "announce",
+        text: interpolate(gettext("A tie! Runoff between %s: one vote each."), [message.items.join(", ")]),
+      });
+      break;
+    case "deadline_missed":
+      showError(state, "deadline", "deadline_missed");
+      effects.push({ kind: "announce", text: gettext("Time is up, but there was nothing to pick.") });
       break;
     case "error":
       if (ERROR_SCREENS[message.code]) {

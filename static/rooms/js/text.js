@@ -26,6 +26,10 @@ export function errorText(code, config) {
     case "room_locked": return gettext("The host locked the list: no new ideas for now.");
     case "not_host": return gettext("Only the host can do that.");
     case "unknown_participant": return gettext("That person is no longer here.");
+    case "invalid_deadline": return gettext("Choose a time from 30 seconds to an hour from now.");
+    case "not_in_runoff": return gettext("During the runoff, only the tied ideas can be voted for.");
+    case "runoff_in_progress": return gettext("Wait for the runoff to end.");
+    case "deadline_missed": return gettext("Time is up, but there was nothing to pick: add an idea or lift a veto.");
     case "too_many_connections": return gettext("Too many open tabs for this room. Close one and try again.");
     default: return gettext("Something went wrong. Try again.");
   }
