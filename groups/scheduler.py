@@ -11,7 +11,7 @@ unique index) and then finds the row; if the first rolled back, the second opens
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -28,6 +28,8 @@ from .models import Group, GroupOpening
 from .schedule import Lunch, group_zone, lunch_due
 
 log = logging.getLogger(__name__)
+
+KEPT_OPENINGS = timedelta(days=7)
 
 
 def link_base_url() -> str:
@@ -80,6 +82,9 @@ def lunch_open(group: Group, lunch: Lunch) -> Room | None:
         room, _ = services.group_room_open(group=group)
         deadline_set(room_id=room.pk, at=lunch.decides_at, participant_id=None)  # issue 29
         GroupOpening.objects.filter(group=group, date=lunch.day).update(room_id=room.pk)
+        # The rows of a week ago can never be due again (an opening is at most 12 hours
+        # before its lunch): each group keeps a week of them, not one a day for ever.
+        GroupOpening.objects.filter(group=group, date__lt=lunch.day - KEPT_OPENINGS).delete()
         transaction.on_commit(partial(opening_announce, group, room, lunch))
     log.info("scheduled room opened room=%s group=%s date=%s", room.pk, group.pk, lunch.day)
     return room

@@ -190,6 +190,16 @@ def test_a_friday_opens_at_the_opening_time_and_sets_the_deadline(group, deadlin
     assert Room.objects.filter(group=group).count() == 1 and len(deadlines) == 1
 
 
+def test_a_week_of_openings_is_kept(group, deadlines) -> None:
+    """Each opening deletes the group's rows over a week old: the table does not grow."""
+    for weeks in (2, 1, 0):
+        day = FRIDAY - timedelta(weeks=weeks)
+        assert len(scheduler.scheduler_tick(at(day, "11:40"))) == 1
+        Room.objects.filter(group=group).update(closed_at=timezone.now())
+    days = sorted(GroupOpening.objects.filter(group=group).values_list("date", flat=True))
+    assert days == [FRIDAY - timedelta(weeks=1), FRIDAY]
+
+
 def test_a_saturday_does_not_open(group, deadlines) -> None:
     for hhmm in ("11:40", "11:50"):
         assert scheduler.scheduler_tick(at(SATURDAY, hhmm)) == []
