@@ -7,7 +7,7 @@ registers `rooms_kept_for_history`), the window the history and the favourites l
 
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import TypedDict
 
 from django.conf import settings
@@ -18,6 +18,7 @@ from rooms import text
 from rooms.errors import ClientError
 from rooms.models import Room
 
+from . import schedule
 from .models import Group
 
 SLUG_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -101,17 +102,34 @@ def group_favorites(*, group: Group, now: datetime | None = None) -> list[Favori
     return [{"item": names[key], "count": counts[key]} for key in ranked[:FAVORITES_SHOWN]]
 
 
+def recent_since(zone_name: str, now: datetime) -> datetime:
+    """Where "this week" starts for a group eating in `zone_name`: the start of its day
+    GROUP_RECENT_DAYS - 1 days before today (7: today and the 6 days before; the same weekday
+    last week is free again, whatever the hour it was decided at)."""
+    zone = schedule.zone_named(zone_name)
+    first = now.astimezone(zone).date() - timedelta(days=settings.GROUP_RECENT_DAYS - 1)
+    return datetime.combine(first, time(0), tzinfo=zone)
+
+
 def group_recent_keys(
     *, group_id: int, exclude_room_id: str, now: datetime | None = None
 ) -> set[str]:
-    """Item keys the group decided in its other rooms within the last GROUP_RECENT_DAYS."""
-    since = (now or timezone.now()) - timedelta(days=settings.GROUP_RECENT_DAYS)
+    """Item keys the group decided in its other rooms "this week": within the last
+    GROUP_RECENT_DAYS dates in the group's time zone (recent_since)."""
+    now = now or timezone.now()
+    # One query: a day more than the window can be (the zone is read with the rows), then
+    # the window's exact start, which depends on the group's zone.
+    wide = now - timedelta(days=settings.GROUP_RECENT_DAYS + 1)
     rows = (
-        Room.objects.filter(group_id=group_id, decided_at__gte=since)
+        Room.objects.filter(group_id=group_id, decided_at__gte=wide)
         .exclude(pk=exclude_room_id)
-        .values_list("decision_item", "decision_key")
+        .values_list("decision_item", "decision_key", "decided_at", "group__timezone")
     )
-    return {key or text.item_key(item) for item, key in rows}
+    return {
+        key or text.item_key(item)
+        for item, key, at, zone_name in rows
+        if at is not None and at >= recent_since(zone_name, now)
+    }
 
 
 def rooms_kept_for_history(now: datetime | None = None) -> Q:

@@ -5,7 +5,7 @@ The reads (a group by its link, today's room, history, favourites) are groups/se
 
 import contextlib
 import logging
-from typing import cast
+from typing import Any, cast
 
 from django.db import transaction
 
@@ -14,7 +14,7 @@ from rooms import text
 from rooms.errors import ClientError
 from rooms.models import Room
 
-from . import selectors, webhooks
+from . import schedule, selectors, webhooks
 from .models import Group
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,26 @@ def group_create(*, name: str, language: str, webhook_url: str = "") -> Group:
         name=group_name_clean(name),
         webhook_url=webhooks.webhook_url_clean(webhook_url) if webhook_url else "",
         language=language,
+        timezone=schedule.time_zone_for_language(language),
     )
     log.info("group created group=%s", group.pk)
     return group
 
 
-def group_update(*, group: Group, name: str | None = None, webhook_url: str | None = None) -> Group:
-    """Rename the group and/or set its webhook (`""` clears it); None leaves a field as it is."""
+def group_update(
+    *,
+    group: Group,
+    name: str | None = None,
+    webhook_url: str | None = None,
+    schedule_changes: dict[str, Any] | None = None,
+    webhook_format: Any = ...,
+) -> Group:
+    """Rename the group, set its webhook (`""` clears it), its schedule (API shapes: checked
+    together, else invalid_schedule) and its webhook format (None: by host); None (`...` for
+    the format) leaves a field as it is. Nothing is saved if any value is refused."""
     fields = []
+    clean = schedule.schedule_clean(group, schedule_changes or {})
+    chosen_format = None if webhook_format is ... else schedule.webhook_format_clean(webhook_format)
     if name is not None:
         group.name = group_name_clean(name)
         fields.append("name")
@@ -56,6 +68,12 @@ def group_update(*, group: Group, name: str | None = None, webhook_url: str | No
         group.webhook_url = webhooks.webhook_url_clean(webhook_url) if webhook_url else ""
         group.webhook_last_status, group.webhook_last_at = "", None
         fields += ["webhook_url", "webhook_last_status", "webhook_last_at"]
+    for field, value in clean.items():
+        setattr(group, field, value)
+        fields.append(field)
+    if chosen_format is not None:
+        group.webhook_format = chosen_format
+        fields.append("webhook_format")
     if fields:
         group.save(update_fields=fields)
         log.info("group updated group=%s fields=%s", group.pk, ",".join(fields))
@@ -111,16 +129,18 @@ def decision_announce(*, room: Room, **signal: object) -> None:
     if group is None or not group.webhook_url:
         return
     payload = webhooks.decision_payload(group=group, room=room)
-    webhooks.webhook_post(group_id=group.pk, url=group.webhook_url, payload=payload)
+    data = {key: value for key, value in payload.items() if key != "text"}
+    webhooks.message_post(group=group, text=payload["text"], data=data)
 
 
 def message_announce(*, room: Room, text: str, **signal: object) -> None:
-    """Post a room's summary to its group's webhook, if it has one (`announce`).
-
-    The receiver of rooms.hooks.room_announced (groups/apps.py), sent after the commit."""
+    """Post a room's summary to its group's webhook in its chat's format, if it has one
+    (`announce`). The receiver of rooms.hooks.room_announced (groups/apps.py), sent after
+    the commit."""
     if room.group_id is None:
         return
     group = Group.objects.filter(pk=room.group_id).first()
     if group is None or not group.webhook_url:
         return
-    webhooks.message_post(group=group, url=group.webhook_url, text=text, room=room)
+    data = {"group": {"slug": group.slug, "name": group.name}, "room": room.pk}
+    webhooks.message_post(group=group, text=text, data=data)

@@ -24,7 +24,7 @@ from rooms.errors import ClientError
 from rooms.models import Room
 from rooms.pages import host_session_key, room_creation_wait, room_urls
 
-from . import selectors, services, webhooks
+from . import calendar, schedule, selectors, services, webhooks
 from .models import Group
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ def _group_json(request: HttpRequest, group: Group) -> dict[str, Any]:
         "name": group.name,
         "url": request.build_absolute_uri(reverse("group", args=[group.slug])),
         "api_url": request.build_absolute_uri(reverse("api_group", args=[group.slug])),
+        **schedule.schedule_json(group),
+        "calendar_url": request.build_absolute_uri(reverse("group_calendar", args=[group.slug])),
         "room": _room_json(request, room) if room else None,
         "history": selectors.group_history(group=group),
         "favorites": selectors.group_favorites(group=group),
@@ -158,8 +160,54 @@ def _render_group(
         "recent_days": settings.GROUP_RECENT_DAYS,
         "history_days": settings.GROUP_HISTORY_DAYS,
         "error": error,
+        **_schedule_context(group),
     }
     return render(request, "groups/group.html", context, status=status)
+
+
+# The time zones offered as you type (any IANA name is accepted).
+COMMON_ZONES = [
+    "Asia/Seoul",
+    "Asia/Tokyo",
+    "Asia/Shanghai",
+    "Asia/Singapore",
+    "Asia/Ho_Chi_Minh",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "UTC",
+]
+
+
+def _schedule_context(group: Group) -> dict[str, Any]:
+    """What the page's schedule card shows: the times (HH:MM), the weekdays and the formats."""
+    lunch = schedule.lunch_on_any_day(group)
+    weekdays = [
+        gettext("Mon"),
+        gettext("Tue"),
+        gettext("Wed"),
+        gettext("Thu"),
+        gettext("Fri"),
+        gettext("Sat"),
+        gettext("Sun"),
+    ]
+    return {
+        "schedule_lunch": group.lunch_time.strftime("%H:%M") if group.lunch_time else "",
+        "schedule_opens": lunch.opens_at.strftime("%H:%M") if lunch else "",
+        "schedule_decides": lunch.decides_at.strftime("%H:%M") if lunch else "",
+        "weekday_choices": list(enumerate(weekdays, start=1)),
+        "common_zones": COMMON_ZONES,
+        "webhook_formats": [
+            ("slack", "Slack"),
+            ("mattermost", "Mattermost"),
+            ("discord", "Discord"),
+            ("google_chat", "Google Chat"),
+            ("jandi", gettext("JANDI")),
+            ("dooray", gettext("Dooray!")),
+            ("generic", gettext("Plain JSON (generic)")),
+        ],
+    }
 
 
 def _webhook_said(outcome: webhooks.WebhookOutcome | None) -> dict[str, Any] | None:
@@ -210,6 +258,19 @@ def group_room_form(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
+@require_safe
+def group_calendar(request: HttpRequest, slug: str) -> HttpResponse:
+    """The group's iCalendar feed: the next lunches and the last decisions."""
+    group = _group_get_or_404(slug)
+    if group is None:
+        return HttpResponse(status=404)
+    group_url = request.build_absolute_uri(reverse("group", args=[group.slug]))
+    body = calendar.group_calendar(group=group, group_url=group_url)
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = 'inline; filename="lunch.ics"'
+    return response
+
+
 @require_POST
 def group_settings_form(request: HttpRequest, slug: str) -> HttpResponse:
     """Rename the group or set its webhook from the group page; 303 back to it."""
@@ -223,13 +284,44 @@ def group_settings_form(request: HttpRequest, slug: str) -> HttpResponse:
     else:  # an empty box leaves the webhook as it is (the page never shows the full URL)
         webhook_url = request.POST.get("webhook_url", "").strip() or None
     try:
-        services.group_update(group=group, name=name, webhook_url=webhook_url)
+        changes, webhook_format = _schedule_form(request)
+        services.group_update(
+            group=group,
+            name=name,
+            webhook_url=webhook_url,
+            schedule_changes=changes,
+            webhook_format=webhook_format,
+        )
     except ClientError as error:
         group.refresh_from_db()
         return _render_group(request, group, status=400, error=error.code)
     response = HttpResponse(status=303)
     response["Location"] = reverse("group", args=[group.slug])
     return response
+
+
+def _schedule_form(request: HttpRequest) -> tuple[dict[str, Any], Any]:
+    """The settings form's schedule in the API's shapes (the services check it); a form
+    without the schedule's fields (an older page) changes none of it."""
+    form = request.POST
+    webhook_format = (form.get("webhook_format") or None) if "webhook_format" in form else ...
+    if "lunch_time" not in form:
+        return {}, webhook_format
+    changes: dict[str, Any] = {
+        "lunch_time": form.get("lunch_time", "").strip() or None,
+        "timezone": form.get("timezone", "").strip(),
+        "weekdays": [_form_number(day) for day in form.getlist("weekdays")],
+        "skip": [day for day in form.get("skip", "").replace(",", " ").split() if day],
+    }
+    for key in ("open_minutes_before", "decide_minutes_before"):
+        changes[key] = _form_number(form.get(key, ""))
+    return changes, webhook_format
+
+
+def _form_number(value: str) -> Any:
+    """A whole number typed in a form, or the text as it is (which the services refuse)."""
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() else value
 
 
 # --- JSON API --------------------------------------------------------------------
@@ -280,7 +372,13 @@ def api_group(request: HttpRequest, slug: str) -> JsonResponse:
         try:
             if "name" in body and not isinstance(name, str):
                 raise ClientError("invalid_name")
-            services.group_update(group=group, name=name, webhook_url=_optional_webhook(body))
+            services.group_update(
+                group=group,
+                name=name,
+                webhook_url=_optional_webhook(body),
+                schedule_changes={k: body[k] for k in schedule.SCHEDULE_FIELDS if k in body},
+                webhook_format=body.get("webhook_format", ...),
+            )
         except ClientError as error:
             return _error(error)
     return JsonResponse(_group_json(request, group))

@@ -1,4 +1,4 @@
-"""Posting a group's decision to its team chat: which URLs may be posted to, and the delivery.
+"""Posting to a group's team chat: which URLs may be posted to, each chat's format, delivery.
 
 A webhook URL is user input that makes the server send requests, so it is checked twice:
 when it is saved (a clear 400 for the person typing it) and when it is used (DNS may have
@@ -6,17 +6,24 @@ changed meanwhile). The request then goes to the very address that was checked, 
 URL's host name kept for the Host header, TLS SNI and the certificate check, so a name that
 resolves differently a second time cannot steer it elsewhere.
 
+Every post (a decision, today's room opening, an announcement) is a plain sentence handed to
+`message_post`, which puts it in the receiving chat's own format (`webhook_payload`: Slack,
+Mattermost, Discord, Google Chat, JANDI, Dooray!, or our generic payload), chosen from the
+URL's host unless the group set `webhook_format`.
+
 Delivery runs on a small thread pool after the decision has committed: a slow or dead chat
 server never delays the room's `picked` event.
 """
 
 import ipaddress
+import json
 import logging
 import re
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypedDict, cast
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypedDict, cast
 
 import httpx
 from django.conf import settings
@@ -28,18 +35,21 @@ from rooms.errors import ClientError
 from rooms.models import Room
 from rooms.protocol import GroupInfo
 
-from .models import Group
+from .models import WEBHOOK_FORMATS, Group
 
 log = logging.getLogger(__name__)
 
 # Two threads: a decision is rare (one per room), and a hanging receiver holds one thread
 # for at most GROUP_WEBHOOK_ATTEMPTS x GROUP_WEBHOOK_TIMEOUT_SECONDS plus the backoff.
 _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="webhook")
+_PENDING: set[Future] = set()  # the posts queued and not yet done
 _MAX_URL_LENGTH = cast(int, Group._meta.get_field("webhook_url").max_length)  # a CharField's
 _STATUS_LENGTH = Group._meta.get_field("webhook_last_status").max_length
 
 
 class WebhookPayload(TypedDict):
+    """The generic payload of a decision (the `generic` format's body)."""
+
     text: str
     group: GroupInfo
     room: str
@@ -48,12 +58,24 @@ class WebhookPayload(TypedDict):
     at: str
 
 
-class MessagePayload(TypedDict):
-    """A plain message of the room's (its summary, `announce`), posted as is."""
-
-    text: str
-    group: GroupInfo
-    room: str
+# The chats whose incoming webhooks we speak (docs/protocol.md, "Webhook formats").
+FORMATS = tuple(WEBHOOK_FORMATS)
+# Host (or its parent domain) -> format; anything else is `generic`.
+_FORMAT_HOSTS = {
+    "hooks.slack.com": "slack",
+    "discord.com": "discord",
+    "discordapp.com": "discord",
+    "chat.googleapis.com": "google_chat",
+    "jandi.com": "jandi",
+    "dooray.com": "dooray",
+    "mattermost.com": "mattermost",
+    "cloud.mattermost.com": "mattermost",
+}
+# The name a Dooray! hook posts under (it requires one), and JANDI's attachment bar colour.
+BOT_NAME = "lunchsite"
+JANDI_COLOR = "#FAC11B"
+DISCORD_MAX_CONTENT = 2000  # Discord refuses longer `content`
+_JSON = {"Content-Type": "application/json"}
 
 
 class _Refused(Exception):
@@ -133,6 +155,69 @@ def address_is_public(address: str) -> bool:
     )
 
 
+# --- Formats --------------------------------------------------------------------
+
+
+def webhook_format_for(url: str, chosen: str = "") -> str:
+    """The format to post to `url` in: the group's choice, else by the URL's host."""
+    if chosen in FORMATS:
+        return chosen
+    try:
+        host = (httpx.URL(url).host or "").lower().rstrip(".")
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "generic"
+    while host:
+        if host in _FORMAT_HOSTS:
+            return _FORMAT_HOSTS[host]
+        host = host.partition(".")[2]  # its parent domain: wh.jandi.com -> jandi.com
+    return "generic"
+
+
+def webhook_payload(
+    format: str,
+    text: str,
+    *,
+    link: str = "",
+    title: str = "",
+    data: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON body and the headers that post `text` to a chat speaking `format`.
+
+    `text` is the whole message, one plain sentence in the group's language (it may already
+    carry `link`); `link` and `title` are used where a format has a place for them (JANDI's
+    attachment), `data` is what the generic payload carries besides `text`.
+    """
+    message = text if not link or link in text else f"{text}\n{link}"
+    if format in ("slack", "mattermost"):
+        return {"text": message}, dict(_JSON)
+    if format == "discord":
+        return {"content": message[:DISCORD_MAX_CONTENT]}, dict(_JSON)
+    if format == "google_chat":
+        return {"text": message}, {"Content-Type": "application/json; charset=UTF-8"}
+    if format == "jandi":
+        info = {"title": title or text, "description": link} if link else {"title": title or text}
+        body = {"body": text, "connectColor": JANDI_COLOR, "connectInfo": [info]}
+        return body, {**_JSON, "Accept": "application/vnd.tosslab.jandi-v2+json"}
+    if format == "dooray":
+        return {"botName": BOT_NAME, "text": message}, dict(_JSON)
+    return {"text": message, **(data or {})}, dict(_JSON)
+
+
+def message_post(
+    *, group: Group, text: str, link: str = "", title: str = "", data: dict[str, Any] | None = None
+) -> bool:
+    """Queue `text` for the group's webhook in its chat's format; False if it has none.
+
+    Every post goes through here: the decision, today's room opening, an announcement.
+    """
+    if not group.webhook_url:
+        return False
+    format = webhook_format_for(group.webhook_url, group.webhook_format)
+    body, headers = webhook_payload(format, text, link=link, title=title, data=data)
+    webhook_post(group_id=group.pk, url=group.webhook_url, payload=body, headers=headers)
+    return True
+
+
 # --- The message ----------------------------------------------------------------
 
 
@@ -140,11 +225,17 @@ def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
     """What is posted for a room's decision; `text` is one sentence in the group's language."""
     assert room.decided_at is not None  # announced after a pick only
     with translation.override(group.language):
-        text = gettext("Lunch for %(group)s: %(item)s (picked by %(by)s)") % {
-            "group": group.name,
-            "item": room.decision_item,
-            "by": room.decision_by,
-        }
+        if room.decision_auto:  # the server decided at the deadline (issue 29)
+            text = gettext("Lunch for %(group)s: %(item)s (decided at the deadline)") % {
+                "group": group.name,
+                "item": room.decision_item,
+            }
+        else:
+            text = gettext("Lunch for %(group)s: %(item)s (picked by %(by)s)") % {
+                "group": group.name,
+                "item": room.decision_item,
+                "by": room.decision_by,
+            }
     return {
         "text": text,
         "group": {"slug": group.slug, "name": group.name},
@@ -155,28 +246,28 @@ def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
     }
 
 
-def message_post(*, group: Group, url: str, text: str, room: Room) -> None:
-    """Queue the POST of a room's plain text message (its summary) to the group's webhook:
-    the one call of `announce`; delivered as a decision is (checks, retries, outcome)."""
-    payload: MessagePayload = {
-        "text": text,
-        "group": {"slug": group.slug, "name": group.name},
-        "room": room.pk,
-    }
-    _EXECUTOR.submit(_deliver_job, group_id=group.pk, url=url, payload=payload)
-
-
 # --- Delivering ------------------------------------------------------------------
 
 
-def webhook_post(*, group_id: int, url: str, payload: WebhookPayload) -> None:
-    """Queue the POST on the webhook threads; called once the decision has committed."""
-    _EXECUTOR.submit(_deliver_job, group_id=group_id, url=url, payload=payload)
+def webhook_post(
+    *, group_id: int, url: str, payload: Any, headers: dict[str, str] | None = None
+) -> None:
+    """Queue the POST on the webhook threads; called once what it tells has committed."""
+    future = _EXECUTOR.submit(
+        _deliver_job, group_id=group_id, url=url, payload=payload, headers=headers
+    )
+    _PENDING.add(future)
+    future.add_done_callback(_PENDING.discard)
 
 
-def _deliver_job(*, group_id: int, url: str, payload: WebhookPayload | MessagePayload) -> None:
+def webhook_posts_wait(timeout: float | None = None) -> None:
+    """Wait for the queued posts to finish (a process about to exit: the scheduler)."""
+    futures.wait(list(_PENDING), timeout=timeout)
+
+
+def _deliver_job(*, group_id: int, url: str, payload: Any, headers: dict[str, str] | None) -> None:
     try:
-        webhook_deliver(group_id=group_id, url=url, payload=payload)
+        webhook_deliver(group_id=group_id, url=url, payload=payload, headers=headers)
     except Exception:  # a pool thread's exception would vanish silently otherwise
         log.exception("webhook delivery crashed group=%s", group_id)
     finally:
@@ -184,23 +275,26 @@ def _deliver_job(*, group_id: int, url: str, payload: WebhookPayload | MessagePa
         connections.close_all()
 
 
-def webhook_deliver(*, group_id: int, url: str, payload: WebhookPayload | MessagePayload) -> bool:
-    """POST the payload, retrying with backoff; record and log the outcome; True if delivered."""
+def webhook_deliver(
+    *, group_id: int, url: str, payload: Any, headers: dict[str, str] | None = None
+) -> bool:
+    """POST the payload (JSON, with `headers`), retrying with backoff; record and log the
+    outcome; True if delivered."""
     attempts = max(1, settings.GROUP_WEBHOOK_ATTEMPTS)
     for attempt in range(1, attempts + 1):
-        delivered, retry, detail = _post_once(url, payload)
+        delivered, retry, detail = _post_once(url, payload, headers or _JSON)
         if delivered or not retry or attempt == attempts:
             break
         time.sleep(settings.GROUP_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1))
     outcome = "delivered" if delivered else "failed"
     status = f"{outcome}: {detail}" + ("" if delivered else f" ({attempt} attempt(s))")
     level = logging.INFO if delivered else logging.WARNING
-    log.log(level, "webhook %s group=%s room=%s", status, group_id, payload["room"])
+    log.log(level, "webhook %s group=%s", status, group_id)
     _record(group_id, status[:_STATUS_LENGTH])
     return delivered
 
 
-def _post_once(url: str, payload: WebhookPayload | MessagePayload) -> tuple[bool, bool, str]:
+def _post_once(url: str, payload: Any, headers: dict[str, str]) -> tuple[bool, bool, str]:
     """One attempt: (delivered, worth retrying, what happened)."""
     try:
         target = _parse(url)
@@ -220,8 +314,8 @@ def _post_once(url: str, payload: WebhookPayload | MessagePayload) -> tuple[bool
             client.stream(
                 "POST",
                 pinned,
-                json=payload,
-                headers={"Host": target.netloc.decode("ascii")},
+                content=json.dumps(payload, ensure_ascii=False).encode(),
+                headers={**headers, "Host": target.netloc.decode("ascii")},
                 extensions={"sni_hostname": target.raw_host.decode("ascii")},
             ) as response,
         ):

@@ -355,6 +355,11 @@ GROUP_WEBHOOK_TIMEOUT_SECONDS = env.float("GROUP_WEBHOOK_TIMEOUT_SECONDS", defau
 GROUP_WEBHOOK_ATTEMPTS = env.int("GROUP_WEBHOOK_ATTEMPTS", default=3)
 # The wait before the second attempt; it doubles before each further one.
 GROUP_WEBHOOK_BACKOFF_SECONDS = env.float("GROUP_WEBHOOK_BACKOFF_SECONDS", default=1)
+# The scheduler (manage.py run_scheduler, groups/scheduler.py) looks this often for rooms to
+# open; the links it posts start with PUBLIC_URL, else this (`make run` sets it to the office
+# address it serves), else http://localhost:8000.
+SCHEDULER_INTERVAL_SECONDS = env.float("SCHEDULER_INTERVAL_SECONDS", default=10)
+GROUP_LINK_BASE_URL = env.str("GROUP_LINK_BASE_URL", default="").rstrip("/")
 
 LOGGING = {
     "version": 1,

@@ -39,6 +39,7 @@ ErrorCode = Literal[
     "runoff_in_progress",
     # Lunch groups (HTTP API only).
     "invalid_webhook",
+    "invalid_schedule",
     "group_not_found",
 ]
 
@@ -80,6 +81,7 @@ MESSAGES: dict[str, str] = {
     "not_in_runoff": "Only the items in the runoff can be voted for now.",
     "runoff_in_progress": "A runoff is deciding between tied items; wait for it to end.",
     "invalid_webhook": "A webhook is an https URL to a public address.",
+    "invalid_schedule": "That is not a lunch schedule (see docs/protocol.md).",
     "group_not_found": "This group does not exist.",
 }
 

@@ -3,6 +3,7 @@
     lan.py secret-key FILE   print the secret key kept in FILE (made once, mode 600)
     lan.py hosts             print the host names this machine answers to (DJANGO_ALLOWED_HOSTS)
     lan.py banner PORT       print the addresses friends can open, and a QR code of the first
+    lan.py url PORT          print the address to put in links (the first LAN one, else loopback)
 
 Standard library and segno only, so it runs before Django is configured.
 """
@@ -111,6 +112,9 @@ def main(argv: list[str]) -> int:
         print(secret_key(Path(argv[1])))
     elif argv == ["hosts"]:
         print(",".join(allowed_hosts()))
+    elif len(argv) == 2 and argv[0] == "url":
+        addresses = machine_addresses()
+        print(f"http://{addresses[0] if addresses else '127.0.0.1'}:{int(argv[1])}")
     elif len(argv) == 2 and argv[0] == "banner":
         sys.stdout.write(banner(int(argv[1])))
     else:

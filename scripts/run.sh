@@ -13,7 +13,25 @@ PORT="${PORT:-8000}"
 export DJANGO_DEBUG=0
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$("$VENV/bin/python" scripts/lan.py secret-key "${SECRET_KEY_FILE:-.secret_key}")}"
 export DJANGO_ALLOWED_HOSTS="${DJANGO_ALLOWED_HOSTS:-$("$VENV/bin/python" scripts/lan.py hosts)}"
+# The links the lunch groups' scheduler posts: PUBLIC_URL if set, else the office address.
+export GROUP_LINK_BASE_URL="${GROUP_LINK_BASE_URL:-$("$VENV/bin/python" scripts/lan.py url "$PORT")}"
 "$VENV/bin/python" manage.py migrate --noinput -v0
 "$VENV/bin/python" scripts/lan.py banner "$PORT"
-# daphne serves pages, static files (WhiteNoise) and WebSockets in one process.
-exec "$VENV/bin/daphne" -b "$HOST" -p "$PORT" lunchsite.asgi:application
+# The scheduler opens each lunch group's room at its time (docs/operations.md, "The scheduler");
+# daphne serves pages, static files (WhiteNoise) and WebSockets in one process. Both run until
+# the server stops: Ctrl-C or SIGTERM here stops both, and daphne ending stops the scheduler.
+"$VENV/bin/python" manage.py run_scheduler &
+scheduler=$!
+"$VENV/bin/daphne" -b "$HOST" -p "$PORT" lunchsite.asgi:application &
+daphne=$!
+trap 'kill -TERM "$daphne" "$scheduler" 2>/dev/null || true' TERM INT HUP
+set +e
+wait "$daphne"
+status=$?
+while kill -0 "$daphne" 2>/dev/null; do  # a trapped signal interrupted the wait: wait again
+  wait "$daphne"
+  status=$?
+done
+kill -TERM "$scheduler" 2>/dev/null
+wait "$scheduler"
+exit "$status"

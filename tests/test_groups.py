@@ -4,7 +4,7 @@ import random
 import re
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -222,17 +222,36 @@ def test_avoid_recent_skips_what_the_group_had_this_week(today) -> None:
     assert "kimchi stew" in plain
 
 
-def test_avoid_recent_window_edges_follow_the_setting(group: Group, frozen_now, settings) -> None:
-    """Inside GROUP_RECENT_DAYS is recent, just outside is not; the setting moves the edge."""
-    inside = decided_room(group, "inside", frozen_now - timedelta(days=7) + timedelta(seconds=1))
-    decided_room(group, "outside", frozen_now - timedelta(days=7) - timedelta(seconds=1))
+def test_avoid_recent_window_is_this_week_in_the_groups_time_zone(group: Group, settings) -> None:
+    """ "This week" is today and the GROUP_RECENT_DAYS - 1 dates before it, in the group's zone
+    (issue 31): the same weekday last week is free again whatever the hour, and the day's
+    edge is the group's midnight, not UTC's. The setting moves the edge."""
+    from zoneinfo import ZoneInfo
+
+    seoul = ZoneInfo("Asia/Seoul")
+    group_services.group_update(group=group, schedule_changes={"timezone": "Asia/Seoul"})
+    now = datetime(2026, 12, 7, 11, 50, tzinfo=seoul)  # a Monday, 11:50 in Seoul
+    decided_room(group, "tuesday", datetime(2026, 12, 1, 0, 0, 1, tzinfo=seoul))
+    decided_room(group, "last monday", datetime(2026, 11, 30, 23, 59, tzinfo=seoul))
     today, _ = group_services.group_room_open(group=group)
-    assert group_selectors.group_recent_keys(group_id=group.pk, exclude_room_id=today.pk) == {
-        "inside"
-    }
-    settings.GROUP_RECENT_DAYS = 1
-    assert group_selectors.group_recent_keys(group_id=group.pk, exclude_room_id=today.pk) == set()
-    assert group_selectors.group_recent_keys(group_id=group.pk, exclude_room_id=inside.pk) == set()
+
+    def recent() -> set[str]:
+        return group_selectors.group_recent_keys(
+            group_id=group.pk, exclude_room_id=today.pk, now=now
+        )
+
+    # Rolling 7 x 24 h would count last Monday 23:59 (6 days 12 hours ago): the week does not.
+    assert recent() == {"tuesday"}
+    # A group eating in Tokyo (Seoul's offset) has the same week.
+    group_services.group_update(group=group, schedule_changes={"timezone": "Asia/Tokyo"})
+    assert recent() == {"tuesday"}
+    # In Los Angeles "now" is Sunday 18:50: Tuesday 00:00:01 in Seoul is Monday there, and
+    # both are within its week (Monday 2026-11-30 is six days before that Sunday).
+    group_services.group_update(group=group, schedule_changes={"timezone": "America/Los_Angeles"})
+    assert recent() == {"tuesday", "last monday"}
+    group_services.group_update(group=group, schedule_changes={"timezone": "Asia/Seoul"})
+    settings.GROUP_RECENT_DAYS = 1  # today only
+    assert recent() == set()
 
 
 def test_avoid_recent_with_only_recent_items_is_nothing_to_pick(today) -> None:

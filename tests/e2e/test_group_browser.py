@@ -90,3 +90,63 @@ def test_group_screens_have_no_serious_axe_violations(
     expect(page.locator("#favorites-box")).to_be_visible()
     page.wait_for_timeout(300)
     assert axe_violations(page) == [], describe(axe_violations(page))
+
+
+def test_the_schedule_is_set_on_the_group_page_in_korean(
+    daphne_factory, e2e_database: str, contexts
+) -> None:
+    """A Korean team sets its lunch schedule on the group page (time, days, minutes, a day
+    off, the chat format); the page says it back in Korean, the API agrees, axe is clean."""
+    server = daphne_factory()
+    page = contexts(locale="ko-KR", bypass_csp=True).new_page()
+    page.goto(server.http_url + "/groups/")
+    page.fill("#group-name", "김치찌개 팀")
+    page.locator("#create-group").click()
+    expect(page.locator("h1")).to_have_text("김치찌개 팀")
+    slug = page.url.rstrip("/").rsplit("/", 1)[-1]
+    expect(page.locator("#schedule-title")).to_have_text("점심 일정")
+    expect(page.get_by_label("시간대")).to_have_value("Asia/Seoul")  # created in Korean
+    assert axe_violations(page) == [], describe(axe_violations(page))
+
+    page.get_by_label("점심시간").fill("12:00")
+    page.get_by_label("금", exact=True).uncheck()  # no lunch together on Fridays
+    page.get_by_label("점심 몇 분 전에 방을 열까요?").fill("30")
+    page.get_by_label("점심 몇 분 전에 메뉴를 정할까요?").fill("10")
+    page.get_by_label("쉬는 날 (같이 안 먹는 날)").fill("2026-12-25")
+    page.get_by_role("button", name="일정 저장").click()
+    expect(page.locator("#schedule-summary")).to_have_text(
+        "점심 먹는 날엔 11:30에 오늘의 방이 열리고 11:50에 메뉴가 정해져요. (점심 12:00)"
+    )
+    expect(page.get_by_label("금", exact=True)).not_to_be_checked()
+    assert axe_violations(page) == [], describe(axe_violations(page))
+    group = page.request.get(f"{server.http_url}/api/groups/{slug}/").json()
+    assert group["lunch_time"] == "12:00" and group["weekdays"] == [1, 2, 3, 4]
+    assert (group["open_minutes_before"], group["decide_minutes_before"]) == (30, 10)
+    assert group["skip"] == ["2026-12-25"] and group["timezone"] == "Asia/Seoul"
+
+    # A room that would decide before it opens is refused, in Korean, and nothing changes.
+    page.get_by_label("점심 몇 분 전에 메뉴를 정할까요?").fill("40")
+    page.get_by_role("button", name="일정 저장").click()
+    expect(page.locator("#schedule-error")).to_contain_text("일정을 저장하지 못했어요")
+    expect(page.get_by_label("점심시간")).to_have_attribute("aria-invalid", "true")
+    assert axe_violations(page) == [], describe(axe_violations(page))
+    group = page.request.get(f"{server.http_url}/api/groups/{slug}/").json()
+    assert group["decide_minutes_before"] == 10
+
+    # The chat format beside the webhook.
+    page.reload()
+    page.get_by_label("채팅 메시지 형식").select_option("jandi")
+    page.locator("#save-settings").click()
+    expect(page.get_by_label("채팅 메시지 형식")).to_have_value("jandi")
+    assert page.request.get(f"{server.http_url}/api/groups/{slug}/").json()["webhook_format"] == (
+        "jandi"
+    )
+    # The same page on a phone in dark mode.
+    phone = contexts(
+        locale="ko-KR", bypass_csp=True, color_scheme="dark", viewport={"width": 390, "height": 844}
+    ).new_page()
+    phone.goto(f"{server.http_url}/g/{slug}/")
+    expect(phone.locator("#schedule-title")).to_be_visible()
+    assert axe_violations(phone) == [], describe(axe_violations(phone))
+    box = phone.get_by_label("토", exact=True).locator("xpath=..").bounding_box()
+    assert box is not None and box["height"] >= 44 and box["width"] >= 44  # a day's target

@@ -138,3 +138,61 @@ async def test_announce_posts_the_summary_once_per_call(daphne_factory, receiver
     }
     assert "Total 16,000 KRW, paid by minji" in announcement["body"]["text"]  # the group's en
     await asyncio.gather(minji.close(), joon.close())
+
+
+def test_two_scheduler_processes_open_one_room_and_post_once(
+    daphne_factory, e2e_database: str, receiver_factory
+) -> None:
+    """Two real `manage.py run_scheduler` processes on the same database (PostgreSQL in make
+    test's second pass), started together, looking every 0.2 s: a group whose opening time has
+    come gets one room and the chat one post; a scheduler started again later posts nothing."""
+    import subprocess
+    import sys
+
+    from tests.support.processes import PROJECT_DIR, server_env
+
+    server = daphne_factory(**WEBHOOK_ENV)
+    receiver = receiver_factory(path="/hooks/T0/SECRET")
+    group = create_group(server.http_url, name="Team Kimchi", webhook_url=receiver.url)
+    lunch = time.strftime("%H:%M", time.gmtime(time.time() + 10 * 60))  # opened 10 minutes ago
+    body = {"lunch_time": lunch, "timezone": "UTC", "weekdays": [1, 2, 3, 4, 5, 6, 7]}
+    body["webhook_format"] = "slack"
+    status, _ = http_json("PATCH", group["api_url"], json.dumps(body).encode())
+    assert status == 200
+    env = server_env(e2e_database, PUBLIC_URL="https://lunch.example", **WEBHOOK_ENV)
+
+    def scheduler() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "run_scheduler", "--interval", "0.2"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    first, second = scheduler(), scheduler()
+    try:
+        assert receiver.received.wait(30)
+        time.sleep(3)  # both have looked many times since
+    finally:
+        for process in (first, second):
+            process.terminate()
+        outputs = [process.communicate(timeout=40)[0] for process in (first, second)]
+    opened = [line for output in outputs for line in output.splitlines()]
+    assert sum(line.startswith("opened room=") for line in opened) == 1, outputs
+    assert all("scheduler stopped" in output for output in outputs), outputs
+    [post] = receiver.requests
+    status, data = http_json("GET", group["api_url"])
+    room = data["room"]
+    hours, minutes = divmod((int(lunch[:2]) * 60 + int(lunch[3:]) - 5) % (24 * 60), 60)
+    url = f"https://lunch.example/rooms/{room['id']}/"
+    assert post["body"] == {
+        "text": f"Today's lunch room is open: {url} (we decide at {hours:02d}:{minutes:02d})"
+    }
+    # A restart within the same lunch: it finds the opening done and posts nothing.
+    again = scheduler()
+    time.sleep(2)
+    again.terminate()
+    assert "room created" not in again.communicate(timeout=40)[0]
+    assert len(receiver.requests) == 1

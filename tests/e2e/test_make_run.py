@@ -3,6 +3,8 @@ machine's addresses allowed, the address to share printed with a QR code."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -74,9 +76,10 @@ def make_run(tmp_path: Path) -> Iterator[dict]:
         )
     try:
         wait_for_port(port, timeout=60)
-        yield {"port": port, "env": env, "output": output, "tmp": tmp_path}
+        yield {"port": port, "env": env, "output": output, "tmp": tmp_path, "pid": process.pid}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # a test may have stopped it
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(10)
 
 
@@ -145,3 +148,80 @@ def test_make_run_settings_pass_the_deploy_check_except_https(tmp_path: Path) ->
     assert found <= {"security.W004", "security.W008", "security.W012", "security.W016"}, (
         result.stdout + result.stderr
     )
+
+
+def children(pid: int) -> dict[int, str]:
+    """The processes `pid` started, by their command lines."""
+    found = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except FileNotFoundError:
+            continue
+        found[int(child)] = command
+    return found
+
+
+def gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.split(")")[-1].split()[0] == "Z":  # exited, not yet reaped
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_make_run_starts_the_scheduler_and_stops_it_with_the_server(make_run: dict) -> None:
+    """Beside daphne runs `manage.py run_scheduler`; when daphne ends, so does the scheduler
+    (and make run with it)."""
+    run_sh = int(make_run["pid"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "scheduler started" not in make_run["output"].read_text():
+        time.sleep(0.2)
+    assert "scheduler started" in make_run["output"].read_text()
+    started = children(run_sh)
+    [scheduler] = [pid for pid, command in started.items() if "run_scheduler" in command]
+    [daphne] = [pid for pid, command in started.items() if "daphne" in command]
+    os.kill(daphne, signal.SIGTERM)  # the server alone ends
+    assert gone(daphne, 20)
+    assert gone(scheduler, 20), "the scheduler outlived the server"
+    assert gone(run_sh, 20)
+
+
+def test_the_scheduler_under_make_run_opens_a_groups_room(make_run: dict) -> None:
+    """A group whose opening time has passed (and whose deadline has not) gets its room from
+    the scheduler that make run started, without anyone opening it."""
+    local = f"http://127.0.0.1:{make_run['port']}"
+    request = urllib.request.Request(
+        f"{local}/api/groups/",
+        data=b'{"name": "Team"}',
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        slug = json.loads(response.read())["slug"]
+    now = time.gmtime(time.time() + 10 * 60)  # lunch in 10 minutes (UTC): opened 10 minutes ago
+    body = {
+        "lunch_time": time.strftime("%H:%M", now),
+        "timezone": "UTC",
+        "weekdays": [1, 2, 3, 4, 5, 6, 7],
+    }
+    patch = urllib.request.Request(
+        f"{local}/api/groups/{slug}/",
+        data=json.dumps(body).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(patch, timeout=10) as response:
+        assert json.loads(response.read())["lunch_time"] == body["lunch_time"]
+    deadline = time.monotonic() + 30  # the scheduler looks every 10 s
+    room = None
+    while time.monotonic() < deadline and room is None:
+        time.sleep(1)
+        room = json.loads(get(f"{local}/api/groups/{slug}/")[1])["room"]
+    assert room is not None, make_run["output"].read_text()
+    assert "opened room=" + room["id"] in make_run["output"].read_text()

@@ -12,15 +12,24 @@ class Receiver(http.server.ThreadingHTTPServer):
     """Records each POST (headers, content type, body, path) and answers with the next status.
 
     `statuses` are answered in order (200 once they run out); with `hang` it answers nothing
-    until `release` is set. `received` is set on the first POST.
+    until `release` is set. `received` is set on the first POST. With `check` (a function of
+    the recorded request returning what is wrong with it, "" if nothing), a request it finds
+    fault with is answered 400, as the chat service would.
     """
 
     daemon_threads = True
 
     def __init__(
-        self, *, statuses: list[int] | None = None, hang: bool = False, path: str = "/hook"
+        self,
+        *,
+        statuses: list[int] | None = None,
+        hang: bool = False,
+        path: str = "/hook",
+        check: Callable[[dict], str] | None = None,
     ) -> None:
         self.requests: list[dict] = []
+        self.check = check
+        self.faults: list[str] = []
         self.statuses = list(statuses or [])
         self.hang = hang
         self.path = path
@@ -41,19 +50,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         server: Receiver = self.server  # type: ignore[assignment]
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        server.requests.append(
-            {
-                "headers": dict(self.headers),
-                "content_type": self.headers.get("Content-Type"),
-                "body": json.loads(body),
-                "path": self.path,
-            }
-        )
+        request = {
+            "headers": dict(self.headers),
+            "content_type": self.headers.get("Content-Type"),
+            "body": json.loads(body),
+            "path": self.path,
+        }
+        server.requests.append(request)
+        fault = server.check(request) if server.check else ""
+        if fault:
+            server.faults.append(fault)
         server.received.set()
         if server.hang:
             server.release.wait(60)
             return
         status = server.statuses.pop(0) if server.statuses else 200
+        if fault:
+            status = 400
         self.send_response(status)
         self.send_header("Content-Length", "2")
         self.end_headers()
