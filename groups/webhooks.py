@@ -44,7 +44,7 @@ class WebhookPayload(TypedDict):
     group: GroupInfo
     room: str
     item: str
-    by: str
+    by: str | None  # None: the room decided by itself (a deadline, a runoff)
     at: str
 
 
@@ -132,17 +132,23 @@ def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
     """What is posted for a room's decision; `text` is one sentence in the group's language."""
     assert room.decided_at is not None  # announced after a pick only
     with translation.override(group.language):
-        text = gettext("Lunch for %(group)s: %(item)s (picked by %(by)s)") % {
-            "group": group.name,
-            "item": room.decision_item,
-            "by": room.decision_by,
-        }
+        if room.decision_auto:  # the room decided by itself (a deadline, a runoff)
+            text = gettext("Lunch for %(group)s: %(item)s (decided on time)") % {
+                "group": group.name,
+                "item": room.decision_item,
+            }
+        else:
+            text = gettext("Lunch for %(group)s: %(item)s (picked by %(by)s)") % {
+                "group": group.name,
+                "item": room.decision_item,
+                "by": room.decision_by,
+            }
     return {
         "text": text,
         "group": {"slug": group.slug, "name": group.name},
         "room": room.pk,
         "item": room.decision_item,
-        "by": room.decision_by,
+        "by": None if room.decision_auto else room.decision_by,
         "at": room.decided_at.isoformat(),
     }
 
