@@ -54,7 +54,7 @@ class WebhookPayload(TypedDict):
     group: GroupInfo
     room: str
     item: str
-    by: str
+    by: str | None  # None: the room decided by itself (a deadline, a runoff)
     at: str
 
 
@@ -225,8 +225,8 @@ def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
     """What is posted for a room's decision; `text` is one sentence in the group's language."""
     assert room.decided_at is not None  # announced after a pick only
     with translation.override(group.language):
-        if room.decision_auto:  # the server decided at the deadline (issue 29)
-            text = gettext("Lunch for %(group)s: %(item)s (decided at the deadline)") % {
+        if room.decision_auto:  # the room decided by itself (a deadline, a runoff)
+            text = gettext("Lunch for %(group)s: %(item)s (decided on time)") % {
                 "group": group.name,
                 "item": room.decision_item,
             }
@@ -241,7 +241,7 @@ def decision_payload(*, group: Group, room: Room) -> WebhookPayload:
         "group": {"slug": group.slug, "name": group.name},
         "room": room.pk,
         "item": room.decision_item,
-        "by": room.decision_by,
+        "by": None if room.decision_auto else room.decision_by,
         "at": room.decided_at.isoformat(),
     }
 

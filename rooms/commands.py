@@ -99,17 +99,28 @@ def command_run(
     if unless_committed is not None:
         state = committed_state(room_id, unless_committed)
         if state is not None:
-            if deadlines.settle_needed(state):
-                deadlines.room_settle(room_id=room_id, state=state)
+            _settle_if_needed(room_id, state)
             return state
     action = ACTIONS[command.action]
     arguments = action.arguments(command)
     if action.by_participant:
         arguments["participant_id"] = participant_id
     state = action.service(room_id=room_id, **arguments)
-    if state is not None and deadlines.settle_needed(state):
-        deadlines.room_settle(room_id=room_id, state=state)
+    if state is not None:
+        _settle_if_needed(room_id, state)
     return state
+
+
+def _settle_if_needed(room_id: str, state: StateEvent) -> None:
+    """After a change (on a database thread): decide now if its state says the room can be
+    decided (deadlines.settle_needed). The change went through whatever happens here: a
+    failure is logged, and the deadline or the runoff's time decides later instead."""
+    if not deadlines.settle_needed(state):
+        return
+    try:
+        deadlines.room_settle(room_id=room_id, state=state)
+    except Exception:
+        log.exception("early decision failed room=%s; the clock decides in time", room_id)
 
 
 async def change_from_loop(
@@ -129,7 +140,7 @@ async def change_from_loop(
     # Everyone done before the deadline, everyone voted in the runoff: decide now. Read from
     # the state the change returned; only then does it cost a trip to a database thread.
     if deadlines.settle_needed(state):
-        await database.call(deadlines.room_settle, room_id=room_id, state=state)
+        await database.call(_settle_if_needed, room_id=room_id, state=state)
     return state
 
 

@@ -504,3 +504,50 @@ def test_command_table_knows_the_new_actions() -> None:
         with pytest.raises(Exception) as caught:
             parse_frame(frame)
         assert caught.value.code == "bad_message"
+
+
+# --- A lunch group's room decided by itself ------------------------------------------------
+
+
+def test_a_group_hears_a_decision_made_on_time(client) -> None:
+    """The webhook and the group's history say the room decided by itself (no "picked by")."""
+    from groups import services as group_services
+    from groups.webhooks import decision_payload
+
+    group = group_services.group_create(name="Team", language="en")
+    room, _ = group_services.group_room_open(group=group)
+    host = join(room, "host")
+    act(room, host, "add:pho")
+    deadlines.deadline_set(room_id=room.pk, at=past(), participant_id=None)
+    deadlines.rooms_due_settle()
+    room = Room.objects.get(pk=room.pk)
+    payload = decision_payload(group=group, room=room)
+    assert payload["text"] == "Lunch for Team: pho (decided on time)" and payload["by"] is None
+    page = client.get(f"/g/{group.slug}/").content.decode()
+    assert "decided on time · " in page and "picked by" not in page
+
+
+def test_a_deadline_that_passes_during_a_runoff_just_ends(
+    room, host, guest, django_capture_on_commit_callbacks
+) -> None:
+    tie(room, host, guest)
+    runoff_by_pick(room, host, django_capture_on_commit_callbacks)
+    deadlines.deadline_set(room_id=room.pk, at=past(), participant_id=None)
+    events = due(room, django_capture_on_commit_callbacks)
+    assert types(events) == ["state"]  # no picked, no second runoff
+    assert events[0]["room"]["deadline"] is None and events[0]["room"]["runoff"] is not None
+
+
+def test_an_early_decision_that_fails_leaves_the_change_done(room, host, guest, monkeypatch):
+    """The vote that completes a runoff is accepted even if deciding at once fails; the
+    runoff's time decides instead."""
+    tie(room, host, guest)
+    act(room, host, "pick:runoff")
+    act(room, host, "vote:pho")
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(deadlines, "runoff_end", broken)
+    state = act(room, guest, "vote:pho")
+    assert state["items"][0]["votes"] == 2 and fresh(room)["room"]["runoff"] is not None

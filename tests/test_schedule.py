@@ -390,7 +390,7 @@ def test_the_room_decides_at_the_deadline_and_the_decision_is_posted_once(
     texts = [request["body"]["text"] for request in receiver.requests]
     assert len(texts) == 2, texts
     assert texts[0].startswith("오늘 점심 방이 열렸어요. 11:55에 메뉴를 정해요.")
-    assert texts[1] == "[김치찌개 팀] 오늘 점심은 짬뽕! (마감 시간에 정해졌어요)"
+    assert texts[1] == "[김치찌개 팀] 오늘 점심은 짬뽕! (정한 시간에 자동으로 뽑았어요)"
 
 
 # --- The calendar feed ---------------------------------------------------------------

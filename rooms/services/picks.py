@@ -21,7 +21,7 @@ from ..errors import ClientError
 from ..models import DECISION_FIELDS, Item, Mark, Participant, Room
 from ..protocol import PickedEvent, PickMode, RunoffEvent, StateEvent
 from . import bills
-from .changes import Change, Check
+from .changes import NO_CHANGE, Change, Check
 from .locking import room_fields_save
 from .runner import change_apply
 from .states import state_publish
@@ -35,6 +35,9 @@ Candidates = list[tuple[str, int]]
 
 # While a runoff runs, only its end decides: add, remove and pick wait for it.
 RUNOFF_NOT_RUNNING = Check("runoff_in_progress", "rooms_room.runoff_ends_at IS NULL")
+# A pick writes nothing through the engine (the decision is saved once drawn): only the bump,
+# refused while a runoff runs.
+_PICK = Change(sql=NO_CHANGE.sql, params={}, checks=(RUNOFF_NOT_RUNNING,))
 
 
 # --- What may be drawn -----------------------------------------------------------
@@ -105,8 +108,7 @@ def room_pick(
     """
     with transaction.atomic():
         # The decision is written once drawn: the COMMIT comes after it.
-        change = Change(sql={"postgresql": (), "sqlite": ()}, params={}, checks=_PICK_CHECKS)
-        applied = change_apply(room_id, change, by=participant_id, last=False)
+        applied = change_apply(room_id, _PICK, by=participant_id, last=False)
         room, state = applied.room, applied.state
         candidates = pick_candidates(room, state, avoid_recent=avoid_recent)
         tied = pick_tied(candidates) if mode == "top" else []
@@ -120,9 +122,6 @@ def room_pick(
             picked["tied"] = tied
         log.info("room picked room=%s mode=%s avoid_recent=%s", room.pk, mode, avoid_recent)
         return decision_publish(room, state, picked)
-
-
-_PICK_CHECKS = (RUNOFF_NOT_RUNNING,)
 
 
 def decision_publish(room: Room, state: StateEvent, picked: PickedEvent) -> StateEvent:

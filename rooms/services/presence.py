@@ -224,7 +224,10 @@ def participant_leave(*, channel_name: str) -> None:
         log.info("participant left channel=%s participant=%s", channel_name, participant_id)
     # The one who had not voted in the runoff (or was not done) left: decide now.
     if room is not None and state is not None and deadlines.settle_needed(state):
-        deadlines.room_settle(room_id=room.pk, state=state)
+        try:
+            deadlines.room_settle(room_id=room.pk, state=state)
+        except Exception:  # the leave is recorded; the runoff's or the deadline's time decides
+            log.exception("early decision at a leave failed room=%s", room.pk)
 
 
 def _host_absence_start(room: Room) -> None:

@@ -217,3 +217,27 @@ describe("the pick", () => {
     assert.ok(!after.some((effect) => effect.kind === "announce" && effect.text.startsWith("We're eating")));
   });
 });
+
+describe("deciding on time (issue 29)", () => {
+  test("a runoff is announced with its items; the state carries the rest", () => {
+    const state = joinedPage(1, { items: ["pho", "ramen"] });
+    const effects = dispatch(state, { type: "runoff", items: ["pho", "ramen"], ends_at: "2026-11-24T12:01:00+00:00" });
+    assert.deepEqual(effects, [{ kind: "announce", text: "A tie! Runoff between pho, ramen: one vote each." }]);
+    assert.equal(state.version, 1); // not a state: nothing else changes
+  });
+
+  test("a missed deadline shows in the deadline card and is announced", () => {
+    const state = joinedPage(1);
+    const effects = dispatch(state, { type: "deadline_missed", reason: "nothing_to_pick" });
+    assert.deepEqual(state.errors, { deadline: "deadline_missed" });
+    assert.deepEqual(kinds(effects), ["announce"]);
+  });
+
+  test("the last picked is kept, to say how the decision was made (a tie, the runoff)", () => {
+    const state = joinedPage(1, { items: ["pho", "ramen"] });
+    const picked = { type: "picked", item: "pho", by: null, mode: "top", auto: true, runoff: true, tie_break: "draw" };
+    dispatch(state, picked);
+    assert.deepEqual(state.lastPicked, picked);
+    assert.deepEqual(state.picked, { item: "pho", by: null });
+  });
+});
