@@ -66,6 +66,10 @@ ACTIONS: dict[str, Action] = {
     "extend": Action(
         _SPEC["extend"], rooms.room_extend, rooms.room_extend_change, by_participant=False
     ),
+    "tag": Action(_SPEC["tag"], items.item_tag, items.item_tag_change),
+    "avoid": Action(
+        _SPEC["avoid"], participants.participant_avoid, participants.participant_avoid_change
+    ),
     "pick": Action(_SPEC["pick"], picks.room_pick),
     # The host's actions (the services answer not_host to anyone else).
     "lock": Action(_SPEC["lock"], host.room_lock, fixed={"locked": True}),
@@ -73,6 +77,7 @@ ACTIONS: dict[str, Action] = {
     "kick": Action(_SPEC["kick"], host.participant_kick),
     "host": Action(_SPEC["host"], host.host_hand_over),
     "close": Action(_SPEC["close"], rooms.room_close_by_host),
+    "blind": Action(_SPEC["blind"], host.room_blind),
 }
 
 

@@ -27,6 +27,7 @@ ErrorCode = Literal[
     "room_locked",
     "kicked",
     "unknown_participant",
+    "invalid_tag",
     # Lunch groups (HTTP API only).
     "invalid_webhook",
     "group_not_found",
@@ -49,7 +50,10 @@ MESSAGES: dict[str, str] = {
     "unknown_item": "There is no such item in this room.",
     "too_many_items": "This room has as many items as it can hold.",
     "invalid_name": "A name must be 1 to 24 visible characters.",
-    "nothing_to_pick": "There is nothing to pick from: add an item or lift a veto.",
+    "nothing_to_pick": (
+        "There is nothing to pick from: add an item, lift a veto,"
+        " or find something everyone can eat."
+    ),
     "rate_limited": "Too many actions at once; wait a few seconds.",
     "message_too_large": "That message is too large.",
     "room_not_found": "This room does not exist.",
@@ -61,6 +65,7 @@ MESSAGES: dict[str, str] = {
     "room_locked": "The host has locked the list.",
     "kicked": "The host removed you from this room.",
     "unknown_participant": "There is nobody else online in this room with that id.",
+    "invalid_tag": "A tag is 1 to 12 characters; an item has at most 3, and you avoid at most 5.",
     "invalid_webhook": "A webhook is an https URL to a public address.",
     "group_not_found": "This group does not exist.",
 }

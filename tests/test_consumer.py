@@ -51,7 +51,9 @@ async def test_welcome_then_state(layer: str) -> None:
     state = await receive(communicator)
     assert welcome["type"] == "welcome" and welcome["you"]["name"] == "minji"
     assert state["type"] == "state" and state["room"]["id"] == room.pk
-    assert state["participants"] == [{"id": welcome["you"]["id"], "name": "minji", "host": True}]
+    assert state["participants"] == [
+        {"id": welcome["you"]["id"], "name": "minji", "host": True, "avoids": []}
+    ]
     await communicator.disconnect()
 
 

@@ -66,12 +66,14 @@ def test_every_action_is_in_the_command_table_with_a_callable() -> None:
 
 def test_every_check_names_an_error_code_the_client_can_be_told() -> None:
     """Each rule of each everyday change refuses with a documented code."""
-    sample = {"name": "pho", "kind": "vote", "going": True, "locked": True}
+    sample = {"name": "pho", "kind": "vote", "going": True, "locked": True, "tags": ["soup"]}
     everyday = [entry for entry in commands.ACTIONS.values() if entry.change is not None]
     assert {entry.service.__name__ for entry in everyday} == {
         "item_add",
         "item_remove",
+        "item_tag",
         "mark_toggle",
+        "participant_avoid",
         "participant_rename",
         "participant_going",
         "room_extend",

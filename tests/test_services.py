@@ -243,7 +243,9 @@ def test_rename_shows_everywhere(room: Room, alice: Participant) -> None:
     run(room, alice, "add", "ramen")
     run(room, alice, "vote", "ramen")
     state = run(room, alice, "rename", "  Alice K ")
-    assert state["participants"] == [{"id": alice.pk, "name": "Alice K", "host": True}]
+    assert state["participants"] == [
+        {"id": alice.pk, "name": "Alice K", "host": True, "avoids": []}
+    ]
     assert state["items"][0]["added_by"] == "Alice K"
     assert state["items"][0]["voters"] == ["Alice K"]
     assert error_code(run, room, alice, "rename", "") == "invalid_name"

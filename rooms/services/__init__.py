@@ -13,10 +13,10 @@ the room through rooms/services/locking.py and write with the ORM or SQL of thei
 docs/engine.md has the map; rooms/commands.py says which protocol action runs which service.
 """
 
-from .host import host_hand_over, host_pass_on, participant_kick, room_lock
-from .items import item_add, item_remove, mark_toggle
-from .participants import participant_going, participant_rename
-from .picks import pick_choose, room_pick
+from .host import host_hand_over, host_pass_on, participant_kick, room_blind, room_lock
+from .items import item_add, item_remove, item_tag, mark_toggle
+from .participants import participant_avoid, participant_going, participant_rename
+from .picks import pick_candidates, pick_choose, room_pick
 from .presence import participant_join, participant_leave, presence_refresh
 from .rooms import (
     room_close,
@@ -32,14 +32,18 @@ __all__ = [
     "host_pass_on",
     "item_add",
     "item_remove",
+    "item_tag",
     "mark_toggle",
+    "participant_avoid",
     "participant_going",
     "participant_join",
     "participant_kick",
     "participant_leave",
     "participant_rename",
+    "pick_candidates",
     "pick_choose",
     "presence_refresh",
+    "room_blind",
     "room_close",
     "room_close_by_host",
     "room_create",

@@ -1,4 +1,4 @@
-"""Deciding: the draw among the items nobody vetoed."""
+"""Deciding: the draw among the items nobody vetoed and everyone can eat."""
 
 import logging
 import random
@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from .. import hooks
 from ..errors import ClientError
-from ..models import Participant
+from ..models import Participant, Room
 from ..protocol import PickedEvent, PickMode, StateEvent
 from .locking import room_fields_save
 from .runner import change_apply
@@ -21,6 +21,23 @@ log = logging.getLogger(__name__)
 
 
 # --- Deciding --------------------------------------------------------------------
+
+
+def pick_candidates(
+    state: StateEvent, *, room: Room, avoid_recent: bool = False
+) -> list[tuple[str, int]]:
+    """What any draw draws from (a pick, and every decision made without one): the
+    (name, votes) of the items nobody vetoed and nobody here or coming can't eat, from the
+    room's full state (votes counted even in a blind room); with `avoid_recent`, without
+    what the room's group decided lately elsewhere. Empty: nothing_to_pick."""
+    candidates = [
+        (item["name"], item["votes"] or 0)
+        for item in state["items"]
+        if not item["vetoed_by"] and not item["avoider_ids"]
+    ]
+    if avoid_recent:
+        candidates = hooks.candidates_fresh(candidates, room=room)
+    return candidates
 
 
 def pick_choose(candidates: list[tuple[str, int]], *, mode: PickMode, rng: random.Random) -> str:
@@ -42,7 +59,8 @@ def room_pick(
     avoid_recent: bool = False,
     rng: random.Random | None = None,
 ) -> StateEvent:
-    """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state.
+    """Draw the winner among the items nobody vetoed and everyone can eat (pick_candidates);
+    everyone gets `picked`, then the state (which, decided, shows a blind room's votes).
 
     With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
     """
@@ -50,9 +68,7 @@ def room_pick(
         # The decision is written once drawn: the COMMIT comes after it.
         applied = change_apply(room_id, by=participant_id, last=False)
         room, state = applied.room, applied.state
-        candidates = [(i["name"], i["votes"]) for i in state["items"] if not i["vetoed_by"]]
-        if avoid_recent:
-            candidates = hooks.candidates_fresh(candidates, room=room)
+        candidates = pick_candidates(state, room=room, avoid_recent=avoid_recent)
         if not candidates:
             raise ClientError("nothing_to_pick")
         winner = pick_choose(candidates, mode=mode, rng=rng or _system_random)
