@@ -21,6 +21,8 @@ export function createState(config, now) {
   return {
     config, // the server's settings for this page (json_script "room-config"); read-only
     me: { id: null, name: "", token: "" },
+    avoids: [], // what I can't eat, as the last state said (the field follows it)
+    mine: [], // the items I voted for, as the server last said (welcome, `mine`): a blind room's
     version: -1, // the newest state seen; an older copy is dropped
     room: null, // that state: {room, items, participants}
     connection: "connecting", // "connecting" (first try), "online", "offline" (until back)
@@ -50,6 +52,7 @@ export function dispatch(state, message) {
     case "welcome":
       delete state.errors.connection; // joined: a refusal of an earlier try is over
       state.me = { id: message.you.id, name: message.you.name, token: message.you.token || state.me.token };
+      state.mine = message.you.votes || [];
       effects.push({ kind: "remember", name: state.me.name, token: message.you.token || "" });
       effects.push({ kind: "name-field", name: state.me.name });
       break;
@@ -59,6 +62,10 @@ export function dispatch(state, message) {
       break;
     case "picked":
       startSpin(state, message, effects);
+      break;
+    case "mine":
+      // A blind room: my own votes, which its states do not show.
+      state.mine = Array.isArray(message.votes) ? message.votes : [];
       break;
     case "error":
       if (ERROR_SCREENS[message.code]) {
@@ -103,7 +110,8 @@ export function dispatch(state, message) {
     // --- What the person does ---
     case "page:sent":
       showError(state, null, null);
-      if (message.command.action === "add") state.pendingAdd = message.command.item;
+      // What was typed (tags and all): the field is emptied once the list has its item.
+      if (message.command.action === "add") state.pendingAdd = message.text || message.command.item;
       break;
     case "page:not-sent":
     case "page:refused":
@@ -177,8 +185,13 @@ function receiveState(state, next) {
     effects.push({ kind: "remember", name: self.name, token: "" });
     effects.push({ kind: "name-field", name: self.name });
   }
+  if (self && !sameList(self.avoids || [], state.avoids)) {
+    // Set here or in another tab: the field shows it, unless someone is typing in it.
+    state.avoids = (self.avoids || []).slice();
+    effects.push({ kind: "avoid-field", text: state.avoids.join(", ") });
+  }
   if (state.pendingAdd !== null) {
-    const key = itemKey(state.pendingAdd);
+    const key = itemKey(splitTags(state.pendingAdd).item);
     if (next.items.some((item) => itemKey(item.name) === key)) {
       // Accepted: only now the field is emptied (a refusal keeps what was typed).
       effects.push({ kind: "clear-field", text: state.pendingAdd });
@@ -253,11 +266,43 @@ function newcomers(oldKeys, newKeys, names, ids, myId, labels) {
   return out;
 }
 
+function sameList(a, b) {
+  return a.length === b.length && a.every((value, i) => value === b[i]);
+}
+
+// --- Blind votes and can't eat (docs/protocol.md) ----------------------------------------
+
+/** Whether the room's states hide the votes: blind, and nothing decided yet. */
+export function votesHidden(room) {
+  return Boolean(room && room.room.blind && !room.room.decision);
+}
+
+/** Whether I voted for an item: my own votes in a blind room, else by my id (or name). */
+export function votedByMe(state, item) {
+  if (votesHidden(state.room)) return state.mine.includes(item.name);
+  return item.voter_ids ? item.voter_ids.includes(state.me.id) : item.voters.includes(state.me.name);
+}
+
+/** "짬뽕 #해산물 #매운" -> {item: "짬뽕", tags: ["해산물", "매운"]}: words starting with # are
+ * tags, as the server's shorthand reads them. */
+export function splitTags(text) {
+  const words = text.split(/\s+/).filter(Boolean);
+  return {
+    item: words.filter((word) => !word.startsWith("#")).join(" "),
+    tags: words.filter((word) => word.startsWith("#")).map((word) => word.slice(1)),
+  };
+}
+
+/** "해산물, #매운" -> ["해산물", "매운"]: what I can't eat, as the avoid field says it. */
+export function parseAvoids(text) {
+  return text.split(/[,，、]/).map((piece) => piece.trim().replace(/^#/, "").trim()).filter(Boolean);
+}
+
 // --- The pick reel -------------------------------------------------------------------
 
 function startSpin(state, message, effects) {
   const items = state.room ? state.room.items : [];
-  const names = items.filter((item) => !item.vetoed_by.length).map((item) => item.name);
+  const names = items.filter((item) => !item.vetoed_by.length && !(item.avoider_ids || []).length).map((item) => item.name);
   if (!names.includes(message.item)) names.push(message.item);
   state.spins += 1;
   // Every page has the same items in the same order, so each plays the same sequence,
