@@ -228,9 +228,9 @@ function itemRow(itemName) {
   const row = element("li", "item");
   row.dataset.name = itemName;
   const head = element("div", "item-head");
-  head.append(element("span", "item-name", itemName), element("span", "item-meta"));
   const tags = element("ul", "item-tags");
   tags.setAttribute("aria-label", gettext("Tags"));
+  head.append(element("span", "item-name", itemName), element("span", "item-meta"), tags);
   const bar = element("div", "bar");
   bar.setAttribute("aria-hidden", "true");
   bar.append(element("span", "bar-fill"));
@@ -241,7 +241,7 @@ function itemRow(itemName) {
   const error = element("p", "field-error item-error");
   error.id = "item-error-" + rowsMade;
   error.setAttribute("role", "alert");
-  row.append(head, tags, actions, bar, foot, error);
+  row.append(head, actions, bar, foot, error);
   for (const button of row.querySelectorAll("button")) button.setAttribute("aria-describedby", error.id);
   return row;
 }
