@@ -64,6 +64,7 @@ def room_get_open(*, room_id: str, for_update: bool = False) -> Room:
 # took 2-3x as long (docs/performance.md). So: scalar subqueries for names and presence, and
 # on PostgreSQL a LATERAL subquery that it cannot flatten back into a join for the marks.
 _ONLINE, _ITEM, _MARK, _GOING, _GROUP = range(5)  # `part`, as written in the SQL
+_NO_TAGS = "[]"  # the tags and avoids columns' default (models.py): nothing to parse
 # `tags`: an item's tags, or the avoids of someone online or coming (JSON text, models.py).
 _STATE_SQL = """
 -- who is online: id, name, what they avoid
@@ -149,7 +150,7 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
     group: GroupInfo | None = None
     for part, _, pk, name, other_id, other_name, tags in rows:
         if part == _ONLINE:
-            avoids = _tags_read(tags)
+            avoids = json.loads(tags) if tags != _NO_TAGS else []
             participants.append(
                 {"id": pk, "name": name, "host": pk == room.host_id, "avoids": avoids}
             )
@@ -165,7 +166,7 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
                 "voter_ids": [],
                 "vetoed_by": [],
                 "vetoer_ids": [],
-                "tags": _tags_read(tags),
+                "tags": json.loads(tags) if tags != _NO_TAGS else [],
                 "avoided_by": [],
                 "avoider_ids": [],
             }
@@ -180,9 +181,8 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
                 entry["vetoer_ids"].append(other_id)
         elif part == _GOING:
             going.append({"id": pk, "name": name})
-            avoids = _tags_read(tags)
-            if avoids:
-                avoiding.setdefault(pk, (name, avoids))
+            if tags != _NO_TAGS and pk not in avoiding:
+                avoiding[pk] = (name, json.loads(tags))
         else:
             group = {"slug": name, "name": other_name}
     if avoiding:
@@ -202,11 +202,6 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
         "items": list(items.values()),
         "participants": participants,
     }
-
-
-def _tags_read(column: str | None) -> list[str]:
-    """An item's tags or a participant's avoids, from their column (JSON text)."""
-    return json.loads(column) if column and column != "[]" else []
 
 
 def _avoiders_mark(items: list[ItemState], avoiding: dict[int, tuple[str, list[str]]]) -> None:
