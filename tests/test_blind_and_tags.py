@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.test import Client
+from django.utils import timezone
 
 from rooms import commands, selectors, services
 from rooms.errors import ClientError
@@ -416,3 +418,18 @@ def test_a_join_s_state_is_the_full_one_for_the_consumer_to_show(room: Room, hos
     assert again.pk == host.pk
     assert selectors.votes_of(state, host.pk) == ["pho"]
     assert item(selectors.state_shown(state).state, "pho")["votes"] is None
+
+
+def test_an_ended_blind_room_s_page_keeps_its_votes_hidden(room: Room, host, guest) -> None:
+    """The gone page of an undecided blind room says "votes hidden", not a count; once
+    decided, its counts are shown."""
+    run(room, host, "add:pho")
+    run(room, guest, "vote:pho")
+    run(room, host, "blind")
+    Room.objects.filter(pk=room.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    page = Client().get(f"/rooms/{room.pk}/")
+    assert page.status_code == 410
+    assert "votes hidden" in page.content.decode() and "1 vote" not in page.content.decode()
+    Room.objects.filter(pk=room.pk).update(decided_at=timezone.now(), decision_item="pho")
+    page = Client().get(f"/rooms/{room.pk}/")
+    assert "1 vote" in page.content.decode() and "votes hidden" not in page.content.decode()
