@@ -279,6 +279,15 @@ describe("blind votes and can't eat (issue 29)", () => {
     assert.deepEqual(dispatch(state, blindEvent(3, { avoids: ["해산물", "매운"] })).filter((e) => e.kind === "avoid-field"), []);
   });
 
+  test("hiding and showing the votes is said to screen readers", () => {
+    const state = joinedPage(1, { items: ["pho"] });
+    const hidden = stateEvent(2, { items: ["pho"] });
+    hidden.room.blind = true;
+    const said = (effects) => effects.filter((e) => e.kind === "announce").map((e) => e.text);
+    assert.deepEqual(said(dispatch(state, hidden)), ["The votes are hidden until the pick."]);
+    assert.deepEqual(said(dispatch(state, stateEvent(3, { items: ["pho"] }))), ["The votes are shown again."]);
+  });
+
   test("the reel turns only through what can be drawn: not what someone can't eat", () => {
     const state = joinedPage(1);
     const event = stateEvent(2, { items: ["pho", "ramen", "sushi"] });

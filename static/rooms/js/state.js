@@ -253,6 +253,10 @@ function changesSaid(before, after, myId) {
     }
   }
   for (const name of oldItems.keys()) parts.push(interpolate(gettext("%s was removed."), [name]));
+  // The host hid the votes, or shows them again (the decision shows them without being said).
+  if (Boolean(before.room.blind) !== Boolean(after.room.blind)) {
+    parts.push(after.room.blind ? gettext("The votes are hidden until the pick.") : gettext("The votes are shown again."));
+  }
   return parts.join(" ");
 }
 
