@@ -5,7 +5,7 @@
 // This file wires them: what the person does becomes a command or a page message, every
 // message goes through dispatch, then the page is rendered and the effects carried out.
 
-import { createState, dispatch, parseAvoids, splitTags } from "./js/state.js";
+import { addCommand, createState, dispatch, parseAvoids } from "./js/state.js";
 import { applyDomEffect, render, shareSentence } from "./js/render.js";
 import { openSocket } from "./js/socket.js";
 import { gettext } from "./js/text.js";
@@ -93,14 +93,13 @@ function addIdea(event) {
   event.preventDefault();
   const input = $("item-input");
   const value = input.value.trim();
-  // Words starting with # are the idea's tags ("짬뽕 #해산물"), as in the shorthand.
-  const { item, tags } = splitTags(value);
-  if (!item) {
+  // Words starting with # are the idea's tags ("짬뽕 #해산물"), as in the shorthand; an idea
+  // already on the list gets them as its new tags.
+  const command = addCommand(state.room, value);
+  if (!command) {
     handle({ type: "page:refused", origin: "add", code: "empty_item" });
   } else {
     // The field keeps the text until the list shows it: a refusal never erases it.
-    const command = { action: "add", item: item };
-    if (tags.length) command.tags = tags;
     sendCommand(command, "add", value);
   }
   input.focus();

@@ -126,6 +126,10 @@ def test_dark_mode_and_a_refused_tag_keep_the_typed_text(
     expect(page.locator("#blind-note")).to_be_visible()
     add_item(page, "Pho #beef #soup")
     expect(item(page, "Pho").locator(".item-tags li")).to_have_count(2)
+    add_item(page, "pho #beef")  # on the list already: its tags are replaced
+    expect(item(page, "Pho").locator(".item-tags li")).to_have_text(["#beef"])
+    expect(page.locator("#item-input")).to_have_value("")
+    expect(page.locator("#items > li")).to_have_count(1)
     page.fill("#avoid-input", "a, b, c, d, e, f")
     page.press("#avoid-input", "Enter")
     expect(page.locator("#avoid-error")).to_contain_text("A tag is 1 to 12 characters")

@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 // The page's gettext reads Django's catalogue from `window`; without one it speaks English, as
 // it does when the catalogue fails to load. state.js is imported after this line for that.
 globalThis.window = {};
-const { createState, dispatch, UNDO_MS, parseAvoids, splitTags, votedByMe, votesHidden } = await import(
+const { addCommand, createState, dispatch, UNDO_MS, parseAvoids, splitTags, votedByMe, votesHidden } = await import(
   "../../static/rooms/js/state.js"
 );
 
@@ -277,6 +277,29 @@ describe("blind votes and can't eat (issue 29)", () => {
     const first = dispatch(state, blindEvent(2, { avoids: ["해산물", "매운"] }));
     assert.deepEqual(first.filter((e) => e.kind === "avoid-field"), [{ kind: "avoid-field", text: "해산물, 매운" }]);
     assert.deepEqual(dispatch(state, blindEvent(3, { avoids: ["해산물", "매운"] })).filter((e) => e.kind === "avoid-field"), []);
+  });
+
+  test("the add field adds a new idea, or gives one on the list its new tags", () => {
+    const state = joinedPage(1, { items: ["짬뽕"] });
+    assert.deepEqual(addCommand(state.room, "우동 #면"), { action: "add", item: "우동", tags: ["면"] });
+    assert.deepEqual(addCommand(state.room, "우동"), { action: "add", item: "우동" });
+    assert.deepEqual(addCommand(state.room, " 짬뽕  #해산물"), { action: "tag", item: "짬뽕", tags: ["해산물"] });
+    assert.deepEqual(addCommand(state.room, "짬뽕"), { action: "add", item: "짬뽕" }); // duplicate_item says why
+    assert.equal(addCommand(state.room, "#해산물"), null);
+  });
+
+  test("new tags from the add field empty it once the idea has them, not before", () => {
+    const state = joinedPage(1, { items: ["짬뽕"] });
+    const command = addCommand(state.room, "짬뽕 #Seafood");
+    dispatch(state, { type: "page:sent", command, origin: "add", text: "짬뽕 #Seafood" });
+    const other = stateEvent(2, { items: ["짬뽕"] }); // someone else's change: no tags yet
+    assert.deepEqual(dispatch(state, other).filter((e) => e.kind === "clear-field"), []);
+    const tagged = stateEvent(3, { items: ["짬뽕"] });
+    tagged.items[0].tags = ["seafood"];
+    assert.deepEqual(dispatch(state, tagged).filter((e) => e.kind === "clear-field"), [
+      { kind: "clear-field", text: "짬뽕 #Seafood" },
+    ]);
+    assert.equal(state.pendingAdd, null);
   });
 
   test("hiding and showing the votes is said to screen readers", () => {

@@ -29,6 +29,7 @@ export function createState(config, now) {
     retrySeconds: 0,
     errors: {}, // where an error shows (the control that caused it) -> error code
     pendingAdd: null, // the text an `add` sent; the field keeps it until the list has it
+    pendingTags: null, // the tags' keys a `tag` from the same field sent (null: it was an add)
     removal: null, // {name, id}: removed here, sent when the undo time is over
     spin: null, // {id, names, winner, by, step, steps, shown}: the pick reel turning
     reel: null, // the name the reel shows after it landed (for a moment), or null
@@ -76,7 +77,7 @@ export function dispatch(state, message) {
         state.errors = { connection: message.code };
       } else {
         showError(state, message.origin || "add", message.code);
-        if (message.origin === "add") state.pendingAdd = null; // refused: the field keeps it
+        if (message.origin === "add") state.pendingAdd = state.pendingTags = null; // refused: the field keeps it
         if (message.origin === "add") effects.push({ kind: "focus", target: "item-input" });
       }
       break;
@@ -111,7 +112,10 @@ export function dispatch(state, message) {
     case "page:sent":
       showError(state, null, null);
       // What was typed (tags and all): the field is emptied once the list has its item.
-      if (message.command.action === "add") state.pendingAdd = message.text || message.command.item;
+      if (message.command.action === "add" || (message.command.action === "tag" && message.origin === "add")) {
+        state.pendingAdd = message.text || message.command.item;
+        state.pendingTags = message.command.action === "tag" ? tagKeys(message.command.tags) : null;
+      }
       break;
     case "page:not-sent":
     case "page:refused":
@@ -192,10 +196,12 @@ function receiveState(state, next) {
   }
   if (state.pendingAdd !== null) {
     const key = itemKey(splitTags(state.pendingAdd).item);
-    if (next.items.some((item) => itemKey(item.name) === key)) {
+    const found = next.items.find((item) => itemKey(item.name) === key);
+    // An add is in once the list has the idea; new tags for an idea on it once it has them.
+    if (found && (state.pendingTags === null || sameList(tagKeys(found.tags || []), state.pendingTags))) {
       // Accepted: only now the field is emptied (a refusal keeps what was typed).
       effects.push({ kind: "clear-field", text: state.pendingAdd });
-      state.pendingAdd = null;
+      state.pendingAdd = state.pendingTags = null;
     }
   }
   if (state.removal && !next.items.some((item) => item.name === state.removal.name)) {
@@ -295,6 +301,21 @@ export function splitTags(text) {
     item: words.filter((word) => !word.startsWith("#")).join(" "),
     tags: words.filter((word) => word.startsWith("#")).map((word) => word.slice(1)),
   };
+}
+
+/** What the add field sends: a new idea (`add`, with its tags), or, for an idea already on
+ * the list, its new tags (`tag`); null when there is no idea's name in it. */
+export function addCommand(room, text) {
+  const { item, tags } = splitTags(text);
+  if (!item) return null;
+  const key = itemKey(item);
+  const existing = room && room.items.find((entry) => itemKey(entry.name) === key);
+  if (existing && tags.length) return { action: "tag", item: existing.name, tags: tags };
+  return tags.length ? { action: "add", item: item, tags: tags } : { action: "add", item: item };
+}
+
+function tagKeys(tags) {
+  return Array.from(new Set(tags.map(itemKey))).sort();
 }
 
 /** "해산물, #매운" -> ["해산물", "매운"]: what I can't eat, as the avoid field says it. */
