@@ -11,8 +11,11 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from lunchsite.asgi import application
-from rooms import services
+from rooms import commands, services
+from rooms.consumers import RoomConsumer
 from rooms.models import Room
+from rooms.protocol import parse_frame
+from tests.support.setups import join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -158,3 +161,33 @@ async def test_tags_avoids_and_their_refusals_over_the_socket(layer: str) -> Non
     await guest.send_to(text_data='{"action":"blind","blind":"yes"}')
     assert (await next_of(guest, "error"))["code"] == "bad_message"
     await close_all(host, guest)
+
+
+async def test_a_state_sent_straight_to_a_connection_is_shown_redacted(layer: str) -> None:
+    """The join's state and the resync's (rooms/realtime/liveness.py) reach a connection
+    through send_state, not the room's group: it too hides a blind room's votes, then says
+    the connection's own."""
+    room: Room = await sync_to_async(services.room_create)()
+    voter = await sync_to_async(join)(room, "voter")
+
+    def run(frame: str) -> dict:
+        command = parse_frame(frame)
+        return commands.command_run(room_id=room.pk, participant_id=voter.pk, command=command)
+
+    await sync_to_async(run)("add:pho")
+    await sync_to_async(run)("vote:pho")
+    full = await sync_to_async(run)("blind")
+    sent: list[dict] = []
+    consumer = RoomConsumer()
+    consumer.participant_id, consumer.version, consumer.mine = voter.pk, -1, None
+
+    async def capture(text_data: str) -> None:
+        sent.append(json.loads(text_data))
+
+    consumer.send = capture  # type: ignore[method-assign]
+    await consumer.send_state(full)
+    assert [event["type"] for event in sent] == ["state", "mine"]
+    assert hidden(sent[0]) and full["items"][0]["votes"] == 1
+    assert sent[1] == {"type": "mine", "votes": ["pho"]}
+    await consumer.send_state(full)  # not newer: nothing
+    assert len(sent) == 2
