@@ -65,6 +65,9 @@ class RoomEvent(TypedDict):
     is_state: bool  # a full state (the connection's version moves) or an event before one
     # A presence change (join, leave): its state may be merged with the room's next ones.
     presence: bool
+    # A blind room's state: each participant's own votes, by its id as text (the consumer
+    # tells each connection its own with `mine`, rooms/consumers.py); never sent as is.
+    mine: dict[str, list[str]] | None
 
 
 class RoomClosed(TypedDict):
@@ -91,14 +94,16 @@ def state_on_commit(
     *,
     group: str,
     state: StateEvent,
+    mine: dict[str, list[str]] | None = None,
     before: tuple[BeforeEvent, ...] = (),
     presence: bool = False,
 ) -> None:
-    """Send `before` events, then `state`, to the room's group once the transaction commits."""
+    """Send `before` events, then `state` (with `mine`, a blind room's own votes by
+    participant), to the room's group once the transaction commits."""
     version = state["version"]
     for event in before:
         _on_commit(group, _room_event(event, version, is_state=False, presence=False))
-    _on_commit(group, _room_event(state, version, is_state=True, presence=presence))
+    _on_commit(group, _room_event(state, version, is_state=True, presence=presence, mine=mine))
 
 
 def closed_on_commit(*, group: str) -> None:
@@ -112,7 +117,12 @@ def kicked_on_commit(*, group: str, participant_id: int) -> None:
 
 
 def _room_event(
-    event: StateEvent | BeforeEvent, version: int, *, is_state: bool, presence: bool
+    event: StateEvent | BeforeEvent,
+    version: int,
+    *,
+    is_state: bool,
+    presence: bool,
+    mine: dict[str, list[str]] | None = None,
 ) -> RoomEvent:
     return {
         "type": "room.event",
@@ -120,6 +130,7 @@ def _room_event(
         "version": version,
         "is_state": is_state,
         "presence": presence,
+        "mine": mine,
     }
 
 

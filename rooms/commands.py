@@ -69,6 +69,10 @@ ACTIONS: dict[str, Action] = {
     "done": Action(
         _SPEC["done"], participants.participant_done, participants.participant_done_change
     ),
+    "tag": Action(_SPEC["tag"], items.item_tag, items.item_tag_change),
+    "avoid": Action(
+        _SPEC["avoid"], participants.participant_avoid, participants.participant_avoid_change
+    ),
     "pick": Action(_SPEC["pick"], picks.room_pick),
     # The host's actions (the services answer not_host to anyone else).
     "deadline": Action(_SPEC["deadline"], deadlines.room_deadline),
@@ -82,6 +86,7 @@ ACTIONS: dict[str, Action] = {
     "paid": Action(_SPEC["paid"], bills.share_paid, bills.share_paid_change),
     "bill": Action(_SPEC["bill"], bills.bill_set),
     "announce": Action(_SPEC["announce"], bills.room_announce),
+    "blind": Action(_SPEC["blind"], host.room_blind),
 }
 
 

@@ -28,6 +28,9 @@ class RoomConsumer(LiveConsumer):
         self.participant_id: int | None = None
         self.group: str | None = None
         self.version = -1  # the newest state this connection was sent
+        # A blind room: the votes this connection was last told are its participant's own
+        # (welcome, `mine`); None while the states show them.
+        self.mine: list[str] | None = None
         await self.accept()
         if not selectors.ROOM_ID_SHAPE.fullmatch(self.room_id):
             await self.refuse("room_not_found")
@@ -60,7 +63,9 @@ class RoomConsumer(LiveConsumer):
             "id": participant.pk,
             "name": participant.name,
             "token": participant.token,
+            "votes": selectors.votes_of(state, participant.pk),
         }
+        self.mine = you["votes"]
         welcome: protocol.WelcomeEvent = {"type": "welcome", "you": you}
         await self.send(text_data=protocol.encode(welcome))
         await self.send_state(state)
@@ -127,6 +132,8 @@ class RoomConsumer(LiveConsumer):
         if message["is_state"]:
             self.version = message["version"]
         await self.send(text_data=message["text"])
+        if message["is_state"]:
+            await self.send_mine(message.get("mine"))
 
     async def room_closed(self, message: broadcast.RoomClosed) -> None:
         """Staff or the host closed the room: say so and hang up."""
@@ -140,10 +147,25 @@ class RoomConsumer(LiveConsumer):
     # --- Helpers -------------------------------------------------------------------
 
     async def send_state(self, state: protocol.StateEvent) -> None:
-        """Send a state unless this connection already has a newer one."""
+        """Send a (full) state, as it may be shown, unless this connection already has a
+        newer one (its join's, the resync's)."""
         if state["version"] > self.version:
             self.version = state["version"]
-            await self.send(text_data=protocol.encode(state))
+            shown = selectors.state_shown(state)
+            await self.send(text_data=protocol.encode(shown.state))
+            await self.send_mine(shown.mine)
+
+    async def send_mine(self, mine: dict[str, list[str]] | None) -> None:
+        """A blind room's state went out: tell this connection its participant's own votes,
+        if they are not what it was last told (`mine`: everyone's, by id)."""
+        if mine is None:
+            self.mine = None  # the states show them
+            return
+        votes = mine.get(str(self.participant_id), [])
+        if votes != self.mine:
+            self.mine = votes
+            event: protocol.MineEvent = {"type": "mine", "votes": votes}
+            await self.send(text_data=protocol.encode(event))
 
     async def send_error(
         self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None

@@ -37,6 +37,7 @@ ErrorCode = Literal[
     "invalid_deadline",
     "not_in_runoff",
     "runoff_in_progress",
+    "invalid_tag",
     # Lunch groups (HTTP API only).
     "invalid_webhook",
     "invalid_schedule",
@@ -60,7 +61,10 @@ MESSAGES: dict[str, str] = {
     "unknown_item": "There is no such item in this room.",
     "too_many_items": "This room has as many items as it can hold.",
     "invalid_name": "A name must be 1 to 24 visible characters.",
-    "nothing_to_pick": "There is nothing to pick from: add an item or lift a veto.",
+    "nothing_to_pick": (
+        "There is nothing to pick from: add an item, lift a veto,"
+        " or find something everyone can eat."
+    ),
     "rate_limited": "Too many actions at once; wait a few seconds.",
     "message_too_large": "That message is too large.",
     "room_not_found": "This room does not exist.",
@@ -80,6 +84,7 @@ MESSAGES: dict[str, str] = {
     "invalid_deadline": "A deadline is a whole number of seconds from 30 to 3600, or off.",
     "not_in_runoff": "Only the items in the runoff can be voted for now.",
     "runoff_in_progress": "A runoff is deciding between tied items; wait for it to end.",
+    "invalid_tag": "A tag is 1 to 12 characters; an item has at most 3, and you avoid at most 5.",
     "invalid_webhook": "A webhook is an https URL to a public address.",
     "invalid_schedule": "That is not a lunch schedule (see docs/protocol.md).",
     "group_not_found": "This group does not exist.",

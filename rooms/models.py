@@ -133,6 +133,10 @@ class Room(models.Model):
     # Since when the host has had no open connection (the role passes on after a grace).
     host_absent_since = models.DateTimeField(null=True, blank=True)
     locked = models.BooleanField(default=False)
+    # Blind votes (the host's switch): until the decision, no state says who voted for what
+    # or how many (selectors.state_shown). db_default: processes of the release before it,
+    # still serving during a deploy, insert rooms without the column.
+    blind = models.BooleanField(default=False, db_default=False)
     # The receipt of the last everyday change sent from an event loop (rooms/everyday.py),
     # written by its bump: if the connection fails before the answer arrives, the service
     # reads it to tell a change that committed from one that did not, and does not apply the
@@ -262,6 +266,9 @@ class Participant(models.Model):
     # When they last said they are done looking (None: not done); it counts while it is
     # later than the room's done_reset_at.
     done_at = models.DateTimeField(null=True, blank=True)
+    # What they can't eat: tags (text.tag_names), as a JSON array of strings. Kept on the
+    # row, so across leaving and rejoining; every draw skips an item carrying one of them.
+    avoids = models.TextField(default="[]", db_default="[]", blank=True)
 
     # Not columns: what a join sets on the participants it reads (services/presence.py). The
     # rejoin token in clear (only its hash is stored); whether a fresh connection is open
@@ -356,6 +363,9 @@ class Item(models.Model):
     added_at = models.DateTimeField(default=timezone.now)
     # One of the tied items of the room's runoff (Room.runoff_ends_at), while it runs.
     runoff = models.BooleanField(default=False, db_default=False)
+    # Its tags (text.tag_names: what is in it, `해산물`), as a JSON array of strings. Text,
+    # not JSON: both databases and both drivers read it back the same way.
+    tags = models.TextField(default="[]", db_default="[]", blank=True)
 
     class Meta:
         ordering = ["id"]  # insertion order

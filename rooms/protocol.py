@@ -165,6 +165,74 @@ def _is_participant_id(value: object) -> bool:
     )
 
 
+def _switch_argument(
+    field_name: str, *, on: str, off: str
+) -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
+    """A JSON bool in `field_name`; in the shorthand, only the words `on` and `off`."""
+
+    def from_json(data: dict) -> Arguments:
+        value = data.get(field_name)
+        if not isinstance(value, bool):
+            needs = f'"{data["action"]}" needs "{field_name}": true or false.'
+            raise ClientError("bad_message", needs)
+        return {field_name: value}
+
+    def from_text(argument: str) -> Arguments:
+        raise ClientError("bad_message", f"Say {on} or {off}.")
+
+    return from_json, from_text
+
+
+# --- Tags (can't eat) ---------------------------------------------------------------
+
+_TAG_MARK = "#"
+
+
+def _tag_list(data: dict, field_name: str = "tags") -> list:
+    """The JSON list of tags, as sent (the service cleans and checks each: invalid_tag)."""
+    value = data.get(field_name)
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        needs = f'"{data["action"]}" needs "{field_name}": a list of strings.'
+        raise ClientError("bad_message", needs)
+    return value
+
+
+def _item_and_tags(argument: str) -> Arguments:
+    """`짬뽕 #해산물 #매운`: the words starting with # are tags, the others the item's name."""
+    words = argument.split()
+    name = " ".join(word for word in words if not word.startswith(_TAG_MARK))
+    tags = [word[len(_TAG_MARK) :] for word in words if word.startswith(_TAG_MARK)]
+    if not tags:
+        return {"name": argument}  # as it always was: the rules clean the name
+    return {"name": name, "tags": tags}
+
+
+def _add_from_json(data: dict) -> Arguments:
+    arguments = _text_argument("item")[0](data)
+    if data.get("tags") is not None:
+        arguments["tags"] = _tag_list(data)
+    return arguments
+
+
+def _tag_from_json(data: dict) -> Arguments:
+    return {**_text_argument("item")[0](data), "tags": _tag_list(data)}
+
+
+def _tag_from_text(argument: str) -> Arguments:
+    # `tag:짬뽕` (no tags) clears them.
+    return {"tags": [], **_item_and_tags(argument)}
+
+
+def _avoid_from_json(data: dict) -> Arguments:
+    return {"tags": _tag_list(data)}
+
+
+def _avoid_from_text(argument: str) -> Arguments:
+    # `avoid:해산물,매운`; `avoid:` clears. A # in front is allowed (`avoid:#해산물`).
+    pieces = (piece.strip() for piece in argument.split(","))
+    return {"tags": [piece.removeprefix(_TAG_MARK) for piece in pieces if piece]}
+
+
 def _going_from_json(data: dict) -> Arguments:
     value = data.get("going")
     if not isinstance(value, bool):
@@ -219,7 +287,7 @@ def _paid_from_text(argument: str) -> Arguments:
 # Every action of the protocol and how a frame says it. docs/protocol.md describes the same
 # table; rooms/commands.py gives each action its service.
 COMMANDS: dict[str, CommandSpec] = {
-    "add": CommandSpec(*_text_argument("item")),
+    "add": CommandSpec(_add_from_json, _item_and_tags),
     "remove": CommandSpec(*_text_argument("item")),
     "vote": CommandSpec(*_text_argument("item")),
     "veto": CommandSpec(*_text_argument("item")),
@@ -236,6 +304,9 @@ COMMANDS: dict[str, CommandSpec] = {
         _done_from_text,
         words={"done": {"done": True}, "undone": {"done": False}},
     ),
+    # Can't eat: an item's tags (anyone), and what I avoid.
+    "tag": CommandSpec(_tag_from_json, _tag_from_text),
+    "avoid": CommandSpec(_avoid_from_json, _avoid_from_text),
     # The host's actions (the services answer not_host to anyone else).
     "deadline": CommandSpec(_deadline_from_json, _deadline_from_text),
     "lock": CommandSpec(*_no_argument()),
@@ -252,6 +323,10 @@ COMMANDS: dict[str, CommandSpec] = {
         words={"paid": {"paid": True}, "unpaid": {"paid": False}},
     ),
     "announce": CommandSpec(*_no_argument()),
+    "blind": CommandSpec(
+        *_switch_argument("blind", on="blind", off="unblind"),
+        words={"blind": {"blind": True}, "unblind": {"blind": False}},
+    ),
 }
 _SHORTHAND_WORDS: dict[str, str] = {
     word: action
@@ -398,17 +473,23 @@ class RoomInfo(TypedDict):
     summary: str | None  # the message for the group's chat, in the room's language
     deadline: Deadline | None  # the host's deadline, while one is set
     runoff: Runoff | None  # the runoff between tied items, while one runs
+    blind: bool  # blind votes: until the decision, no item says who voted for it or how many
 
 
 class ItemState(TypedDict):
     name: str
     added_by: str | None
     added_by_id: int | None
-    votes: int
+    votes: int | None  # None in a blind room until the decision (voters are [] then)
     voters: list[str]
     voter_ids: list[int]  # same order as voters
     vetoed_by: list[str]
     vetoer_ids: list[int]  # same order as vetoed_by
+    tags: list[str]
+    # Who can't eat it (a tag they avoid), among those online and those coming: every
+    # draw skips it.
+    avoided_by: list[str]
+    avoider_ids: list[int]  # same order as avoided_by
 
 
 class ParticipantInfo(TypedDict):
@@ -416,12 +497,14 @@ class ParticipantInfo(TypedDict):
     name: str
     host: bool
     done: bool  # said they are done looking (reset by an add and by a decision)
+    avoids: list[str]  # the tags they can't eat
 
 
 class You(TypedDict):
     id: int
     name: str
     token: str  # the rejoin token: only ever sent to its owner, in `welcome`
+    votes: list[str]  # the items it voted for (its own, even in a blind room)
 
 
 class StateEvent(TypedDict, total=False):
@@ -459,6 +542,13 @@ class DeadlineMissedEvent(TypedDict):
     reason: Literal["nothing_to_pick"]
 
 
+class MineEvent(TypedDict):
+    """A blind room: a participant's own votes, to each of its connections when they change."""
+
+    type: Literal["mine"]
+    votes: list[str]
+
+
 class ErrorEvent(TypedDict, total=False):
     type: Literal["error"]
     code: str
@@ -476,7 +566,13 @@ def error_event(code: ErrorCode, message: str | None = None, ref: Ref | None = N
 
 # Every event the server sends a client.
 ServerEvent = (
-    StateEvent | WelcomeEvent | PickedEvent | RunoffEvent | DeadlineMissedEvent | ErrorEvent
+    StateEvent
+    | WelcomeEvent
+    | PickedEvent
+    | RunoffEvent
+    | DeadlineMissedEvent
+    | MineEvent
+    | ErrorEvent
 )
 # What may go out before a state, in the same broadcast (rooms/broadcast.py).
 BeforeEvent = PickedEvent | RunoffEvent | DeadlineMissedEvent

@@ -1,6 +1,8 @@
 """Reads: a room's state as the protocol shows it, and who is online."""
 
+import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -9,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from . import text
 from .errors import ClientError
 from .models import Mark, Participant, Room
 from .protocol import (
@@ -72,48 +75,53 @@ def room_get_open(*, room_id: str, for_update: bool = False) -> Room:
 # took 2-3x as long (docs/performance.md). So: scalar subqueries for names and presence, and
 # on PostgreSQL a LATERAL subquery that it cannot flatten back into a join for the marks.
 _ONLINE, _ITEM, _MARK, _GOING, _GROUP, _ORDER, _SHARE = range(7)  # `part`, as in the SQL
+_NO_TAGS = "[]"  # the tags and avoids columns' default (models.py): nothing to parse
+# `at`: when someone online said they are done, or when an item of the runoff was added.
+# `tags`: an item's tags, or the avoids of someone online or coming (JSON text, models.py).
 _STATE_SQL = """
--- who is online: id, name, -, -, when they said they are done (NULL: not done)
+-- who is online: id, name, -, -, when they said they are done (NULL: not done), what they avoid
 SELECT 0 AS part, ROW_NUMBER() OVER (ORDER BY p.joined_at, p.id) AS sort,
-       p.id, p.name, NULL AS other_id, NULL AS other_name, p.done_at AS at
+       p.id, p.name, NULL AS other_id, NULL AS other_name, p.done_at AS at, p.avoids AS tags
   FROM rooms_participant p
  WHERE p.room_id = %(room)s
    AND (SELECT MAX(c.last_seen) FROM rooms_connection c WHERE c.participant_id = p.id)
        >= %(cutoff)s
 UNION ALL
--- the items: id, name, who added it (id, name), when it was added if it is in the runoff
+-- the items: id, name, who added it (id, name), when it was added if it is in the runoff,
+-- its tags
 SELECT 1, i.id, i.id, i.name, i.added_by_id,
        (SELECT a.name FROM rooms_participant a WHERE a.id = i.added_by_id),
-       CASE WHEN i.runoff THEN i.added_at END
+       CASE WHEN i.runoff THEN i.added_at END, i.tags
   FROM rooms_item i
  WHERE i.room_id = %(room)s
 UNION ALL
 -- the votes and vetoes: item id, kind, who (id, name)
 SELECT 2, m.id, m.item_id, m.kind, m.participant_id,
-       (SELECT mp.name FROM rooms_participant mp WHERE mp.id = m.participant_id), NULL
+       (SELECT mp.name FROM rooms_participant mp WHERE mp.id = m.participant_id), NULL, NULL
   FROM rooms_item i
   {marks_of_item}
  WHERE i.room_id = %(room)s
 UNION ALL
--- who said they are coming, online or not, in the order they said it: id, name
-SELECT 3, ROW_NUMBER() OVER (ORDER BY g.going_since, g.id), g.id, g.name, NULL, NULL, NULL
+-- who said they are coming, online or not, in the order they said it: id, name, avoids
+SELECT 3, ROW_NUMBER() OVER (ORDER BY g.going_since, g.id), g.id, g.name, NULL, NULL, NULL,
+       g.avoids
   FROM rooms_participant g
  WHERE g.room_id = %(room)s AND g.going_since IS NOT NULL AND g.kicked_at IS NULL
 UNION ALL
 -- the room's lunch group, if it has one: id, slug, -, name
-SELECT 4, 0, t.id, t.slug, NULL, t.name, NULL FROM rooms_group t WHERE t.id = %(group)s
+SELECT 4, 0, t.id, t.slug, NULL, t.name, NULL, NULL FROM rooms_group t WHERE t.id = %(group)s
 UNION ALL
 -- the orders, in the order first given: who (id, name), -, what
 SELECT 5, o.id, o.participant_id,
        (SELECT op.name FROM rooms_participant op WHERE op.id = o.participant_id), NULL, o.text,
-       NULL
+       NULL, NULL
   FROM rooms_order o
  WHERE o.room_id = %(room)s
 UNION ALL
 -- the bill's shares: who (id, name), the amount, 'paid' once sent
 SELECT 6, s.id, s.participant_id,
        (SELECT sp.name FROM rooms_participant sp WHERE sp.id = s.participant_id), s.amount,
-       CASE WHEN s.paid THEN 'paid' END, NULL
+       CASE WHEN s.paid THEN 'paid' END, NULL, NULL
   FROM rooms_share s
  WHERE s.room_id = %(room)s
 ORDER BY part, sort
@@ -157,22 +165,36 @@ def room_state_query(
 
 def room_state_group_row(*, slug: str, name: str) -> tuple:
     """The state read's row for the room's group, for a caller that found the group itself."""
-    return (_GROUP, 0, None, slug, None, name, None)
+    return (_GROUP, 0, None, slug, None, name, None, None)
 
 
 def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
-    """The `state` event of `room` from the rows its state read returned."""
+    """The `state` event of `room` from the rows its state read returned: everything, votes
+    included (`state_shown` is what a blind room shows)."""
     participants: list[ParticipantInfo] = []
     items: dict[int, ItemState] = {}
     going: list[Person] = []
+    # Who can't eat what, among those online and those coming: (id, name, avoids).
+    avoiding: dict[int, tuple[str, list[str]]] = {}
     group: GroupInfo | None = None
     orders: list[OrderState] = []
     shares: list[ShareState] = []
     runoff: list[str] = []
-    for part, _, pk, name, other_id, other_name, at in rows:
+    for part, _, pk, name, other_id, other_name, at, tags in rows:
         if part == _ONLINE:
             done = at is not None and _done_counts(_as_datetime(at), room.done_reset_at)
-            participants.append({"id": pk, "name": name, "host": pk == room.host_id, "done": done})
+            avoids = json.loads(tags) if tags != _NO_TAGS else []
+            participants.append(
+                {
+                    "id": pk,
+                    "name": name,
+                    "host": pk == room.host_id,
+                    "done": done,
+                    "avoids": avoids,
+                }
+            )
+            if avoids:
+                avoiding[pk] = (name, avoids)
         elif part == _ITEM:
             if at is not None:
                 runoff.append(name)
@@ -185,24 +207,31 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
                 "voter_ids": [],
                 "vetoed_by": [],
                 "vetoer_ids": [],
+                "tags": json.loads(tags) if tags != _NO_TAGS else [],
+                "avoided_by": [],
+                "avoider_ids": [],
             }
         elif part == _MARK:
             entry = items[pk]  # pk is the mark's item, name its kind
             if name == Mark.Kind.VOTE:
                 entry["voters"].append(other_name)
                 entry["voter_ids"].append(other_id)
-                entry["votes"] += 1
+                entry["votes"] += 1  # type: ignore[operator]  # an int until state_shown
             else:
                 entry["vetoed_by"].append(other_name)
                 entry["vetoer_ids"].append(other_id)
         elif part == _GOING:
             going.append({"id": pk, "name": name})
+            if tags != _NO_TAGS and pk not in avoiding:
+                avoiding[pk] = (name, json.loads(tags))
         elif part == _ORDER:
             orders.append({"id": pk, "name": name, "text": other_name})
         elif part == _SHARE:
             shares.append({"id": pk, "name": name, "amount": other_id, "paid": bool(other_name)})
         else:
             group = {"slug": name, "name": other_name}
+    if avoiding:
+        _avoiders_mark(list(items.values()), avoiding)
     state: StateEvent = {
         "type": "state",
         "version": room.version,
@@ -223,6 +252,7 @@ def room_state_from_rows(*, room: Room, rows: list[tuple]) -> StateEvent:
                 if room.runoff_ends_at is None
                 else {"items": runoff, "ends_at": room.runoff_ends_at.isoformat()}
             ),
+            "blind": room.blind,
         },
         "items": list(items.values()),
         "participants": participants,
@@ -282,6 +312,58 @@ def _as_datetime(value: datetime | str) -> datetime:
     if parsed is None:
         raise ValueError(f"not a time: {value!r}")
     return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+
+
+def _avoiders_mark(items: list[ItemState], avoiding: dict[int, tuple[str, list[str]]]) -> None:
+    """The can't-eat rule: an item carrying a tag someone avoids (compared as items are) is
+    avoided by them. Every draw skips such an item (services/picks.py, pick_candidates)."""
+    keys = {pk: {text.item_key(tag) for tag in avoids} for pk, (_, avoids) in avoiding.items()}
+    for item in items:
+        if not item["tags"]:
+            continue
+        tags = {text.item_key(tag) for tag in item["tags"]}
+        for pk, avoided in keys.items():
+            if avoided & tags:
+                item["avoided_by"].append(avoiding[pk][0])
+                item["avoider_ids"].append(pk)
+
+
+# --- What a state shows ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A state as it may be sent to anyone, and, in a blind room, each one's own votes."""
+
+    state: StateEvent
+    # Blind and undecided: the names each participant voted for, by its id (as text, the
+    # channel layer's map keys); None when the state shows the votes itself.
+    mine: dict[str, list[str]] | None = None
+
+
+def votes_hidden(state: StateEvent) -> bool:
+    """Blind votes stay hidden until the room decides (whatever the votes came from)."""
+    return state["room"]["blind"] and state["room"]["decision"] is None
+
+
+def state_shown(state: StateEvent) -> Shown:
+    """The one redaction: what a (full) state may show anyone. In a blind undecided room no
+    item says who voted for it or how many (`votes` null, `voters` and `voter_ids` empty);
+    vetoes and everything else stay. The full state is never changed."""
+    if not votes_hidden(state):
+        return Shown(state)
+    mine: dict[str, list[str]] = {}
+    items: list[ItemState] = []
+    for item in state["items"]:
+        for voter in item["voter_ids"]:
+            mine.setdefault(str(voter), []).append(item["name"])
+        items.append({**item, "votes": None, "voters": [], "voter_ids": []})
+    return Shown({**state, "items": items}, mine)
+
+
+def votes_of(state: StateEvent, participant_id: int) -> list[str]:
+    """The items a participant voted for, from a full state (its `welcome`)."""
+    return [item["name"] for item in state["items"] if participant_id in item["voter_ids"]]
 
 
 def rooms_host_overdue(*, room_ids: list[str]) -> list[str]:

@@ -68,3 +68,27 @@ def order_text(raw: str) -> str:
     if not has_visible_text(order) or len(order) > settings.ROOM_ORDER_MAX_LENGTH:
         raise ClientError("invalid_order")
     return order
+
+
+# --- Tags: what is in a dish, and what someone can't eat ------------------------------
+
+TAG_MAX_LENGTH = 12
+TAGS_PER_ITEM = 3
+AVOIDS_PER_PARTICIPANT = 5
+
+
+def tag_names(raw: object, *, at_most: int) -> list[str]:
+    """Valid tags from a client's list of strings, cleaned as items are and without the
+    repeats (compared as items are, the first spelling kept); else ClientError(invalid_tag):
+    more than `at_most`, or one that is empty or longer than TAG_MAX_LENGTH once cleaned."""
+    if not isinstance(raw, list | tuple) or len(raw) > at_most:
+        raise ClientError("invalid_tag")
+    names: dict[str, str] = {}
+    for tag in raw:
+        if not isinstance(tag, str):
+            raise ClientError("invalid_tag")
+        name = clean(tag)
+        if not has_visible_text(name) or len(name) > TAG_MAX_LENGTH:
+            raise ClientError("invalid_tag")
+        names.setdefault(item_key(name), name)
+    return list(names.values())

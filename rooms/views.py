@@ -109,7 +109,9 @@ def _room_gone(request: HttpRequest, room_id: str, code: str) -> HttpResponse:
     """404 for a room that never was; 410 for an ended one, with its decision and list."""
     if code == "room_not_found":
         return render(request, "rooms/room_gone.html", {"code": code}, status=404)
-    state = selectors.room_state(room=selectors.room_get(room_id=room_id))
+    # An undecided blind room ends with its votes still hidden.
+    shown = selectors.state_shown(selectors.room_state(room=selectors.room_get(room_id=room_id)))
+    state = shown.state
     context = {"code": code, "decision": state["room"]["decision"], "items": state["items"]}
     return render(request, "rooms/room_gone.html", context, status=410)
 
@@ -166,6 +168,7 @@ def api_room_state(request: HttpRequest, room_id: str) -> JsonResponse:
     except ClientError as error:
         status = 404 if error.code == "room_not_found" else 410
         return JsonResponse({"error": error.code}, status=status)
-    state = dict(selectors.room_state(room=room))
+    # A blind room's votes stay hidden here too (selectors.state_shown).
+    state = dict(selectors.state_shown(selectors.room_state(room=room)).state)
     del state["type"]
     return JsonResponse(state)

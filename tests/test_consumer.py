@@ -52,7 +52,7 @@ async def test_welcome_then_state(layer: str) -> None:
     assert welcome["type"] == "welcome" and welcome["you"]["name"] == "minji"
     assert state["type"] == "state" and state["room"]["id"] == room.pk
     assert state["participants"] == [
-        {"id": welcome["you"]["id"], "name": "minji", "host": True, "done": False}
+        {"id": welcome["you"]["id"], "name": "minji", "host": True, "done": False, "avoids": []}
     ]
     await communicator.disconnect()
 

@@ -485,7 +485,8 @@ def test_every_draw_takes_its_candidates_from_one_place(room, host, guest, monke
 def test_the_pick_choice_is_random_among_the_runoff_leaders(room, host, guest) -> None:
     state = fresh(room)
     state["items"] = [
-        {"name": n, "votes": v, "vetoed_by": []} for n, v in (("a", 1), ("b", 1), ("c", 0))
+        {"name": n, "votes": v, "vetoed_by": [], "avoider_ids": []}
+        for n, v in (("a", 1), ("b", 1), ("c", 0))
     ]
     assert picks.pick_candidates(room, state, among=["a", "c"]) == [("a", 1), ("c", 0)]
     assert picks.pick_tied([("a", 1), ("b", 1), ("c", 0)]) == ["a", "b"]

@@ -46,9 +46,12 @@ ACTION_ERRORS = {
     "nothing_to_pick",
     "rate_limited",
     "message_too_large",
+    "invalid_tag",
+    "not_host",  # blind, unblind (issue 29), from someone who is not the host
 }
 
 ACTIONS = ["add", "remove", "vote", "veto", "rename", "name", "pick", "extend"]
+ACTIONS += ["tag", "avoid", "blind", "unblind"]  # issue 29
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
@@ -59,7 +62,7 @@ json_values = st.recursive(
 )
 # Commands with every field of every type: some valid, most not.
 json_commands = st.dictionaries(
-    st.sampled_from(["action", "item", "name", "mode", "extra"]),
+    st.sampled_from(["action", "item", "name", "mode", "extra", "tags", "blind"]),
     json_values | st.sampled_from(ACTIONS) | st.sampled_from(["top", "weighted", "ADD", "Vote"]),
     max_size=4,
 )
@@ -91,7 +94,12 @@ def test_any_frame_parses_to_a_command_or_bad_message(frame: str) -> None:
     else:
         assert command.action in protocol.COMMANDS
         for name, value in command.arguments.items():
-            assert value in {"top", "weighted"} if name == "mode" else isinstance(value, str)
+            if name == "tags":  # the service checks each (invalid_tag)
+                assert isinstance(value, list) and all(isinstance(tag, str) for tag in value)
+            elif name == "blind":
+                assert isinstance(value, bool)
+            else:
+                assert value in {"top", "weighted"} if name == "mode" else isinstance(value, str)
 
 
 @pytest.mark.parametrize("action", ["add", "remove", "vote", "veto"])
@@ -110,6 +118,20 @@ def test_deep_nesting_is_bad_message_not_a_crash(depth: int) -> None:
         with pytest.raises(ClientError) as caught:
             protocol.parse_frame(frame)
         assert caught.value.code == "bad_message"
+
+
+@given(st.lists(st.text(max_size=16), max_size=7))
+def test_tags_are_clean_or_refused(raw: list[str]) -> None:
+    """Accepted tags are at most 3, each 1-12 visible characters, cleaned, one per key."""
+    try:
+        tags = text.tag_names(raw, at_most=text.TAGS_PER_ITEM)
+    except ClientError as error:
+        assert error.code == "invalid_tag"
+        return
+    assert len(tags) <= 3
+    assert len({text.item_key(tag) for tag in tags}) == len(tags)
+    for tag in tags:
+        assert 1 <= len(tag) <= 12 and tag == text.clean(tag) and text.has_visible_text(tag)
 
 
 @given(st.text(max_size=120))

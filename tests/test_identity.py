@@ -194,7 +194,9 @@ async def test_welcome_carries_the_token_and_a_reconnect_with_it_is_me() -> None
     second = await connect(room.pk, f"token={you['token']}")
     again, state = await welcome_and_state(second)
     assert again == you
-    assert state["participants"] == [{"id": you["id"], "name": "joon", "host": True, "done": False}]
+    assert state["participants"] == [
+        {"id": you["id"], "name": "joon", "host": True, "done": False, "avoids": []}
+    ]
     await first.disconnect()
     await second.disconnect()
 

@@ -74,12 +74,15 @@ def test_every_check_names_an_error_code_the_client_can_be_told() -> None:
         "order": "짬뽕",
         "paid": True,
         "done": True,
+        "tags": ["soup"],
     }
     everyday = [entry for entry in commands.ACTIONS.values() if entry.change is not None]
     assert {entry.service.__name__ for entry in everyday} == {
         "item_add",
         "item_remove",
+        "item_tag",
         "mark_toggle",
+        "participant_avoid",
         "participant_rename",
         "participant_going",
         "participant_done",

@@ -244,7 +244,7 @@ def test_rename_shows_everywhere(room: Room, alice: Participant) -> None:
     run(room, alice, "vote", "ramen")
     state = run(room, alice, "rename", "  Alice K ")
     assert state["participants"] == [
-        {"id": alice.pk, "name": "Alice K", "host": True, "done": False}
+        {"id": alice.pk, "name": "Alice K", "host": True, "done": False, "avoids": []}
     ]
     assert state["items"][0]["added_by"] == "Alice K"
     assert state["items"][0]["voters"] == ["Alice K"]

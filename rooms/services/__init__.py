@@ -15,10 +15,10 @@ map; rooms/commands.py says which protocol action runs which service.
 """
 
 from .bills import bill_set, order_set, room_announce, share_paid
-from .host import host_hand_over, host_pass_on, participant_kick, room_lock
-from .items import item_add, item_remove, mark_toggle
-from .participants import participant_going, participant_rename
-from .picks import pick_choose, room_pick
+from .host import host_hand_over, host_pass_on, participant_kick, room_blind, room_lock
+from .items import item_add, item_remove, item_tag, mark_toggle
+from .participants import participant_avoid, participant_going, participant_rename
+from .picks import pick_candidates, pick_choose, room_pick
 from .presence import participant_join, participant_leave, presence_refresh
 from .rooms import (
     room_close,
@@ -35,16 +35,20 @@ __all__ = [
     "host_pass_on",
     "item_add",
     "item_remove",
+    "item_tag",
     "mark_toggle",
     "order_set",
+    "participant_avoid",
     "participant_going",
     "participant_join",
     "participant_kick",
     "participant_leave",
     "participant_rename",
+    "pick_candidates",
     "pick_choose",
     "presence_refresh",
     "room_announce",
+    "room_blind",
     "room_close",
     "room_close_by_host",
     "room_create",

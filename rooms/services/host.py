@@ -158,3 +158,15 @@ def room_lock(*, room_id: str, participant_id: int, locked: bool) -> StateEvent:
         room_fields_save(room, "locked")
         log.info("room %s room=%s", "locked" if locked else "unlocked", room.pk)
         return state_publish(room)
+
+
+def room_blind(*, room_id: str, participant_id: int, blind: bool) -> StateEvent:
+    """The host makes the votes blind (nobody sees who voted for what until the decision)
+    or shows them again."""
+    with transaction.atomic():
+        room = room_bump(room_id)
+        host_required(room, participant_id)
+        room.blind = blind
+        room_fields_save(room, "blind")
+        log.info("room %s room=%s", "blind" if blind else "unblind", room.pk)
+        return state_publish(room)

@@ -1,6 +1,8 @@
 """Items and marks: add, remove, vote and veto. Each is a Change whose checks are its rules."""
 
+import json
 import logging
+from collections.abc import Sequence
 
 from django.conf import settings
 
@@ -30,16 +32,28 @@ _ITEM_ADD_CHECKS = (
     ),
 )
 _ITEM_ADD_SQL = Change.spelled_once("""
-INSERT INTO rooms_item (room_id, name, key, added_by_id, added_at)
-SELECT room.id, %(name)s, %(key)s, %(by)s, %(now)s FROM room
+INSERT INTO rooms_item (room_id, name, key, added_by_id, added_at, tags)
+SELECT room.id, %(name)s, %(key)s, %(by)s, %(now)s, %(tags)s FROM room
 RETURNING id
 """)
 
 
-def item_add_change(*, name: str) -> Change:
-    """A new item on the list, unless the list is locked, has it already or is full."""
+def tags_column(tags: Sequence[str]) -> str:
+    """Tags (or avoids) as their column keeps them: a JSON array of strings."""
+    return json.dumps(list(tags), ensure_ascii=False)
+
+
+def item_add_change(*, name: str, tags: Sequence[str] = ()) -> Change:
+    """A new item on the list (with its tags), unless the list is locked, has it already or
+    is full. The tags go in with it: no statement more than an add without them."""
     item_name = text.item_name(name)  # empty_item, item_too_long
-    params = {"name": item_name, "key": text.item_key(item_name), "max": settings.ROOM_MAX_ITEMS}
+    tag_names = text.tag_names(list(tags), at_most=text.TAGS_PER_ITEM)  # invalid_tag
+    params = {
+        "name": item_name,
+        "key": text.item_key(item_name),
+        "max": settings.ROOM_MAX_ITEMS,
+        "tags": tags_column(tag_names),
+    }
     # Something new to look at: everyone's `done` lapses (written with the room's bump).
     return Change(_ITEM_ADD_SQL, params, _ITEM_ADD_CHECKS, bump=_DONE_RESET)
 
@@ -47,9 +61,32 @@ def item_add_change(*, name: str) -> Change:
 _DONE_RESET = "done_reset_at = %(now)s"
 
 
-def item_add(*, room_id: str, participant_id: int, name: str) -> StateEvent:
-    """Put a new item on the room's list."""
-    return change_run(room_id, item_add_change(name=name), by=participant_id)
+def item_add(
+    *, room_id: str, participant_id: int, name: str, tags: Sequence[str] = ()
+) -> StateEvent:
+    """Put a new item on the room's list, with its tags."""
+    return change_run(room_id, item_add_change(name=name, tags=tags), by=participant_id)
+
+
+# --- Tag -------------------------------------------------------------------------
+
+_ITEM_TAG_CHECKS = (Check("unknown_item", _ITEM_THERE),)
+_ITEM_TAG_SQL = Change.spelled_once(
+    "UPDATE rooms_item SET tags = %(tags)s"
+    " WHERE room_id IN (SELECT id FROM room) AND key = %(key)s RETURNING id"
+)
+
+
+def item_tag_change(*, name: str, tags: Sequence[str]) -> Change:
+    """The item's tags replaced (none: cleared), if it is on the list."""
+    tag_names = text.tag_names(list(tags), at_most=text.TAGS_PER_ITEM)  # invalid_tag
+    params = {"key": text.item_key(name), "tags": tags_column(tag_names)}
+    return Change(_ITEM_TAG_SQL, params, _ITEM_TAG_CHECKS)
+
+
+def item_tag(*, room_id: str, participant_id: int, name: str, tags: Sequence[str]) -> StateEvent:
+    """Replace an item's tags (anyone may: the list is shared)."""
+    return change_run(room_id, item_tag_change(name=name, tags=tags), by=participant_id)
 
 
 # --- Remove ----------------------------------------------------------------------

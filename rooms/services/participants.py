@@ -1,10 +1,12 @@
 """A participant's own changes: renaming, and saying whether they are coming."""
 
 import logging
+from collections.abc import Sequence
 
 from .. import text
 from ..protocol import StateEvent
 from .changes import Change, Check
+from .items import tags_column
 from .runner import change_run
 
 log = logging.getLogger(__name__)
@@ -69,3 +71,22 @@ def participant_done(*, room_id: str, participant_id: int, done: bool) -> StateE
     """I am done (or not): once everyone online is, a deadline fires early
     (rooms/services/deadlines.py, after the change)."""
     return change_run(room_id, participant_done_change(done=done), by=participant_id)
+
+
+# --- Can't eat -------------------------------------------------------------------
+
+_AVOID_SQL = Change.spelled_once(
+    "UPDATE rooms_participant SET avoids = %(avoids)s"
+    " WHERE id = %(by)s AND room_id IN (SELECT id FROM room) RETURNING id"
+)
+
+
+def participant_avoid_change(*, tags: Sequence[str]) -> Change:
+    """What the participant can't eat, replaced (none: cleared); invalid_tag past 5."""
+    avoids = text.tag_names(list(tags), at_most=text.AVOIDS_PER_PARTICIPANT)
+    return Change(_AVOID_SQL, {"avoids": tags_column(avoids)}, _IN_THIS_ROOM)
+
+
+def participant_avoid(*, room_id: str, participant_id: int, tags: Sequence[str]) -> StateEvent:
+    """What I can't eat: every draw skips the items tagged with it while I am here or coming."""
+    return change_run(room_id, participant_avoid_change(tags=tags), by=participant_id)

@@ -1,4 +1,5 @@
-"""Deciding: the draw among the items nobody vetoed, ties, the runoff, and the decision.
+"""Deciding: the draw among the items nobody vetoed and everyone can eat, ties, the runoff,
+and the decision.
 
 Every draw (a participant's `pick`, the server's own at a deadline, the end of a runoff) takes
 its candidates from `pick_candidates`, the one place that says what may be drawn; and every
@@ -52,16 +53,19 @@ def pick_candidates(
 ) -> Candidates:
     """The (name, votes) pairs a draw may choose from, in list order: every draw's one source.
 
-    The items nobody vetoed (only those `among` these names, for a runoff); with
-    `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
+    The items nobody vetoed and nobody here or coming can't eat (only those `among` these
+    names, for a runoff), from the room's full state (votes counted even in a blind room);
+    with `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
     Nothing left: ClientError(nothing_to_pick), which the server's own decisions turn into
     `deadline_missed`.
     """
     only = None if among is None else set(among)
     candidates = [
-        (item["name"], item["votes"])
+        (item["name"], item["votes"] or 0)
         for item in state["items"]
-        if not item["vetoed_by"] and (only is None or item["name"] in only)
+        if not item["vetoed_by"]
+        and not item["avoider_ids"]
+        and (only is None or item["name"] in only)
     ]
     if avoid_recent:
         candidates = hooks.candidates_fresh(candidates, room=room)
@@ -100,7 +104,8 @@ def room_pick(
     on_tie: OnTie = "draw",
     rng: random.Random | None = None,
 ) -> StateEvent:
-    """Draw the winner among the items nobody vetoed; everyone gets `picked`, then the state.
+    """Draw the winner among the items nobody vetoed and everyone can eat (pick_candidates);
+    everyone gets `picked`, then the state (which, decided, shows a blind room's votes).
 
     With `avoid_recent`, a group's room also skips what the group decided lately elsewhere.
     A tie in mode top is drawn (and `picked` names the tied items), or with `on_tie`

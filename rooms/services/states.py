@@ -16,10 +16,18 @@ def state_publish(
 
     `state` is the one the change read already, if it did (else it is read now); `before`
     goes out ahead of it (a pick's `picked`). rooms/broadcast.py states the version rule.
+    What goes out is what the state may show (`selectors.state_shown`: a blind room's votes
+    stay hidden, and each participant's connections are told their own); the full state is
+    returned.
     """
     if state is None:
         state = selectors.room_state(room=room)
+    shown = selectors.state_shown(state)
     broadcast.state_on_commit(
-        group=room.channel_group, state=state, before=before, presence=presence
+        group=room.channel_group,
+        state=shown.state,
+        mine=shown.mine,
+        before=before,
+        presence=presence,
     )
     return state

@@ -5,7 +5,7 @@
 // This file wires them: what the person does becomes a command or a page message, every
 // message goes through dispatch, then the page is rendered and the effects carried out.
 
-import { createState, dispatch } from "./js/state.js";
+import { addCommand, createState, dispatch, parseAvoids } from "./js/state.js";
 import { applyDomEffect, render, shareSentence } from "./js/render.js";
 import { openSocket } from "./js/socket.js";
 import { gettext } from "./js/text.js";
@@ -48,10 +48,11 @@ function runEffect(effect) {
   }
 }
 
-/** Send a command for a control; a page message says whether it went out. */
-function sendCommand(command, origin) {
+/** Send a command for a control; a page message says whether it went out (with `text`, what
+ * was typed for it). */
+function sendCommand(command, origin, text) {
   if (socket.send(command, origin)) {
-    handle({ type: "page:sent", command, origin });
+    handle({ type: "page:sent", command, origin, text });
     return true;
   }
   handle({ type: "page:not-sent", origin, code: "not_connected" });
@@ -92,13 +93,22 @@ function addIdea(event) {
   event.preventDefault();
   const input = $("item-input");
   const value = input.value.trim();
-  if (!value) {
+  // Words starting with # are the idea's tags ("짬뽕 #해산물"), as in the shorthand; an idea
+  // already on the list gets them as its new tags.
+  const command = addCommand(state.room, value);
+  if (!command) {
     handle({ type: "page:refused", origin: "add", code: "empty_item" });
   } else {
     // The field keeps the text until the list shows it: a refusal never erases it.
-    sendCommand({ action: "add", item: value }, "add");
+    sendCommand(command, "add", value);
   }
   input.focus();
+}
+
+function saveAvoids(event) {
+  event.preventDefault();
+  // The field keeps what was typed; a refusal (invalid_tag) shows beside it.
+  sendCommand({ action: "avoid", tags: parseAvoids($("avoid-input").value) }, "avoid");
 }
 
 function saveName(event) {
@@ -246,6 +256,9 @@ function start() {
     sendCommand({ action: "going", going: going }, "going");
   });
   $("lock-toggle").addEventListener("click", (event) => sendCommand({ action: event.currentTarget.dataset.action }, "host"));
+  $("blind-toggle").addEventListener("click", (event) =>
+    sendCommand({ action: "blind", blind: event.currentTarget.dataset.action === "blind" }, "host"));
+  $("avoid-form").addEventListener("submit", saveAvoids);
   $("host-people").addEventListener("click", hostClick);
   $("close-room").addEventListener("click", () => handle({ type: "page:confirm", kind: "close" }));
   $("confirm-yes").addEventListener("click", confirmYes);

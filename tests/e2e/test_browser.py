@@ -106,7 +106,7 @@ def test_two_people_see_each_others_changes(
     # Picking from an empty list says why, next to the pick button.
     mina.get_by_role("button", name="Pick for us").click()
     expect(mina.locator("#pick-error")).to_have_text(
-        "Nothing to pick from: add an idea or lift a veto."
+        "Nothing to pick from: add an idea, lift a veto, or find something everyone can eat."
     )
 
 

@@ -8,7 +8,9 @@ import { describe, test } from "node:test";
 // The page's gettext reads Django's catalogue from `window`; without one it speaks English, as
 // it does when the catalogue fails to load. state.js is imported after this line for that.
 globalThis.window = {};
-const { createState, dispatch, UNDO_MS } = await import("../../static/rooms/js/state.js");
+const { addCommand, createState, dispatch, UNDO_MS, parseAvoids, splitTags, votedByMe, votesHidden } = await import(
+  "../../static/rooms/js/state.js"
+);
 
 const NOW = Date.parse("2026-11-24T12:00:00+00:00");
 const CONFIG = {
@@ -239,5 +241,107 @@ describe("deciding on time (issue 29)", () => {
     dispatch(state, picked);
     assert.deepEqual(state.lastPicked, picked);
     assert.deepEqual(state.picked, { item: "pho", by: null });
+  });
+});
+
+describe("blind votes and can't eat (issue 29)", () => {
+  /** A blind room's state: the votes hidden as the server hides them (votes null). */
+  function blindEvent(version, { decision = null, avoids = [] } = {}) {
+    const event = stateEvent(version, { items: ["pho", "ramen"], decision });
+    event.room.blind = true;
+    for (const item of event.items) Object.assign(item, { votes: null, tags: [], avoided_by: [], avoider_ids: [] });
+    event.participants[0].avoids = avoids;
+    return event;
+  }
+
+  test("my own votes come from welcome and `mine`, not from a blind room's states", () => {
+    const state = createState(CONFIG, NOW);
+    dispatch(state, { type: "welcome", you: { id: 3, name: "minji", token: "t", votes: ["ramen"] } });
+    dispatch(state, blindEvent(1));
+    assert.equal(votesHidden(state.room), true);
+    const [pho, ramen] = state.room.items;
+    assert.equal(votedByMe(state, pho), false);
+    assert.equal(votedByMe(state, ramen), true);
+    assert.deepEqual(dispatch(state, { type: "mine", votes: ["pho"] }), []);
+    assert.equal(votedByMe(state, state.room.items[0]), true);
+    assert.equal(votedByMe(state, state.room.items[1]), false);
+  });
+
+  test("the decision shows the votes again: mine is read from the voters", () => {
+    const state = joinedPage(1);
+    dispatch(state, { type: "mine", votes: ["pho"] });
+    const decided = blindEvent(2, { decision: { item: "pho", by: "minji", at: "2026-11-24T12:05:00+00:00" } });
+    decided.items[0] = { ...decided.items[0], votes: 1, voters: ["joon"], voter_ids: [4] };
+    dispatch(state, decided);
+    assert.equal(votesHidden(state.room), false);
+    assert.equal(votedByMe(state, state.room.items[0]), false); // the state says joon, not me
+  });
+
+  test("an idea's tags are its words starting with #, as the server reads them", () => {
+    assert.deepEqual(splitTags("  짬뽕 #해산물  #매운 "), { item: "짬뽕", tags: ["해산물", "매운"] });
+    assert.deepEqual(splitTags("kimchi stew"), { item: "kimchi stew", tags: [] });
+    assert.deepEqual(splitTags("#only"), { item: "", tags: ["only"] });
+  });
+
+  test("the avoid field is a comma-separated list; empty pieces and a leading # go", () => {
+    assert.deepEqual(parseAvoids("해산물, #매운,, "), ["해산물", "매운"]);
+    assert.deepEqual(parseAvoids(""), []);
+  });
+
+  test("an add with tags empties the field once the list has its item", () => {
+    const state = joinedPage(1);
+    dispatch(state, { type: "page:sent", command: { action: "add", item: "짬뽕", tags: ["해산물"] }, origin: "add", text: "짬뽕 #해산물" });
+    assert.equal(state.pendingAdd, "짬뽕 #해산물");
+    const effects = dispatch(state, stateEvent(2, { items: ["짬뽕"] }));
+    assert.deepEqual(effects.find((effect) => effect.kind === "clear-field"), { kind: "clear-field", text: "짬뽕 #해산물" });
+  });
+
+  test("my avoids fill their field when they change (here or in another tab), once", () => {
+    const state = joinedPage(1);
+    const first = dispatch(state, blindEvent(2, { avoids: ["해산물", "매운"] }));
+    assert.deepEqual(first.filter((e) => e.kind === "avoid-field"), [{ kind: "avoid-field", text: "해산물, 매운" }]);
+    assert.deepEqual(dispatch(state, blindEvent(3, { avoids: ["해산물", "매운"] })).filter((e) => e.kind === "avoid-field"), []);
+  });
+
+  test("the add field adds a new idea, or gives one on the list its new tags", () => {
+    const state = joinedPage(1, { items: ["짬뽕"] });
+    assert.deepEqual(addCommand(state.room, "우동 #면"), { action: "add", item: "우동", tags: ["면"] });
+    assert.deepEqual(addCommand(state.room, "우동"), { action: "add", item: "우동" });
+    assert.deepEqual(addCommand(state.room, " 짬뽕  #해산물"), { action: "tag", item: "짬뽕", tags: ["해산물"] });
+    assert.deepEqual(addCommand(state.room, "짬뽕"), { action: "add", item: "짬뽕" }); // duplicate_item says why
+    assert.equal(addCommand(state.room, "#해산물"), null);
+  });
+
+  test("new tags from the add field empty it once the idea has them, not before", () => {
+    const state = joinedPage(1, { items: ["짬뽕"] });
+    const command = addCommand(state.room, "짬뽕 #Seafood");
+    dispatch(state, { type: "page:sent", command, origin: "add", text: "짬뽕 #Seafood" });
+    const other = stateEvent(2, { items: ["짬뽕"] }); // someone else's change: no tags yet
+    assert.deepEqual(dispatch(state, other).filter((e) => e.kind === "clear-field"), []);
+    const tagged = stateEvent(3, { items: ["짬뽕"] });
+    tagged.items[0].tags = ["seafood"];
+    assert.deepEqual(dispatch(state, tagged).filter((e) => e.kind === "clear-field"), [
+      { kind: "clear-field", text: "짬뽕 #Seafood" },
+    ]);
+    assert.equal(state.pendingAdd, null);
+  });
+
+  test("hiding and showing the votes is said to screen readers", () => {
+    const state = joinedPage(1, { items: ["pho"] });
+    const hidden = stateEvent(2, { items: ["pho"] });
+    hidden.room.blind = true;
+    const said = (effects) => effects.filter((e) => e.kind === "announce").map((e) => e.text);
+    assert.deepEqual(said(dispatch(state, hidden)), ["The votes are hidden until the pick."]);
+    assert.deepEqual(said(dispatch(state, stateEvent(3, { items: ["pho"] }))), ["The votes are shown again."]);
+  });
+
+  test("the reel turns only through what can be drawn: not what someone can't eat", () => {
+    const state = joinedPage(1);
+    const event = stateEvent(2, { items: ["pho", "ramen", "sushi"] });
+    event.items[2].avoider_ids = [4];
+    event.items[2].avoided_by = ["joon"];
+    dispatch(state, event);
+    dispatch(state, { type: "picked", item: "pho", by: "minji", mode: "top" });
+    assert.deepEqual(state.spin.names, ["pho", "ramen"]);
   });
 });

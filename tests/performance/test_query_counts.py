@@ -55,6 +55,7 @@ def budget(postgresql: int, sqlite: int | None = None) -> int:
 # and, where it differs, on SQLite.
 CASES = [
     ("add", "dish new", 5, None),
+    ("add", "dish tagged #hot #veg", 5, None),  # its tags go in with it (issue 29)
     ("remove", "dish 3", 5, 6),
     ("vote", "dish 1", 5, 6),  # a new vote
     ("vote", "dish 0", 5, 6),  # taking a vote back
@@ -62,6 +63,10 @@ CASES = [
     ("rename", "newname", 5, None),
     ("extend", "", 5, None),
     ("done", "", 5, None),  # issue 29
+    ("tag", "dish 1 #hot", 5, None),
+    ("tag", "dish 1", 5, None),  # clearing
+    ("avoid", "hot,veg", 5, None),
+    ("avoid", "", 5, None),  # clearing
 ]
 
 
@@ -114,6 +119,20 @@ def test_a_runoff_vote_fits_the_vote_budget(
             state = run(room, people[0], "vote", text)
         assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
     assert [i["voter_ids"] for i in state["items"][:2]] == [[], []]
+
+
+def test_pick_in_a_blind_room_with_avoids_statement_count(
+    room_with_people, django_assert_max_num_queries
+) -> None:
+    """Blind votes and can't-eat add nothing to a pick: the draw reads the same one state."""
+    room, people = room_with_people
+    run(room, people[0], "blind")
+    run(room, people[0], "tag", "dish 0 #hot")
+    run(room, people[1], "avoid", "hot")
+    with django_assert_max_num_queries(6):
+        state = run(room, people[0], "pick")
+    assert state["room"]["decision"]["item"] != "dish 0"  # the most voted, but avoided
+    assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
 
 
 def test_join_and_leave_statement_count(room_with_people, django_assert_max_num_queries) -> None:
@@ -199,6 +218,8 @@ HOST_CASES = [
     ("host:{other}", 5, None),
     ("kick:{other}", 5, 8),  # SQLite: the kick's mark, order and connection deletes apart
     ("close", 4, None),
+    ("blind", 5, None),
+    ("unblind", 5, None),
 ]
 
 

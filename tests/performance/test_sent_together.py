@@ -52,7 +52,8 @@ def snapshot(room: Room) -> tuple:
         sorted(
             Mark.objects.filter(item__room=room).values_list("item__key", "kind", "participant")
         ),
-        sorted(Participant.objects.filter(room=room).values_list("name", "going_since")),
+        sorted(Participant.objects.filter(room=room).values_list("name", "going_since", "avoids")),
+        sorted(Item.objects.filter(room=room).values_list("key", "tags")),
     )
 
 
@@ -83,7 +84,8 @@ def test_refused_for_a_kicked_participant_every_change_is_rolled_back(lunch) -> 
     room, host, guest = lunch
     run(room, host, f"kick:{guest.pk}")
     before = snapshot(room)
-    for frame in ["add:curry", "vote:ramen", "veto:pho", "remove:ramen", "name:sneaky", "in"]:
+    frames = ["add:curry", "vote:ramen", "veto:pho", "remove:ramen", "name:sneaky", "in"]
+    for frame in [*frames, "tag:pho #x", "avoid:x", "add:curry #x"]:
         assert refusal(room, guest, frame) == "kicked", frame
     assert snapshot(room) == before
 
@@ -105,6 +107,8 @@ def test_unknown_items_and_duplicates_leave_no_bump(lunch) -> None:
     assert refusal(room, guest, "vote:sushi") == "unknown_item"
     assert refusal(room, guest, "remove:sushi") == "unknown_item"
     assert refusal(room, guest, "add:PHO") == "duplicate_item"
+    assert refusal(room, guest, "add:PHO #soup") == "duplicate_item"
+    assert refusal(room, guest, "tag:sushi #raw") == "unknown_item"
     assert snapshot(room) == before
 
 
@@ -198,6 +202,9 @@ def test_inside_an_outer_transaction_the_change_rolls_back_with_it(lunch) -> Non
 
 ACTIONS = [
     "add:new dish",
+    "add:new dish #tagged",
+    "tag:ramen #soup",
+    "avoid:soup",
     "remove:ramen",
     "vote:ramen",
     "vote:pho",

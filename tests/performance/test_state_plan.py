@@ -42,7 +42,8 @@ SELECT 'plan' || (1 + (g - 1) / 5), 'i' || g, 'i' || g,
 INSERT INTO rooms_mark (kind, created_at, item_id, participant_id)
 SELECT 'vote', now(), i.id, p.id
   FROM rooms_item i JOIN rooms_participant p ON p.room_id = i.room_id
- WHERE substr(p.name, 2)::int % 3 = 0;
+ WHERE substr(p.name, 2)::int % 3 = 0
+ ORDER BY i.id, p.id;
 ANALYZE rooms_room, rooms_participant, rooms_connection, rooms_item, rooms_mark;
 """
 _ROOM_TABLES = {"rooms_room", "rooms_participant", "rooms_connection", "rooms_item", "rooms_mark"}

@@ -1,6 +1,7 @@
 // The page drawn from the state: `render(state)` reads nothing but `state` (and the elements
 // it drew before), and puts user text in with textContent only, never as HTML.
 
+import { votedByMe, votesHidden } from "./state.js";
 import { amountText, errorText, gettext, interpolate, labelsOf, ngettext, peopleLabels } from "./text.js";
 
 const WARN_SECONDS = 60;
@@ -17,6 +18,7 @@ export function render(state) {
   const labels = peopleLabels(room);
   renderHeadcount(state, labels);
   renderLock(state);
+  $("blind-note").hidden = !votesHidden(room);
   if (room) {
     renderParticipants(state, labels);
     renderItems(state, labels);
@@ -146,6 +148,9 @@ function renderHostMenu(state, labels) {
   const locked = Boolean(state.room.room.locked);
   setText($("lock-toggle"), locked ? "🔓 " + gettext("Unlock the list") : "🔒 " + gettext("Lock the list"));
   $("lock-toggle").dataset.action = locked ? "unlock" : "lock";
+  const blind = Boolean(state.room.room.blind);
+  setText($("blind-toggle"), blind ? "👀 " + gettext("Show the votes") : "🙈 " + gettext("Hide the votes until the pick"));
+  $("blind-toggle").dataset.action = blind ? "unblind" : "blind";
   const others = state.room.participants.filter((person) => person.id !== state.me.id);
   const list = $("host-people");
   const existing = new Map(Array.from(list.children, (row) => [Number(row.dataset.id), row]));
@@ -199,7 +204,7 @@ function renderItems(state, labels) {
   const list = $("items");
   const removing = state.removal ? state.removal.name : null;
   const items = state.room.items.filter((item) => item.name !== removing);
-  const most = Math.max(1, state.room.participants.length, ...items.map((item) => item.votes));
+  const most = Math.max(1, state.room.participants.length, ...items.map((item) => item.votes || 0));
   const decision = decisionOf(state);
   const decided = decision ? decision.item : null;
   // Rows are kept and updated in place, keyed by name: a tap that lands while another
@@ -226,7 +231,9 @@ function itemRow(itemName) {
   const row = element("li", "item");
   row.dataset.name = itemName;
   const head = element("div", "item-head");
-  head.append(element("span", "item-name", itemName), element("span", "item-meta"));
+  const tags = element("ul", "item-tags");
+  tags.setAttribute("aria-label", gettext("Tags"));
+  head.append(element("span", "item-name", itemName), element("span", "item-meta"), tags);
   const bar = element("div", "bar");
   bar.setAttribute("aria-hidden", "true");
   bar.append(element("span", "bar-fill"));
@@ -259,17 +266,27 @@ function actionButton(action, itemName) {
 
 function updateRow(row, item, most, decided, state, labels) {
   const vetoed = item.vetoed_by.length > 0;
+  const avoiders = labelsOf(labels, item.avoider_ids || [], item.avoided_by || []);
+  const hidden = votesHidden(state.room);
   row.classList.toggle("vetoed", vetoed);
   const runoff = runoffOf(state);
   const inRunoff = Boolean(runoff && runoff.items.includes(item.name));
   row.classList.toggle("in-runoff", inRunoff);
   row.classList.toggle("out-of-runoff", Boolean(runoff) && !inRunoff);
   row.querySelector("button.vote").disabled = Boolean(runoff) && !inRunoff;
+  row.classList.toggle("avoided", avoiders.length > 0);
+  const tags = item.tags || [];
+  const tagList = row.querySelector(".item-tags");
+  tagList.hidden = !tags.length;
+  if (tagList.dataset.signature !== tags.join("\n")) {
+    tagList.replaceChildren(...tags.map((tag) => element("li", "tag", "#" + tag)));
+    tagList.dataset.signature = tags.join("\n");
+  }
   row.classList.toggle("winner", decided === item.name);
   const addedBy = item.added_by_id != null ? labels.get(item.added_by_id) || item.added_by : item.added_by;
   setText(row.querySelector(".item-meta"), addedBy ? interpolate(gettext("added by %s"), [addedBy]) : "");
   // CSSOM, not a style attribute: allowed by our Content-Security-Policy.
-  const width = Math.round((100 * item.votes) / most) + "%";
+  const width = hidden ? "0%" : Math.round((100 * item.votes) / most) + "%";
   const fill = row.querySelector(".bar-fill");
   if (fill.style.width !== width) fill.style.width = width;
 
@@ -278,14 +295,17 @@ function updateRow(row, item, most, decided, state, labels) {
   const marks = [];
   if (voters.length) marks.push(element("span", "voters", "👍 " + voters.join(", ")));
   if (vetoed) marks.push(element("span", "vetoes", "✋ " + interpolate(gettext("vetoed by %s"), [vetoers.join(", ")])));
+  if (avoiders.length) marks.push(element("span", "avoiders", "🚫 " + interpolate(gettext("%s can't eat it"), [avoiders.join(", ")])));
   const box = row.querySelector(".item-marks");
   if (box.textContent !== marks.map((mark) => mark.textContent).join("")) box.replaceChildren(...marks);
 
-  // My vote and veto by my id; by name only against a server that sends no ids.
+  // My vote and veto by my id; by name only against a server that sends no ids. A blind
+  // room shows no counts: my own vote is what the server told me (`mine`).
   const mine = (ids, names) => (ids ? ids.includes(state.me.id) : names.includes(state.me.name));
   setButton(row.querySelector("button.vote"), "👍", gettext("Vote"),
-    interpolate(ngettext("for %s, %s vote", "for %s, %s votes", item.votes), [item.name, item.votes]),
-    mine(item.voter_ids, item.voters), String(item.votes));
+    hidden ? interpolate(gettext("for %s"), [item.name])
+      : interpolate(ngettext("for %s, %s vote", "for %s, %s votes", item.votes), [item.name, item.votes]),
+    votedByMe(state, item), hidden ? "" : String(item.votes));
   setButton(row.querySelector("button.veto"), "✋", gettext("Veto"), item.name, mine(item.vetoer_ids, item.vetoed_by));
   const remove = row.querySelector("button.remove");
   setButton(remove, "✕", gettext("Remove"), item.name, null);
@@ -468,7 +488,7 @@ function renderErrors(state) {
   for (const [id, origin] of [["item-error", "add"], ["name-error", "rename"], ["pick-error", "pick"],
     ["warning-error", "extend"], ["going-error", "going"], ["host-error", "host"],
     ["order-error", "order"], ["bill-error", "bill"], ["paid-error", "paid"], ["announce-error", "announce"],
-    ["deadline-error", "deadline"]]) {
+    ["deadline-error", "deadline"], ["avoid-error", "avoid"]]) {
     const code = state.errors[origin];
     // An announcement is limited per room and minute, not per person and 10 s.
     const text = origin === "announce" && code === "rate_limited"
@@ -495,7 +515,8 @@ function renderScreen(state) {
   const rows = state.room.items.map((item) => {
     const row = element("li", "readonly-item");
     row.append(element("span", "item-name", item.name),
-      element("span", "item-meta", interpolate(ngettext("%s vote", "%s votes", item.votes), [item.votes])));
+      element("span", "item-meta", item.votes == null ? gettext("votes hidden")
+        : interpolate(ngettext("%s vote", "%s votes", item.votes), [item.votes])));
     if (item.vetoed_by.length) row.classList.add("vetoed");
     return row;
   });
@@ -514,6 +535,10 @@ export function applyDomEffect(effect) {
       return true;
     case "name-field":
       if (document.activeElement !== $("name-input")) $("name-input").value = effect.name;
+      return true;
+    case "avoid-field":
+      // Never over what someone is typing.
+      if (document.activeElement !== $("avoid-input")) $("avoid-input").value = effect.text;
       return true;
     case "clear-field":
       if ($("item-input").value.trim() === effect.text.trim()) $("item-input").value = "";

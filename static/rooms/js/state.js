@@ -21,12 +21,15 @@ export function createState(config, now) {
   return {
     config, // the server's settings for this page (json_script "room-config"); read-only
     me: { id: null, name: "", token: "" },
+    avoids: [], // what I can't eat, as the last state said (the field follows it)
+    mine: [], // the items I voted for, as the server last said (welcome, `mine`): a blind room's
     version: -1, // the newest state seen; an older copy is dropped
     room: null, // that state: {room, items, participants}
     connection: "connecting", // "connecting" (first try), "online", "offline" (until back)
     retrySeconds: 0,
     errors: {}, // where an error shows (the control that caused it) -> error code
     pendingAdd: null, // the text an `add` sent; the field keeps it until the list has it
+    pendingTags: null, // the tags' keys a `tag` from the same field sent (null: it was an add)
     removal: null, // {name, id}: removed here, sent when the undo time is over
     spin: null, // {id, names, winner, by, step, steps, shown}: the pick reel turning
     reel: null, // the name the reel shows after it landed (for a moment), or null
@@ -51,6 +54,7 @@ export function dispatch(state, message) {
     case "welcome":
       delete state.errors.connection; // joined: a refusal of an earlier try is over
       state.me = { id: message.you.id, name: message.you.name, token: message.you.token || state.me.token };
+      state.mine = message.you.votes || [];
       effects.push({ kind: "remember", name: state.me.name, token: message.you.token || "" });
       effects.push({ kind: "name-field", name: state.me.name });
       break;
@@ -72,6 +76,10 @@ export function dispatch(state, message) {
       showError(state, "deadline", "deadline_missed");
       effects.push({ kind: "announce", text: gettext("Time is up, but there was nothing to pick.") });
       break;
+    case "mine":
+      // A blind room: my own votes, which its states do not show.
+      state.mine = Array.isArray(message.votes) ? message.votes : [];
+      break;
     case "error":
       if (ERROR_SCREENS[message.code]) {
         finish(state, ERROR_SCREENS[message.code], effects);
@@ -81,7 +89,7 @@ export function dispatch(state, message) {
         state.errors = { connection: message.code };
       } else {
         showError(state, message.origin || "add", message.code);
-        if (message.origin === "add") state.pendingAdd = null; // refused: the field keeps it
+        if (message.origin === "add") state.pendingAdd = state.pendingTags = null; // refused: the field keeps it
         if (message.origin === "add") effects.push({ kind: "focus", target: "item-input" });
       }
       break;
@@ -115,7 +123,11 @@ export function dispatch(state, message) {
     // --- What the person does ---
     case "page:sent":
       showError(state, null, null);
-      if (message.command.action === "add") state.pendingAdd = message.command.item;
+      // What was typed (tags and all): the field is emptied once the list has its item.
+      if (message.command.action === "add" || (message.command.action === "tag" && message.origin === "add")) {
+        state.pendingAdd = message.text || message.command.item;
+        state.pendingTags = message.command.action === "tag" ? tagKeys(message.command.tags) : null;
+      }
       break;
     case "page:not-sent":
     case "page:refused":
@@ -189,12 +201,19 @@ function receiveState(state, next) {
     effects.push({ kind: "remember", name: self.name, token: "" });
     effects.push({ kind: "name-field", name: self.name });
   }
+  if (self && !sameList(self.avoids || [], state.avoids)) {
+    // Set here or in another tab: the field shows it, unless someone is typing in it.
+    state.avoids = (self.avoids || []).slice();
+    effects.push({ kind: "avoid-field", text: state.avoids.join(", ") });
+  }
   if (state.pendingAdd !== null) {
-    const key = itemKey(state.pendingAdd);
-    if (next.items.some((item) => itemKey(item.name) === key)) {
+    const key = itemKey(splitTags(state.pendingAdd).item);
+    const found = next.items.find((item) => itemKey(item.name) === key);
+    // An add is in once the list has the idea; new tags for an idea on it once it has them.
+    if (found && (state.pendingTags === null || sameList(tagKeys(found.tags || []), state.pendingTags))) {
       // Accepted: only now the field is emptied (a refusal keeps what was typed).
       effects.push({ kind: "clear-field", text: state.pendingAdd });
-      state.pendingAdd = null;
+      state.pendingAdd = state.pendingTags = null;
     }
   }
   if (state.removal && !next.items.some((item) => item.name === state.removal.name)) {
@@ -252,6 +271,10 @@ function changesSaid(before, after, myId) {
     }
   }
   for (const name of oldItems.keys()) parts.push(interpolate(gettext("%s was removed."), [name]));
+  // The host hid the votes, or shows them again (the decision shows them without being said).
+  if (Boolean(before.room.blind) !== Boolean(after.room.blind)) {
+    parts.push(after.room.blind ? gettext("The votes are hidden until the pick.") : gettext("The votes are shown again."));
+  }
   return parts.join(" ");
 }
 
@@ -265,11 +288,58 @@ function newcomers(oldKeys, newKeys, names, ids, myId, labels) {
   return out;
 }
 
+function sameList(a, b) {
+  return a.length === b.length && a.every((value, i) => value === b[i]);
+}
+
+// --- Blind votes and can't eat (docs/protocol.md) ----------------------------------------
+
+/** Whether the room's states hide the votes: blind, and nothing decided yet. */
+export function votesHidden(room) {
+  return Boolean(room && room.room.blind && !room.room.decision);
+}
+
+/** Whether I voted for an item: my own votes in a blind room, else by my id (or name). */
+export function votedByMe(state, item) {
+  if (votesHidden(state.room)) return state.mine.includes(item.name);
+  return item.voter_ids ? item.voter_ids.includes(state.me.id) : item.voters.includes(state.me.name);
+}
+
+/** "짬뽕 #해산물 #매운" -> {item: "짬뽕", tags: ["해산물", "매운"]}: words starting with # are
+ * tags, as the server's shorthand reads them. */
+export function splitTags(text) {
+  const words = text.split(/\s+/).filter(Boolean);
+  return {
+    item: words.filter((word) => !word.startsWith("#")).join(" "),
+    tags: words.filter((word) => word.startsWith("#")).map((word) => word.slice(1)),
+  };
+}
+
+/** What the add field sends: a new idea (`add`, with its tags), or, for an idea already on
+ * the list, its new tags (`tag`); null when there is no idea's name in it. */
+export function addCommand(room, text) {
+  const { item, tags } = splitTags(text);
+  if (!item) return null;
+  const key = itemKey(item);
+  const existing = room && room.items.find((entry) => itemKey(entry.name) === key);
+  if (existing && tags.length) return { action: "tag", item: existing.name, tags: tags };
+  return tags.length ? { action: "add", item: item, tags: tags } : { action: "add", item: item };
+}
+
+function tagKeys(tags) {
+  return Array.from(new Set(tags.map(itemKey))).sort();
+}
+
+/** "해산물, #매운" -> ["해산물", "매운"]: what I can't eat, as the avoid field says it. */
+export function parseAvoids(text) {
+  return text.split(/[,，、]/).map((piece) => piece.trim().replace(/^#/, "").trim()).filter(Boolean);
+}
+
 // --- The pick reel -------------------------------------------------------------------
 
 function startSpin(state, message, effects) {
   const items = state.room ? state.room.items : [];
-  const names = items.filter((item) => !item.vetoed_by.length).map((item) => item.name);
+  const names = items.filter((item) => !item.vetoed_by.length && !(item.avoider_ids || []).length).map((item) => item.name);
   if (!names.includes(message.item)) names.push(message.item);
   state.spins += 1;
   // Every page has the same items in the same order, so each plays the same sequence,

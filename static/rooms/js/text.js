@@ -18,7 +18,8 @@ export function errorText(code, config) {
     case "unknown_item": return gettext("That idea is no longer on the list.");
     case "too_many_items": return gettext("The list is full. Remove an idea first.");
     case "invalid_name": return interpolate(gettext("A name is 1 to %s characters."), [config.maxNameLength]);
-    case "nothing_to_pick": return gettext("Nothing to pick from: add an idea or lift a veto.");
+    case "nothing_to_pick": return gettext("Nothing to pick from: add an idea, lift a veto, or find something everyone can eat.");
+    case "invalid_tag": return gettext("A tag is 1 to 12 characters: at most 3 on an idea, and at most 5 things you can't eat.");
     case "rate_limited": return gettext("Easy there! Wait a few seconds and try again.");
     case "message_too_large": return gettext("That is too long.");
     case "server_busy": return gettext("The server is busy. Try again.");
