@@ -27,6 +27,7 @@ ErrorCode = Literal[
     "room_locked",
     "kicked",
     "unknown_participant",
+    "invalid_id",
     # Lunch groups (HTTP API only).
     "invalid_webhook",
     "group_not_found",
@@ -61,6 +62,7 @@ MESSAGES: dict[str, str] = {
     "room_locked": "The host has locked the list.",
     "kicked": "The host removed you from this room.",
     "unknown_participant": "There is nobody else online in this room with that id.",
+    "invalid_id": 'A command\'s "id" is 1 to 64 letters, digits, "_" or "-".',
     "invalid_webhook": "A webhook is an https URL to a public address.",
     "group_not_found": "This group does not exist.",
 }
@@ -74,6 +76,8 @@ class ClientError(Exception):
         self.message = message or MESSAGES[code]
         # The `ref` of the JSON command this answers (set by whoever read the command).
         self.ref: str | int | None = None
+        # Its idempotency key (`id`), likewise.
+        self.command_id: str | None = None
         super().__init__(f"{code}: {self.message}")
 
 
