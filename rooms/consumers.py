@@ -112,6 +112,12 @@ class RoomConsumer(LiveConsumer):
                 command_id=command.id if command is not None else None,
             )
             return
+        if answer.replayed:
+            log.info(
+                "command seen before, answered again room=%s action=%s",
+                self.room_id,
+                command.action,
+            )
         if command.id is not None:
             # Applied (now, or when first seen): the state it made goes to everyone through
             # the room's group as always (or came before, at the join); the ack names it.

@@ -26,10 +26,21 @@ from ..protocol import StateEvent
 from . import statements
 from .runner import CommandKey, Replay
 
-_LOCK_SQL = {
-    "postgresql": "SELECT 1 FROM rooms_room WHERE id = %(room)s FOR NO KEY UPDATE",
-    "sqlite": "SELECT 1 FROM rooms_room WHERE id = %(room)s",
-}
+# The command's receipt, on the room's row: no row, no room; else the receipt's outcome and
+# version, NULL and NULL if it has none.
+_SEEN_SQL = """
+SELECT r.outcome, r.version FROM rooms_room
+  LEFT JOIN rooms_commandreceipt r
+         ON r.participant_id = %(by)s AND r.command_id = %(command_id)s
+ WHERE rooms_room.id = %(room)s
+"""
+# PostgreSQL: the room's lock first, in a statement of its own, so that the lookup's snapshot
+# is taken once the transaction that held the lock before (the same id, sent at once from
+# another connection) has committed its receipt. A FOR UPDATE on the lookup itself would wait
+# for the lock and then still read the receipts as they were before it
+# (tests/test_idempotency.py's race finds that). SQLite's IMMEDIATE transaction holds the
+# database's write lock from its BEGIN.
+_LOCK_SQL = "SELECT 1 FROM rooms_room WHERE id = %(room)s FOR NO KEY UPDATE"
 
 
 def run_once(
@@ -38,19 +49,16 @@ def run_once(
     """Run the service (`run`) unless the command with this key was seen: then its first
     answer, a Replay or the same ClientError. Either way the receipt is kept."""
     with transaction.atomic():
-        if not statements.execute(_LOCK_SQL[connection.vendor], {"room": room_id}):
+        params = {"room": room_id, "by": key.participant_id, "command_id": key.command_id}
+        if connection.vendor == "postgresql":
+            statements.execute(_LOCK_SQL, params)
+        rows = statements.execute(_SEEN_SQL, params)
+        if not rows:
             raise ClientError("room_not_found")  # no room, no participant: nothing to keep
-        seen = (
-            CommandReceipt.objects.filter(
-                participant_id=key.participant_id, command_id=key.command_id
-            )
-            .values_list("outcome", "version")
-            .first()
-        )
-        if seen is not None:
-            outcome, version = seen
+        outcome, version = rows[0]
+        if outcome is not None:  # seen: '' applied, else the code it was refused with
             if outcome:
-                raise ClientError(outcome)  # type: ignore[arg-type]  # a code we stored
+                raise ClientError(outcome)  # a code we stored
             return Replay(version)
         refusal = None
         state = None
