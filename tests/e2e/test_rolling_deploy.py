@@ -219,7 +219,15 @@ async def test_a_rolling_deploy_under_load_loses_and_doubles_nothing(
     try:
         await asyncio.sleep(CALM_SECONDS)
         for worker, port in zip(deployment.workers, deployment.metrics_ports, strict=True):
+            burst = None
+            if how == signal.SIGKILL:
+                # A crash under commands in flight: everyone acts at once, and the process dies
+                # while it reads, applies and answers them (some applied, their acks lost).
+                burst = asyncio.gather(*(person.act(rng) for person in people))
+                await asyncio.sleep(0.05)
             restarts.append(await asyncio.to_thread(restart, worker, port, how))
+            if burst is not None:
+                sent += sum(await burst)
             await asyncio.sleep(max(CALM_SECONDS, FAIL_TIMEOUT + 1))
     finally:
         acting = False
@@ -272,11 +280,13 @@ async def test_a_rolling_deploy_under_load_loses_and_doubles_nothing(
     applied = {i for i, outcome in receipts.items() if outcome == ""}
     lost = issued - acknowledged
     doubled = [i for p in people for i in p.versions_differing]
+    replayed = sum(w.log().count("command seen before, answered again") for w in deployment.workers)
     report = (
         f"{how.name}: sent={sent} skipped={skipped} issued={len(issued)}"
         f" acknowledged={len(acknowledged)} applied={len(applied)} lost={len(lost)}"
         f" doubled={len(doubled)} resent={sum(p.resent for p in people)}"
         f" acked more than once={sum(n - 1 for p in people for n in p.acks.values())}"
+        f" answered again (applied before)={replayed}"
         f" closes={dict(codes)} handshake failures={failures[:3]}"
         f" ({len(failures)}) errors={dict(errors)} restarts (s away, sockets)={restarts}"
         f" settled={settle_seconds:.1f}s"
@@ -320,4 +330,5 @@ async def test_a_rolling_deploy_under_load_loses_and_doubles_nothing(
         drains = 1 if how == signal.SIGTERM else 0
         assert worker.log().count("SIGTERM: draining") == drains, worker.log()[-3000:]
         assert served > 0, report
-    assert restarts[1][1] >= len(people) // 2, report
+    if how == signal.SIGTERM:  # a killed process's sockets spread over both
+        assert restarts[1][1] >= len(people) // 2, report
