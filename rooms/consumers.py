@@ -105,7 +105,8 @@ class RoomConsumer(LiveConsumer):
                 await self.send_error(error.code, error.message, ref=ref, command_id=command_id)
             return
         except ServerBusy:
-            # Nothing was applied and no receipt kept: the same id may be sent again.
+            # No answer kept: the same id may be sent again (applied then, or answered by
+            # its receipt if a try committed before the database failed).
             await self.send_error(
                 "server_busy",
                 ref=command.ref if command is not None else None,
