@@ -13,7 +13,8 @@ having written nothing. A change whose connection failed goes to the service on 
 thread (its retries and server_busy, rooms/database.py), with one care: if the connection
 failed after the COMMIT went out, the change may have committed unanswered. Its bump writes
 a receipt of its own into the room's row, and the thread first looks for it (`Unanswered`,
-`commands.command_run`), so a change that went through is not applied a second time. Every
+`commands.command_run`), so a change that went through is not applied a second time (a
+command with an `id` is found by its own receipt, written by the same statement). Every
 other command, and SQLite, go to the services on a database thread.
 """
 

@@ -254,7 +254,9 @@ def committed_state(room_id: str, receipt: UUID) -> StateEvent | None:
     For a change sent from the event loop whose connection failed before the answer came
     (rooms/everyday.py): it may have committed or not. None is also the answer if a later
     change from an event loop has committed since and written its own receipt over it; the
-    caller then applies the change again, the one case where it can be applied twice.
+    caller then applies the change again, the one case where it can be applied twice. A
+    command with an `id` is not looked up here but by its own receipt (keyed_change_run,
+    receipts.run_once), which nothing overwrites.
     """
     room = Room.objects.filter(pk=room_id, last_change=receipt).first()
     if room is None:
