@@ -114,6 +114,7 @@ class RoomConsumer(LiveConsumer):
             )
             return
         if answer.replayed:
+            metrics.action_replayed(command.action)
             log.info(
                 "command seen before, answered again room=%s action=%s",
                 self.room_id,

@@ -4,6 +4,7 @@ import asyncio
 import json
 
 import pytest
+from prometheus_client import REGISTRY
 
 from rooms.models import CommandReceipt, Mark, Room
 from tests.test_consumer import connect, new_room, receive, until_state
@@ -67,8 +68,11 @@ async def test_a_resend_after_a_reconnect_is_answered_as_the_first_time() -> Non
     state = await until_state(again, lambda s: True)
     assert state["items"][0]["votes"] == 1 and state["version"] > first["version"]
     before = await version_of(room)
+    replayed = REGISTRY.get_sample_value("lunchsite_actions_replayed_total", {"action": "vote"})
     await again.send_to(text_data=vote)
     assert await until(again, "ack") == first
+    after = REGISTRY.get_sample_value("lunchsite_actions_replayed_total", {"action": "vote"})
+    assert after == (replayed or 0) + 1
     assert await version_of(room) == before
     assert await Mark.objects.acount() == 1
     await again.disconnect()
