@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection, connections  # noqa: F401  # connection: the skipif
+from django.db import connection, connections
 from django.utils import timezone
 
 from rooms import commands, everyday, services
@@ -296,3 +296,22 @@ async def test_with_an_id_a_later_change_no_longer_hides_what_committed(lunch, m
     assert await sync_to_async(version_of)(room) == before + 2  # the vote and the ramen
     assert await Mark.objects.filter(participant=guest).acount() == 1
     await everyday.pools_close()
+
+
+@on_postgresql
+def test_on_the_service_path_the_lock_and_the_lookup_are_one_round_trip(lunch) -> None:
+    """BEGIN, the room's lock and the receipt's lookup go out in one pipeline; the lookup is a
+    statement of its own after the lock (its snapshot then sees a receipt committed while it
+    waited: the race test above)."""
+    room, host, _ = lunch
+    seen: list[tuple[str, bool]] = []
+
+    def recording(execute, sql, params, many, context):
+        seen.append((sql, connection.connection._pipeline is not None))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(recording):
+        answer(room, host, {"action": "lock"}, "l")
+    lock, lookup = seen[0], seen[1]
+    assert "FOR NO KEY UPDATE" in lock[0] and "rooms_commandreceipt" in lookup[0]
+    assert lock[1] and lookup[1]

@@ -50,9 +50,13 @@ def run_once(
     answer, a Replay or the same ClientError. Either way the receipt is kept."""
     with transaction.atomic():
         params = {"room": room_id, "by": key.participant_id, "command_id": key.command_id}
-        if connection.vendor == "postgresql":
-            statements.execute(_LOCK_SQL, params)
-        rows = statements.execute(_SEEN_SQL, params)
+        # PostgreSQL: BEGIN, the lock and the lookup in one round trip (a pipeline), each
+        # statement still with its own snapshot.
+        with statements.sent_together() as send:
+            if connection.vendor == "postgresql":
+                send(_LOCK_SQL, params)
+            seen = send(_SEEN_SQL, params)
+        rows = seen.rows
         if not rows:
             raise ClientError("room_not_found")  # no room, no participant: nothing to keep
         outcome, version = rows[0]
