@@ -8,7 +8,8 @@ no multiprocess mode, whose files and locks a process that restarts in a rolling
 leave behind. docs/operations.md, "Metrics", has the list, example queries and alerts.
 
 All instrumentation is here; the code it measures calls one line per place: `action_observed`
-around a command (the consumer), `error_sent` where an error event goes out (the consumer),
+around a command (the consumer), `action_replayed` for one answered from its receipt (the
+consumer), `error_sent` where an error event goes out (the consumer),
 `layer_send_failed` where a broadcast fails (rooms/broadcast.py), `pool_waited` and
 `pool_connection` where a PostgreSQL connection is taken from a pool. What a process serves
 and what its drains did is read from lunchsite/drain.py when scraped, at no cost per event.
@@ -43,6 +44,12 @@ ACTION_SECONDS = Histogram(
     "From a parsed action to its end: committed and published, or refused.",
     ["action"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ACTIONS_REPLAYED = Counter(
+    "lunchsite_actions_replayed",
+    "Room actions with an id seen before: answered from their receipt, not applied again "
+    "(a resend after a reconnect whose first answer was lost). Also counted in actions.",
+    ["action"],
 )
 ERRORS = Counter("lunchsite_errors", "Error events sent to clients, by code.", ["code"])
 LAYER_SEND_FAILURES = Counter(
@@ -93,6 +100,11 @@ def _outcome(error: BaseException | None) -> str:
     if isinstance(error, ServerBusy):
         return "server_busy"
     return "server_error"
+
+
+def action_replayed(action: str) -> None:
+    """A command with an id was seen before: answered from its receipt, not applied again."""
+    ACTIONS_REPLAYED.labels(action).inc()
 
 
 def error_sent(code: str) -> None:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from . import database, everyday, protocol
+from . import backend, database, everyday, protocol
 from .protocol import Command, CommandSpec, StateEvent
-from .services import bills, deadlines, host, items, participants, picks, rooms
+from .services import bills, deadlines, host, items, participants, picks, receipts, rooms
 from .services.changes import Change
-from .services.runner import committed_state
+from .services.runner import CommandKey, Replay, committed_state, keyed_change_run
 
 log = logging.getLogger(__name__)
 
@@ -90,30 +90,86 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+@dataclass(frozen=True)
+class Answer:
+    """How a command was answered: the new state it made (none for `close`, or a command seen
+    before), and the version the ack names. `replayed`: seen before, not applied now."""
+
+    state: StateEvent | None
+    version: int | None
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, outcome: StateEvent | Replay | None) -> Answer:
+        if isinstance(outcome, Replay):
+            return cls(state=None, version=outcome.version, replayed=True)
+        return cls(state=outcome, version=None if outcome is None else outcome["version"])
+
+
 def command_run(
     *, room_id: str, participant_id: int, command: Command, unless_committed: UUID | None = None
 ) -> StateEvent | None:
     """Apply one parsed protocol command for a participant; return the room's new state.
 
-    `close` returns none: the room is gone, and everyone is told so instead.
+    `close` returns none: the room is gone, and everyone is told so instead. (A command with
+    an `id` seen before returns none too: `command_answer` says how it was answered.)
+    """
+    return command_answer(
+        room_id=room_id,
+        participant_id=participant_id,
+        command=command,
+        unless_committed=unless_committed,
+    ).state
+
+
+def command_answer(
+    *, room_id: str, participant_id: int, command: Command, unless_committed: UUID | None = None
+) -> Answer:
+    """Apply one parsed protocol command for a participant, on a database thread; then, if
+    its state says the room can be decided now (everyone done, everyone voted in the
+    runoff), decide it."""
+    answer = _command_apply(
+        room_id=room_id,
+        participant_id=participant_id,
+        command=command,
+        unless_committed=unless_committed,
+    )
+    if answer.state is not None:
+        _settle_if_needed(room_id, answer.state)
+    return answer
+
+
+def _command_apply(
+    *, room_id: str, participant_id: int, command: Command, unless_committed: UUID | None
+) -> Answer:
+    """Apply one parsed protocol command for a participant, on a database thread.
 
     `unless_committed` is the receipt of the same command sent from the event loop, whose
     connection failed before its answer came (rooms/everyday.py). If that went through, the
     command is not applied again: the room's state, which nobody was sent, goes out instead.
+    A command with an `id` needs no such receipt: its own (CommandReceipt) says.
     """
+    action = ACTIONS[command.action]
+    arguments = action.arguments(command)
+    if command.id is not None:
+        key = CommandKey(participant_id, command.id)
+        if action.change is not None and backend.vendor() == "postgresql":
+            # The everyday change's one round trip keeps the receipt (runner.py).
+            by = participant_id if action.by_participant else None
+            change = action.change(**arguments)
+            return Answer.of(keyed_change_run(room_id, change, by=by, key=key))
+        if action.by_participant:
+            arguments["participant_id"] = participant_id
+        return Answer.of(
+            receipts.run_once(room_id, key, lambda: action.service(room_id=room_id, **arguments))
+        )
     if unless_committed is not None:
         state = committed_state(room_id, unless_committed)
         if state is not None:
-            _settle_if_needed(room_id, state)
-            return state
-    action = ACTIONS[command.action]
-    arguments = action.arguments(command)
+            return Answer.of(state)
     if action.by_participant:
         arguments["participant_id"] = participant_id
-    state = action.service(room_id=room_id, **arguments)
-    if state is not None:
-        _settle_if_needed(room_id, state)
-    return state
+    return Answer.of(action.service(room_id=room_id, **arguments))
 
 
 def _settle_if_needed(room_id: str, state: StateEvent) -> None:
@@ -130,9 +186,10 @@ def _settle_if_needed(room_id: str, state: StateEvent) -> None:
 
 async def change_from_loop(
     *, room_id: str, participant_id: int, command: Command
-) -> StateEvent | None:
+) -> StateEvent | Replay | None:
     """Apply an everyday command from the event loop and publish its state; None if it is not
-    an everyday one or the loop does not send changes (SQLite, or switched off).
+    an everyday one or the loop does not send changes (SQLite, or switched off). A command
+    with an `id` seen before is not applied again: Replay (or its first ClientError).
 
     A refusal raises its ClientError (one round trip); a failed connection everyday.Unanswered.
     """
@@ -141,30 +198,32 @@ async def change_from_loop(
         return None
     change = action.change(**action.arguments(command))  # a bad argument raises ClientError
     by = participant_id if action.by_participant else None
-    state = await everyday.change_send(room_id=room_id, change=change, by=by)
+    key = None if command.id is None else CommandKey(participant_id, command.id)
+    outcome = await everyday.change_send(room_id=room_id, change=change, by=by, key=key)
     # Everyone done before the deadline, everyone voted in the runoff: decide now. Read from
     # the state the change returned; only then does it cost a trip to a database thread.
-    if deadlines.settle_needed(state):
-        await database.call(_settle_if_needed, room_id=room_id, state=state)
-    return state
+    if not isinstance(outcome, Replay) and deadlines.settle_needed(outcome):
+        await database.call(_settle_if_needed, room_id=room_id, state=outcome)
+    return outcome
 
 
-async def command_dispatch(*, room_id: str, participant_id: int, command: Command) -> None:
+async def command_dispatch(*, room_id: str, participant_id: int, command: Command) -> Answer:
     """Run a participant's command for the consumer: an everyday change from the event loop
     where it can go, anything else, or a change whose connection failed, on a database thread."""
     unless_committed = None
     try:
-        state = await change_from_loop(
+        outcome = await change_from_loop(
             room_id=room_id, participant_id=participant_id, command=command
         )
-        if state is not None:
-            return
+        if outcome is not None:
+            return Answer.of(outcome)
     except everyday.Unanswered as unanswered:
         unless_committed = unanswered.receipt
-    await database.call(
-        command_run,
+    answer: Answer = await database.call(
+        command_answer,
         room_id=room_id,
         participant_id=participant_id,
         command=command,
         unless_committed=unless_committed,
     )
+    return answer

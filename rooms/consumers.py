@@ -97,18 +97,38 @@ class RoomConsumer(LiveConsumer):
         try:
             command = self._parse(text_data, bytes_data)
             with metrics.action_observed(command.action):
-                await commands.command_dispatch(
+                answer = await commands.command_dispatch(
                     room_id=self.room_id, participant_id=self.participant_id, command=command
                 )
         except ClientError as error:
             # The answer names the request it answers (the parser sets it on its refusals).
             ref = command.ref if command is not None else error.ref
+            command_id = command.id if command is not None else error.command_id
             if error.code in CLOSE_CODES:
-                await self.refuse(error.code, error.message, ref=ref)
+                await self.refuse(error.code, error.message, ref=ref, command_id=command_id)
             else:
-                await self.send_error(error.code, error.message, ref=ref)
+                await self.send_error(error.code, error.message, ref=ref, command_id=command_id)
+            return
         except ServerBusy:
-            await self.send_error("server_busy", ref=command.ref if command is not None else None)
+            # No answer kept: the same id may be sent again (applied then, or answered by
+            # its receipt if a try committed before the database failed).
+            await self.send_error(
+                "server_busy",
+                ref=command.ref if command is not None else None,
+                command_id=command.id if command is not None else None,
+            )
+            return
+        if answer.replayed:
+            metrics.action_replayed(command.action)
+            log.info(
+                "command seen before, answered again room=%s action=%s",
+                self.room_id,
+                command.action,
+            )
+        if command.id is not None:
+            # Applied (now, or when first seen): the state it made goes to everyone through
+            # the room's group as always (or came before, at the join); the ack names it.
+            await self.send(text_data=protocol.encode(protocol.ack_event(command, answer.version)))
 
     def _parse(self, text_data: str | None, bytes_data: bytes | None) -> protocol.Command:
         # Every frame counts toward the limit, or a flood of oversized or binary frames
@@ -168,17 +188,28 @@ class RoomConsumer(LiveConsumer):
             await self.send(text_data=protocol.encode(event))
 
     async def send_error(
-        self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
+        self,
+        code: ErrorCode,
+        message: str | None = None,
+        *,
+        ref: protocol.Ref | None = None,
+        command_id: str | None = None,
     ) -> None:
         """Send an error event; the connection stays open."""
         metrics.error_sent(code)
-        await self.send(text_data=protocol.encode(protocol.error_event(code, message, ref)))
+        event = protocol.error_event(code, message, ref, command_id)
+        await self.send(text_data=protocol.encode(event))
 
     async def refuse(
-        self, code: ErrorCode, message: str | None = None, *, ref: protocol.Ref | None = None
+        self,
+        code: ErrorCode,
+        message: str | None = None,
+        *,
+        ref: protocol.Ref | None = None,
+        command_id: str | None = None,
     ) -> None:
         """Send the error, then close with its code (4503 when it has none of its own)."""
-        await self.send_error(code, message, ref=ref)
+        await self.send_error(code, message, ref=ref, command_id=command_id)
         await self.close(code=CLOSE_CODES.get(code, CLOSE_TRY_AGAIN))
 
     def _session_key(self) -> str:

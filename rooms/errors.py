@@ -38,6 +38,7 @@ ErrorCode = Literal[
     "not_in_runoff",
     "runoff_in_progress",
     "invalid_tag",
+    "invalid_id",
     # Lunch groups (HTTP API only).
     "invalid_webhook",
     "invalid_schedule",
@@ -85,6 +86,7 @@ MESSAGES: dict[str, str] = {
     "not_in_runoff": "Only the items in the runoff can be voted for now.",
     "runoff_in_progress": "A runoff is deciding between tied items; wait for it to end.",
     "invalid_tag": "A tag is 1 to 12 characters; an item has at most 3, and you avoid at most 5.",
+    "invalid_id": 'A command\'s "id" is 1 to 64 letters, digits, "_" or "-".',
     "invalid_webhook": "A webhook is an https URL to a public address.",
     "invalid_schedule": "That is not a lunch schedule (see docs/protocol.md).",
     "group_not_found": "This group does not exist.",
@@ -99,6 +101,8 @@ class ClientError(Exception):
         self.message = message or MESSAGES[code]
         # The `ref` of the JSON command this answers (set by whoever read the command).
         self.ref: str | int | None = None
+        # Its idempotency key (`id`), likewise.
+        self.command_id: str | None = None
         super().__init__(f"{code}: {self.message}")
 
 

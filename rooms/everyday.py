@@ -13,7 +13,8 @@ having written nothing. A change whose connection failed goes to the service on 
 thread (its retries and server_busy, rooms/database.py), with one care: if the connection
 failed after the COMMIT went out, the change may have committed unanswered. Its bump writes
 a receipt of its own into the room's row, and the thread first looks for it (`Unanswered`,
-`commands.command_run`), so a change that went through is not applied a second time. Every
+`commands.command_run`), so a change that went through is not applied a second time (a
+command with an `id` is found by its own receipt, written by the same statement). Every
 other command, and SQLite, go to the services on a database thread.
 """
 
@@ -36,7 +37,13 @@ from . import backend, broadcast
 from .protocol import StateEvent
 from .services import states
 from .services.changes import Change
-from .services.runner import change_outcome, change_statements
+from .services.runner import (
+    CommandKey,
+    Replay,
+    change_outcome,
+    change_statements,
+    keyed_change_outcome,
+)
 from .services.statements import Statement
 
 log = logging.getLogger(__name__)
@@ -56,21 +63,30 @@ class Unanswered(Exception):
         self.receipt = receipt
 
 
-async def change_send(*, room_id: str, change: Change, by: int | None) -> StateEvent:
+async def change_send(
+    *, room_id: str, change: Change, by: int | None, key: CommandKey | None = None
+) -> StateEvent | Replay:
     """Apply a change from the loop and publish its state; return the state.
 
     A refusal raises its ClientError. Raises Unanswered if the statements failed
     (PostgreSQL down or saturated, the connection lost) and a database thread must decide
-    whether the change went through.
+    whether the change went through. With a command's `key`, the same statement keeps its
+    receipt: a command seen before is answered as then (a Replay, or the same ClientError).
     """
     receipt = uuid4()
-    plan = change_statements(room_id, change, by=by, vendor="postgresql", receipt=receipt)
+    plan = change_statements(room_id, change, by=by, vendor="postgresql", receipt=receipt, key=key)
     try:
         rows = await _sent_in_one_transaction(plan.sql)
     except psycopg.Error as exc:  # PoolTimeout too: nothing was sent, the receipt is not found
         log.warning("everyday change failed on the loop room=%s: %r; trying a thread", room_id, exc)
         raise Unanswered(receipt) from exc
-    applied = change_outcome(rows[plan.verdict], rows[-1])
+    if key is None:
+        applied = change_outcome(rows[plan.verdict], rows[-1])
+    else:
+        outcome = keyed_change_outcome(rows[plan.verdict], rows[-1])
+        if isinstance(outcome, Replay):
+            return outcome
+        applied = outcome
     # Committed already: the state goes out through the services' own entry point, now.
     with broadcast.collecting(committed=True) as outbox:
         states.state_publish(applied.room, applied.state)

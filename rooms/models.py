@@ -399,3 +399,40 @@ class Mark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of item {self.item_id} by participant {self.participant_id}"
+
+
+# A command's idempotency key (protocol `id`): 1 to 64 of these characters.
+COMMAND_ID_MAX_LENGTH = 64
+
+
+class CommandReceipt(models.Model):
+    """A command a participant sent with an `id`, and how it was answered the first time.
+
+    A command seen again with the same id from the same participant is answered from here
+    (the same acknowledgement, or the same refusal) and not applied again: a client resends
+    what was not acknowledged when its connection dropped (a deploy's 1012, a lost 1006).
+    Written in the same transaction as the command: by the everyday change's statement
+    itself (rooms/services/runner.py) or by the service path (rooms/commands.py). The
+    participant belongs to one room, so the receipts go with the room (purge_rooms).
+    """
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    command_id = models.CharField(max_length=COMMAND_ID_MAX_LENGTH)
+    # The error code it was refused with; empty: it was applied.
+    outcome = models.CharField(max_length=40, blank=True)
+    # The room's version its change made (none for a refusal, or for `close`).
+    version = models.PositiveBigIntegerField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # The lookup and the backstop: one receipt per command id per participant.
+            models.UniqueConstraint(
+                fields=["participant", "command_id"], name="one_receipt_per_command_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"command {self.command_id} of participant {self.participant_id}"

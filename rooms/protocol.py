@@ -5,6 +5,7 @@ outgoing events are the TypedDicts below. docs/protocol.md describes the same sh
 """
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
@@ -17,6 +18,9 @@ _FRESH = "fresh"  # the shorthand word of "avoid_recent": true (lunch groups)
 # A request id the client picks; the error answering its command carries it back.
 Ref = str | int
 REF_MAX_LENGTH = 64
+# A command's idempotency key, the client's choice: 1 to 64 ASCII letters, digits, _ and -
+# (rooms/models.py's CommandReceipt keeps it for the room's life).
+COMMAND_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Integers a JavaScript client gets back exactly (Number.MAX_SAFE_INTEGER).
 _REF_MAX_INT = 2**53 - 1
 # Participant ids are positive and fit the database's 64-bit integer.
@@ -341,7 +345,10 @@ class Command:
 
     action: str
     arguments: Arguments = field(default_factory=dict)
-    ref: Ref | None = None  # the JSON command's request id, echoed on its error
+    ref: Ref | None = None  # the JSON command's request id, echoed on its answer
+    # The JSON command's idempotency key: seen again for the same participant, the command
+    # is answered as the first time and not applied again (rooms/commands.py).
+    id: str | None = None
 
     @property
     def spec(self) -> CommandSpec:
@@ -365,9 +372,14 @@ def _parse_json(frame: str) -> Command:
         raise ClientError("bad_message", "A command is a JSON object.")
     ref = _parse_ref(data.get("ref"))
     try:
-        return _json_command(data, ref)
+        command_id = _parse_command_id(data.get("id"))
     except ClientError as error:
         error.ref = ref
+        raise
+    try:
+        return _json_command(data, ref, command_id)
+    except ClientError as error:
+        error.ref, error.command_id = ref, command_id
         raise
 
 
@@ -383,13 +395,22 @@ def _parse_ref(ref: object) -> Ref | None:
     raise ClientError("bad_message", '"ref" is a string of up to 64 characters or an integer.')
 
 
-def _json_command(data: dict, ref: Ref | None) -> Command:
+def _parse_command_id(command_id: object) -> str | None:
+    """The command's `id`: 1 to 64 of A-Z, a-z, 0-9, _ and -, or none (null is none)."""
+    if command_id is None:
+        return None
+    if isinstance(command_id, str) and COMMAND_ID_SHAPE.fullmatch(command_id):
+        return command_id
+    raise ClientError("invalid_id")
+
+
+def _json_command(data: dict, ref: Ref | None, command_id: str | None) -> Command:
     action = data.get("action")
     if not isinstance(action, str) or action.lower() not in COMMANDS:
         raise ClientError("bad_message", "Unknown action.")
     action = action.lower()
     data["action"] = action
-    return Command(action, COMMANDS[action].from_json(data), ref=ref)
+    return Command(action, COMMANDS[action].from_json(data), ref=ref, id=command_id)
 
 
 def _parse_shorthand(frame: str) -> Command:
@@ -554,13 +575,39 @@ class ErrorEvent(TypedDict, total=False):
     code: str
     message: str
     ref: Ref  # present when the error answers a JSON command that carried one
+    id: str  # likewise for the command's idempotency key
 
 
-def error_event(code: ErrorCode, message: str | None = None, ref: Ref | None = None) -> ErrorEvent:
-    """The `error` event for a code; `ref` when it answers a JSON command that carried one."""
+class AckEvent(TypedDict, total=False):
+    """A command that carried an `id` was applied (now, or the first time it was seen)."""
+
+    type: Literal["ack"]
+    id: str
+    version: int  # the room's version its change made (absent for `close`)
+    ref: Ref
+
+
+def error_event(
+    code: ErrorCode, message: str | None = None, ref: Ref | None = None, id: str | None = None
+) -> ErrorEvent:
+    """The `error` event for a code; `ref` and `id` when it answers a JSON command that
+    carried them."""
     event: ErrorEvent = {"type": "error", "code": code, "message": message or MESSAGES[code]}
     if ref is not None:
         event["ref"] = ref
+    if id is not None:
+        event["id"] = id
+    return event
+
+
+def ack_event(command: Command, version: int | None) -> AckEvent:
+    """The `ack` of a command with an `id` that was applied (its `ref` too, if it had one)."""
+    assert command.id is not None
+    event: AckEvent = {"type": "ack", "id": command.id}
+    if version is not None:
+        event["version"] = version
+    if command.ref is not None:
+        event["ref"] = command.ref
     return event
 
 
@@ -573,6 +620,7 @@ ServerEvent = (
     | DeadlineMissedEvent
     | MineEvent
     | ErrorEvent
+    | AckEvent
 )
 # What may go out before a state, in the same broadcast (rooms/broadcast.py).
 BeforeEvent = PickedEvent | RunoffEvent | DeadlineMissedEvent

@@ -253,8 +253,8 @@ async def test_a_failing_statement_rolls_back_and_the_service_decides(lunch, mon
     room, _, guest = lunch
     statements = runner.change_statements
 
-    def failing(room_id, change, *, by, vendor, receipt=None):
-        plan = statements(room_id, change, by=by, vendor=vendor, receipt=receipt)
+    def failing(room_id, change, *, by, vendor, receipt=None, key=None):
+        plan = statements(room_id, change, by=by, vendor=vendor, receipt=receipt, key=key)
         lock, change_and_bump, _ = plan.sql
         return runner.Plan([lock, change_and_bump, ("SELECT 1 / 0", {})], plan.verdict)
 

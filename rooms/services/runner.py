@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from django.db import connection, transaction
 
 from .. import selectors
+from ..errors import ClientError
 from ..models import Room
 from ..protocol import StateEvent
 from . import statements
@@ -39,6 +42,22 @@ class Applied:
 
     room: Room
     state: StateEvent
+
+
+@dataclass(frozen=True)
+class CommandKey:
+    """A command's idempotency key: who sent it and the `id` it carried (rooms/protocol.py)."""
+
+    participant_id: int
+    command_id: str
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A command seen before, and applied then: the room's version its change made (none for
+    `close`). Nothing was applied now. (One refused then raises the same ClientError.)"""
+
+    version: int | None
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,34 @@ WITH verdict AS (SELECT rooms_room.id, {verdict} AS refused
 SELECT verdict.refused, bumped.* FROM verdict LEFT JOIN bumped ON TRUE
 """
 
+# PostgreSQL, for a command with an idempotency key (CommandKey): the same statement with
+# its receipt. `seen` is the receipt of a command sent before with the same id; then the
+# verdict admits nothing (`replayed`) and the row carries the first answer (the code it was
+# refused with, or '' and the version it made). Otherwise the receipt of this one is one
+# more part: the verdict's code, or '' and the bumped version. The room's lock, taken by the
+# statement before, orders two sends of one id; the unique constraint backs that up.
+_KEYED_CHECK_CHANGE_AND_BUMP_SQL = """
+WITH seen AS (SELECT outcome, version FROM rooms_commandreceipt
+               WHERE participant_id = %(command_by)s AND command_id = %(command_id)s),
+     verdict AS (SELECT rooms_room.id,
+                        CASE WHEN EXISTS (SELECT 1 FROM seen) THEN NULL ELSE {verdict} END
+                          AS refused,
+                        EXISTS (SELECT 1 FROM seen) AS replayed
+                   FROM rooms_room WHERE rooms_room.id = %(room)s),
+     room AS (SELECT id FROM verdict WHERE refused IS NULL AND NOT replayed){parts},
+     bumped AS (UPDATE rooms_room SET version = version + 1, expires_at = {expiry},
+                       last_change = COALESCE(%(receipt)s, last_change){sets}
+                 WHERE id IN (SELECT id FROM room)
+                RETURNING {columns}),
+     noted AS (INSERT INTO rooms_commandreceipt
+                      (participant_id, command_id, outcome, version, created_at)
+               SELECT %(command_by)s, %(command_id)s, COALESCE(verdict.refused, ''),
+                      (SELECT version FROM bumped), %(now)s
+                 FROM verdict WHERE NOT verdict.replayed)
+SELECT verdict.refused, bumped.*, verdict.replayed, seen.outcome, seen.version
+  FROM verdict LEFT JOIN bumped ON TRUE LEFT JOIN seen ON TRUE
+"""
+
 # SQLite: the change's statements read the room's id as PostgreSQL's parts read `room`.
 _SQLITE_ROOM = "WITH room AS (SELECT %(room)s AS id)\n"
 
@@ -88,29 +135,41 @@ def change_statements(
     by: int | None,
     vendor: str,
     receipt: UUID | None = None,
+    key: CommandKey | None = None,
 ) -> Plan:
     """The statements that lock the room, check and apply `change` by `by`, bump the room
     and read its new state. The bump writes `receipt`, if any, into the room's `last_change`
-    (`committed_state` reads it; PostgreSQL only, for the event loop's changes)."""
+    (`committed_state` reads it; PostgreSQL only, for the event loop's changes). With a
+    command's `key` (PostgreSQL only) the same statement looks for its receipt first and
+    writes it: no statement more."""
     checks = (*ACTOR_CHECKS, *change.checks)
     params = bump_params(room_id)
     params.update(change.params, by=by, receipt=receipt)
     state = selectors.room_state_query(room_id=room_id, group_id=None, vendor=vendor)
     if vendor == "postgresql":
-        sql = _check_change_and_bump_sql(checks, change.sql["postgresql"], change.bump)
+        if key is None:
+            sql = _check_change_and_bump_sql(checks, change.sql["postgresql"], change.bump)
+        else:
+            sql = _check_change_and_bump_sql(
+                checks, change.sql["postgresql"], change.bump, keyed=True
+            )
+            params.update(command_by=key.participant_id, command_id=key.command_id)
         return Plan([(_LOCK_SQL, params), (sql, params), state], verdict=1)
+    if key is not None:
+        raise ValueError("SQLite keeps a command's receipt on the service path (commands.py)")
     writes = [(_SQLITE_ROOM + sql, params) for sql in change.sql["sqlite"]]
     bump = bump_sql(checks, vendor=vendor, also=_GROUP_COLUMNS, sets=change.bump)
     return Plan([(bump, params), *writes, state], verdict=0)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=128)
 def _check_change_and_bump_sql(
-    checks: tuple[Check, ...], parts: tuple[str, ...], sets: str = ""
+    checks: tuple[Check, ...], parts: tuple[str, ...], sets: str = "", *, keyed: bool = False
 ) -> str:
     """PostgreSQL's statement for these checks, a change's parts and the room's columns it
-    sets with the bump; made once each."""
-    return _CHECK_CHANGE_AND_BUMP_SQL.format(
+    sets with the bump (with a command's receipt if `keyed`); made once each."""
+    template = _KEYED_CHECK_CHANGE_AND_BUMP_SQL if keyed else _CHECK_CHANGE_AND_BUMP_SQL
+    return template.format(
         verdict=verdict_sql(checks),
         parts="".join(f",\n     {part}" for part in parts),
         expiry=EXPIRY_LATER_SQL,
@@ -123,6 +182,23 @@ def change_outcome(verdict_rows: list[tuple], state_rows: list[tuple]) -> Applie
     """What `change_statements` did, from the rows of its verdict and of its state read;
     the ClientError of the check that failed if it was refused (changes.verdict_read)."""
     row = verdict_read(verdict_rows)
+    return _applied(row, state_rows)
+
+
+def keyed_change_outcome(verdict_rows: list[tuple], state_rows: list[tuple]) -> Applied | Replay:
+    """`change_outcome` for a plan made with a command's key: a Replay, or the ClientError it
+    was refused with, if the command was seen before."""
+    if verdict_rows:
+        *row, replayed, outcome, version = verdict_rows[0]
+        if replayed:
+            if outcome:
+                raise ClientError(outcome)
+            return Replay(version)
+        verdict_rows = [tuple(row)]
+    return change_outcome(verdict_rows, state_rows)
+
+
+def _applied(row: Sequence[Any], state_rows: list[tuple]) -> Applied:
     room = statements.row_to_model(Room, row)
     slug, name = row[-2:]
     if slug is not None:
@@ -159,6 +235,22 @@ def change_run(room_id: str, change: Change = NO_CHANGE, *, by: int | None) -> S
         return state_publish(applied.room, applied.state)
 
 
+def keyed_change_run(
+    room_id: str, change: Change, *, by: int | None, key: CommandKey
+) -> StateEvent | Replay:
+    """`change_run` for a command with an idempotency key, on PostgreSQL: the same round trip,
+    whose statement also looks for the command's receipt and writes it. A command seen
+    before is not applied: its first answer comes back (a Replay, or its ClientError)."""
+    plan = change_statements(room_id, change, by=by, vendor="postgresql", key=key)
+    with transaction.atomic():
+        with statements.sent_together(commit=True) as send:
+            sent = [send(sql, params) for sql, params in plan.sql]
+        outcome = keyed_change_outcome(sent[plan.verdict].rows, sent[-1].rows)
+        if isinstance(outcome, Replay):
+            return outcome
+        return state_publish(outcome.room, outcome.state)
+
+
 def committed_state(room_id: str, receipt: UUID) -> StateEvent | None:
     """If the change whose bump wrote `receipt` has committed, publish the room's state (nobody
     was sent it) and return it; else None.
@@ -166,7 +258,9 @@ def committed_state(room_id: str, receipt: UUID) -> StateEvent | None:
     For a change sent from the event loop whose connection failed before the answer came
     (rooms/everyday.py): it may have committed or not. None is also the answer if a later
     change from an event loop has committed since and written its own receipt over it; the
-    caller then applies the change again, the one case where it can be applied twice.
+    caller then applies the change again, the one case where it can be applied twice. A
+    command with an `id` is not looked up here but by its own receipt (keyed_change_run,
+    receipts.run_once), which nothing overwrites.
     """
     room = Room.objects.filter(pk=room_id, last_change=receipt).first()
     if room is None:

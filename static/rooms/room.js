@@ -1,7 +1,8 @@
 // The room page's client. Three parts, as zulip's web client draws the line:
 //   js/state.js   the data: one state object, changed only by dispatch(message);
 //   js/render.js  the page drawn from that state (user text by textContent only);
-//   js/socket.js  the WebSocket: connect, reconnect with backoff, send with a `ref`.
+//   js/socket.js  the WebSocket: connect, reconnect with backoff, send with a `ref` and an `id`
+//                 (what a dropped connection left unanswered is resent after the next join).
 // This file wires them: what the person does becomes a command or a page message, every
 // message goes through dispatch, then the page is rendered and the effects carried out.
 

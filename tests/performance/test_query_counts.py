@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from rooms import commands, selectors, services
 from rooms.models import Mark, Participant, Room
-from rooms.protocol import parse_frame
+from rooms.protocol import Command, parse_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -261,3 +262,73 @@ def test_after_the_pick_statement_counts(room_with_people, django_assert_max_num
         state = run(room, people[1], "paid")
     assert state["room"]["bill"]["shares"][0]["paid"]
     assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+
+
+def vars_of(command: Command) -> dict:
+    return {"action": command.action, "arguments": command.arguments}
+
+
+def run_keyed(room: Room, person: Participant, action: str, text: str, command_id: str) -> dict:
+    """`run`, the command carrying an idempotency key (JSON's `id`)."""
+    frame = parse_frame(f"{action}:{text}")
+    command = Command(frame.action, frame.arguments, id=command_id)
+    answer = commands.command_answer(room_id=room.pk, participant_id=person.pk, command=command)
+    assert answer.state is not None
+    return answer.state
+
+
+# SQLite keeps a command's receipt on the service path (rooms/services/receipts.py): the
+# room's row read with its receipt, the service's atomic block as a savepoint and its
+# release, the receipt written.
+SQLITE_KEYED_EXTRA = 4
+
+
+@pytest.mark.parametrize(
+    ("action", "text", "postgresql", "sqlite"),
+    CASES,
+    ids=[f"{c[0]}-{c[1]}" for c in CASES],
+)
+def test_an_id_costs_an_everyday_change_no_statement_on_postgresql(
+    room_with_people, action: str, text: str, postgresql: int, sqlite: int | None
+) -> None:
+    """With an `id`, PostgreSQL sends exactly the statements it sends without one (the receipt
+    is part of the change's statement); a resend of it is as many and changes nothing."""
+    room, people = room_with_people
+    with CaptureQueriesContext(connection) as plain:
+        run(room, people[1], action, text)
+    # The same action again, by someone else, on something it still applies to.
+    second = {"add": "dish newer", "remove": "dish 4", "rename": "other"}.get(action, text)
+    with CaptureQueriesContext(connection) as with_id:
+        state = run_keyed(room, people[0], action, second, "cmd-1")
+    extra = 0 if connection.vendor == "postgresql" else SQLITE_KEYED_EXTRA
+    assert len(with_id) == len(plain) + extra <= budget(postgresql, sqlite) + extra
+    assert state == selectors.room_state(room=Room.objects.get(pk=room.pk))
+    version = state["version"]
+    with CaptureQueriesContext(connection) as replayed:
+        answer = commands.command_answer(
+            room_id=room.pk,
+            participant_id=people[0].pk,
+            command=Command(**{**vars_of(parse_frame(f"{action}:{second}")), "id": "cmd-1"}),
+        )
+    assert answer.replayed and answer.version == version == Room.objects.get(pk=room.pk).version
+    assert len(replayed) <= len(with_id)
+
+
+@pytest.mark.parametrize("frame", ["pick", "lock"])
+def test_an_id_costs_other_actions_four_or_five_statements(room_with_people, frame: str) -> None:
+    """The service path (rooms/services/receipts.py): the room's lock (PostgreSQL), the
+    receipt's lookup, the service's atomic block as a savepoint and its release, the receipt's
+    INSERT. A resend of it is BEGIN, the lock, the lookup and COMMIT."""
+    room, people = room_with_people
+    host = Room.objects.get(pk=room.pk).host_id
+    actor = next(person for person in people if person.pk == host)
+    with CaptureQueriesContext(connection) as plain:
+        run(room, actor, frame)
+    command = Command(**vars_of(parse_frame(frame)), id="h-1")
+    with CaptureQueriesContext(connection) as with_id:
+        commands.command_answer(room_id=room.pk, participant_id=actor.pk, command=command)
+    locks = 1 if connection.vendor == "postgresql" else 0
+    assert len(with_id) == len(plain) + 4 + locks
+    with CaptureQueriesContext(connection) as replayed:
+        answer = commands.command_answer(room_id=room.pk, participant_id=actor.pk, command=command)
+    assert answer.replayed and len(replayed) == 3 + locks

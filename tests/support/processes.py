@@ -238,6 +238,21 @@ def room_locked(database_url: str, room_id: str) -> Iterator[None]:
         lock.close()
 
 
+def database_rows(database_url: str, sql: str) -> list[tuple]:
+    """The rows of one query on a daphne processes' database (PostgreSQL or SQLite), read
+    from outside them, as an operator would."""
+    if database_url.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        with psycopg.connect(_psycopg_url(database_url)) as conn:
+            return conn.execute(sql).fetchall()
+    reader = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+    try:
+        return reader.execute(sql).fetchall()
+    finally:
+        reader.close()
+
+
 def _psycopg_url(url: str) -> str:
     return url.replace("postgres://", "postgresql://", 1)
 
