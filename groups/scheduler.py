@@ -79,8 +79,11 @@ def lunch_open(group: Group, lunch: Lunch) -> Room | None:
         _, created = GroupOpening.objects.get_or_create(group=group, date=lunch.day)
         if not created:
             return None
-        room, _ = services.group_room_open(group=group)
-        deadline_set(room_id=room.pk, at=lunch.decides_at, participant_id=None)  # issue 29
+        room, created = services.group_room_open(group=group)
+        # A room someone opened by hand keeps its host's deadline, and a decided one its
+        # decision: the schedule's deadline would draw again over it.
+        if created or (room.deadline_at is None and room.decided_at is None):
+            deadline_set(room_id=room.pk, at=lunch.decides_at, participant_id=None)  # issue 29
         GroupOpening.objects.filter(group=group, date=lunch.day).update(room_id=room.pk)
         # The rows of a week ago can never be due again (an opening is at most 12 hours
         # before its lunch): each group keeps a week of them, not one a day for ever.

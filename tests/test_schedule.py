@@ -241,6 +241,20 @@ def test_a_room_already_open_is_taken_not_doubled(group, deadlines) -> None:
     assert deadlines == [(room.pk, at(FRIDAY, "11:55"))]
 
 
+def test_a_deadline_the_host_set_or_a_decision_is_kept(group, deadlines) -> None:
+    """A room opened by hand whose host set a deadline, or that has decided, is not given the
+    schedule's deadline: it would move the host's, or draw again over the decision."""
+    room, _ = group_services.group_room_open(group=group)
+    Room.objects.filter(pk=room.pk).update(deadline_at=at(FRIDAY, "11:50"))
+    assert [opened.pk for opened in scheduler.scheduler_tick(at(FRIDAY, "11:40"))] == [room.pk]
+    assert deadlines == []
+    Room.objects.filter(pk=room.pk).update(deadline_at=None, decided_at=at(FRIDAY, "11:30"))
+    assert [
+        opened.pk for opened in scheduler.scheduler_tick(at(FRIDAY + timedelta(days=7), "11:40"))
+    ] == [room.pk]
+    assert deadlines == []
+
+
 def test_a_failed_opening_is_tried_again(group, monkeypatch) -> None:
     """An opening that fails rolls its row back with it: the next look opens the room."""
 

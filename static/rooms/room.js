@@ -273,7 +273,8 @@ function start() {
       handle({ type: "page:refused", origin: "order", code: "invalid_order" });
       return;
     }
-    if (sendCommand({ action: "order", text: text }, "order")) $("order-input").value = "";
+    // The field keeps the text until the room has the order (a refusal leaves it to fix).
+    sendCommand({ action: "order", text: text }, "order");
   });
   $("order-withdraw").addEventListener("click", () => sendCommand({ action: "order", text: null }, "order"));
   $("bill-form").addEventListener("submit", (event) => {

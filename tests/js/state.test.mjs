@@ -345,3 +345,34 @@ describe("blind votes and can't eat (issue 29)", () => {
     assert.deepEqual(state.spin.names, ["pho", "ramen"]);
   });
 });
+
+describe("an order (issue 30)", () => {
+  const decided = { item: "짬뽕집", by: "minji", at: "2026-11-24T12:05:00+00:00" };
+  function withOrders(version, orders) {
+    const event = stateEvent(version, { items: ["짬뽕집"], decision: decided });
+    event.room.orders = orders;
+    return event;
+  }
+
+  test("the field is emptied once the room lists my order, not when it is sent", () => {
+    const state = joinedPage(1, { items: ["짬뽕집"], decision: decided });
+    dispatch(state, { type: "page:sent", command: { action: "order", text: "짬뽕 곱빼기" }, origin: "order" });
+    const other = withOrders(2, [{ id: 4, name: "joon", text: "탕수육" }]); // someone else's
+    assert.deepEqual(dispatch(state, other).filter((e) => e.kind === "clear-field"), []);
+    const mine = withOrders(3, [{ id: 3, name: "minji", text: "짬뽕  곱빼기" }]);
+    assert.deepEqual(dispatch(state, mine).filter((e) => e.kind === "clear-field"), [
+      { kind: "clear-field", field: "order-input", text: "짬뽕 곱빼기" },
+    ]);
+    assert.equal(state.pendingOrder, null);
+  });
+
+  test("a refused order keeps what was typed", () => {
+    const state = joinedPage(1, { items: ["짬뽕집"], decision: decided });
+    dispatch(state, { type: "page:sent", command: { action: "order", text: "\u200b" }, origin: "order" });
+    dispatch(state, { type: "error", code: "invalid_order", origin: "order" });
+    assert.equal(state.pendingOrder, null);
+    assert.deepEqual(state.errors, { order: "invalid_order" });
+    const later = withOrders(2, [{ id: 3, name: "minji", text: "\u200b" }]);
+    assert.deepEqual(dispatch(state, later).filter((e) => e.kind === "clear-field"), []);
+  });
+});

@@ -540,9 +540,12 @@ export function applyDomEffect(effect) {
       // Never over what someone is typing.
       if (document.activeElement !== $("avoid-input")) $("avoid-input").value = effect.text;
       return true;
-    case "clear-field":
-      if ($("item-input").value.trim() === effect.text.trim()) $("item-input").value = "";
+    case "clear-field": {
+      // Only what was sent: something typed since stays.
+      const field = $(effect.field || "item-input");
+      if (field.value.trim() === effect.text.trim()) field.value = "";
       return true;
+    }
     case "focus":
       focusTarget(effect);
       return true;

@@ -29,6 +29,7 @@ export function createState(config, now) {
     retrySeconds: 0,
     errors: {}, // where an error shows (the control that caused it) -> error code
     pendingAdd: null, // the text an `add` sent; the field keeps it until the list has it
+    pendingOrder: null, // the text an `order` sent; the field keeps it until the room has it
     pendingTags: null, // the tags' keys a `tag` from the same field sent (null: it was an add)
     removal: null, // {name, id}: removed here, sent when the undo time is over
     spin: null, // {id, names, winner, by, step, steps, shown}: the pick reel turning
@@ -90,6 +91,7 @@ export function dispatch(state, message) {
       } else {
         showError(state, message.origin || "add", message.code);
         if (message.origin === "add") state.pendingAdd = state.pendingTags = null; // refused: the field keeps it
+        if (message.origin === "order") state.pendingOrder = null;
         if (message.origin === "add") effects.push({ kind: "focus", target: "item-input" });
       }
       break;
@@ -128,6 +130,7 @@ export function dispatch(state, message) {
         state.pendingAdd = message.text || message.command.item;
         state.pendingTags = message.command.action === "tag" ? tagKeys(message.command.tags) : null;
       }
+      if (message.command.action === "order" && message.command.text) state.pendingOrder = message.command.text;
       break;
     case "page:not-sent":
     case "page:refused":
@@ -214,6 +217,14 @@ function receiveState(state, next) {
       // Accepted: only now the field is emptied (a refusal keeps what was typed).
       effects.push({ kind: "clear-field", text: state.pendingAdd });
       state.pendingAdd = state.pendingTags = null;
+    }
+  }
+  if (state.pendingOrder !== null) {
+    // My order is in once the room lists it: only then is the field emptied.
+    const mine = (next.room.orders || []).find((order) => order.id === state.me.id);
+    if (mine && itemKey(mine.text) === itemKey(state.pendingOrder)) {
+      effects.push({ kind: "clear-field", field: "order-input", text: state.pendingOrder });
+      state.pendingOrder = null;
     }
   }
   if (state.removal && !next.items.some((item) => item.name === state.removal.name)) {
