@@ -131,18 +131,6 @@ def _deadline_from_text(argument: str) -> Arguments:
     return {"seconds": value}
 
 
-def _done_from_json(data: dict) -> Arguments:
-    value = data.get("done")
-    if not isinstance(value, bool):
-        raise ClientError("bad_message", '"done" needs "done": true or false.')
-    return {"done": value}
-
-
-def _done_from_text(argument: str) -> Arguments:
-    # The shorthand is `done` / `undone` (CommandSpec.words).
-    raise ClientError("bad_message", "Say done or undone.")
-
-
 def _participant_argument() -> tuple[Callable[[dict], Arguments], Callable[[str], Arguments]]:
     """A participant's id: a JSON integer in `participant`, digits after the colon."""
 
@@ -161,6 +149,15 @@ def _participant_argument() -> tuple[Callable[[dict], Arguments], Callable[[str]
         return {"target_id": value}
 
     return from_json, from_text
+
+
+def _switch(field_name: str, *, on: str, off: str) -> CommandSpec:
+    """A command that turns something on or off: `{"<field>": true|false}` in JSON, the
+    words `on` and `off` in the shorthand."""
+    return CommandSpec(
+        *_switch_argument(field_name, on=on, off=off),
+        words={on: {field_name: True}, off: {field_name: False}},
+    )
 
 
 def _is_participant_id(value: object) -> bool:
@@ -237,18 +234,6 @@ def _avoid_from_text(argument: str) -> Arguments:
     return {"tags": [piece.removeprefix(_TAG_MARK) for piece in pieces if piece]}
 
 
-def _going_from_json(data: dict) -> Arguments:
-    value = data.get("going")
-    if not isinstance(value, bool):
-        raise ClientError("bad_message", '"going" needs "going": true or false.')
-    return {"going": value}
-
-
-def _going_from_text(argument: str) -> Arguments:
-    # The shorthand is `in` / `out` (CommandSpec.words); `going:…` is not a command.
-    raise ClientError("bad_message", "Say in or out.")
-
-
 def _order_from_json(data: dict) -> Arguments:
     value = data.get("text")
     if value is not None and not isinstance(value, str):
@@ -277,17 +262,6 @@ def _bill_from_text(argument: str) -> Arguments:
     return {"total": int(digits) if digits.isascii() and digits.isdigit() else value}
 
 
-def _paid_from_json(data: dict) -> Arguments:
-    value = data.get("paid")
-    if not isinstance(value, bool):
-        raise ClientError("bad_message", '"paid" needs "paid": true or false.')
-    return {"paid": value}
-
-
-def _paid_from_text(argument: str) -> Arguments:
-    raise ClientError("bad_message", "Say paid or unpaid.")
-
-
 # Every action of the protocol and how a frame says it. docs/protocol.md describes the same
 # table; rooms/commands.py gives each action its service.
 COMMANDS: dict[str, CommandSpec] = {
@@ -298,16 +272,8 @@ COMMANDS: dict[str, CommandSpec] = {
     "rename": CommandSpec(*_text_argument("name"), aliases=("name",)),
     "pick": CommandSpec(_pick_from_json, _pick_from_text),
     "extend": CommandSpec(*_no_argument()),
-    "going": CommandSpec(
-        _going_from_json,
-        _going_from_text,
-        words={"in": {"going": True}, "out": {"going": False}},
-    ),
-    "done": CommandSpec(
-        _done_from_json,
-        _done_from_text,
-        words={"done": {"done": True}, "undone": {"done": False}},
-    ),
+    "going": _switch("going", on="in", off="out"),
+    "done": _switch("done", on="done", off="undone"),
     # Can't eat: an item's tags (anyone), and what I avoid.
     "tag": CommandSpec(_tag_from_json, _tag_from_text),
     "avoid": CommandSpec(_avoid_from_json, _avoid_from_text),
@@ -321,16 +287,9 @@ COMMANDS: dict[str, CommandSpec] = {
     # After the pick: orders, the bill, telling the group.
     "order": CommandSpec(_order_from_json, lambda argument: {"order": argument}),
     "bill": CommandSpec(_bill_from_json, _bill_from_text),
-    "paid": CommandSpec(
-        _paid_from_json,
-        _paid_from_text,
-        words={"paid": {"paid": True}, "unpaid": {"paid": False}},
-    ),
+    "paid": _switch("paid", on="paid", off="unpaid"),
     "announce": CommandSpec(*_no_argument()),
-    "blind": CommandSpec(
-        *_switch_argument("blind", on="blind", off="unblind"),
-        words={"blind": {"blind": True}, "unblind": {"blind": False}},
-    ),
+    "blind": _switch("blind", on="blind", off="unblind"),
 }
 _SHORTHAND_WORDS: dict[str, str] = {
     word: action

@@ -151,22 +151,23 @@ def participant_kick(*, room_id: str, participant_id: int, target_id: int) -> St
 
 def room_lock(*, room_id: str, participant_id: int, locked: bool) -> StateEvent:
     """The host locks the list (no more adds) or unlocks it."""
-    with transaction.atomic():
-        room = room_bump(room_id)
-        host_required(room, participant_id)
-        room.locked = locked
-        room_fields_save(room, "locked")
-        log.info("room %s room=%s", "locked" if locked else "unlocked", room.pk)
-        return state_publish(room)
+    return _room_switch(room_id, participant_id, "locked", locked, "locked", "unlocked")
 
 
 def room_blind(*, room_id: str, participant_id: int, blind: bool) -> StateEvent:
     """The host makes the votes blind (nobody sees who voted for what until the decision)
     or shows them again."""
+    return _room_switch(room_id, participant_id, "blind", blind, "blind", "unblind")
+
+
+def _room_switch(
+    room_id: str, participant_id: int, field: str, value: bool, on: str, off: str
+) -> StateEvent:
+    """The host turns one of the room's switches (`field`) on or off."""
     with transaction.atomic():
         room = room_bump(room_id)
         host_required(room, participant_id)
-        room.blind = blind
-        room_fields_save(room, "blind")
-        log.info("room %s room=%s", "blind" if blind else "unblind", room.pk)
+        setattr(room, field, value)
+        room_fields_save(room, field)
+        log.info("room %s room=%s", on if value else off, room.pk)
         return state_publish(room)
