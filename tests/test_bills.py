@@ -327,7 +327,7 @@ class TestSummary:
                 "- 짬뽕 곱빼기 \N{MULTIPLICATION SIGN}2",
                 "합계 27,000원, alice 님이 계산했어요",
                 "alice 님께 보내 주세요:",
-                "- bob 13,500원 (보냄)",
+                "- bob 13,500원 (송금 완료)",
             ]
         )
 

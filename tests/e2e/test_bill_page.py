@@ -130,11 +130,11 @@ def test_the_message_in_korean(daphne_factory: Callable[..., DaphneServer], cont
     order(jiwon, "탕수육")
     expect(minsu.locator("#order-tally > li")).to_have_count(2)
     jiwon.fill("#bill-input", "30000")
-    jiwon.get_by_role("button", name="나누기").click()
+    jiwon.get_by_role("button", name="나눠 내기").click()
     expect(minsu.locator("#bill-line")).to_have_text("합계 30,000원 · 지원 님이 계산")
     expect(minsu.locator("#shares > li", has_text="민수")).to_contain_text("15,000원")
     minsu.locator("#paid-toggle").click()
-    expect(jiwon.locator("#shares > li", has_text="민수")).to_contain_text("보냄")
+    expect(jiwon.locator("#shares > li", has_text="민수")).to_contain_text("송금 완료")
     assert copied(minsu).splitlines() == [
         "오늘 점심: 홍콩반점",
         "주문:",
@@ -142,7 +142,7 @@ def test_the_message_in_korean(daphne_factory: Callable[..., DaphneServer], cont
         "- 탕수육 \N{MULTIPLICATION SIGN}1",
         "합계 30,000원, 지원 님이 계산했어요",
         "지원 님께 보내 주세요:",
-        "- 민수 15,000원 (보냄)",
+        "- 민수 15,000원 (송금 완료)",
     ]
     for page in (minsu, jiwon):
         assert not small_targets(page), small_targets(page)
