@@ -156,7 +156,7 @@ def children(pid: int) -> dict[int, str]:
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
         try:
             command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # it ended while we looked
             continue
         found[int(child)] = command
     return found
@@ -167,7 +167,7 @@ def gone(pid: int, timeout: float) -> bool:
     while time.monotonic() < deadline:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # ProcessLookupError: it ended mid-read
             return True
         if stat.split(")")[-1].split()[0] == "Z":  # exited, not yet reaped
             return True
