@@ -238,6 +238,9 @@ async def test_orders_bill_and_paid_reach_everyone(layer: str) -> None:
     await alice.send_to(text_data="pick")
     await until_state(bob, lambda s: s["room"]["decision"] is not None)
     await alice.send_to(text_data='{"action":"order","text":"짬뽕 곱빼기","ref":1}')
+    # Alice's first: the tally lists ids in the order first given (sent at once, either
+    # may commit first on the event loop's pool).
+    await until_state(bob, lambda s: len(s["room"]["orders"]) == 1)
     await bob.send_to(text_data="order:짬뽕  곱빼기")
     state = await until_state(alice, lambda s: len(s["room"]["orders"]) == 2)
     assert state["room"]["order_tally"] == [
