@@ -30,7 +30,7 @@ from ..protocol import StateEvent
 from . import statements
 from .host import host_required
 from .locking import room_bump, room_fields_save
-from .picks import auto_decide, runoff_decide, runoff_everyone_voted
+from .picks import auto_decide, everyone_voted_among, runoff_decide, runoff_everyone_voted
 from .states import state_publish
 
 log = logging.getLogger(__name__)
@@ -143,12 +143,9 @@ def runoff_end(*, room_id: str, early: bool = False) -> StateEvent | None:
             Item.objects.filter(room_id=room.pk, runoff=True).values_list("name", flat=True)
         )
         state = selectors.room_state(room=room)
-        if early:
-            state["room"]["runoff"] = {"items": items, "ends_at": ""}
-            if not runoff_everyone_voted(state):
-                transaction.set_rollback(True)  # someone left or took a vote back
-                return None
-            state["room"]["runoff"] = None
+        if early and not everyone_voted_among(state, items):
+            transaction.set_rollback(True)  # someone left or took a vote back
+            return None
         return runoff_decide(room, state, items)
 
 

@@ -216,8 +216,13 @@ def runoff_decide(
 def runoff_everyone_voted(state: StateEvent) -> bool:
     """A runoff runs and every participant online (one at least) holds a vote in it."""
     runoff = state["room"].get("runoff")
-    if not runoff or not state["participants"]:
+    return runoff is not None and everyone_voted_among(state, runoff["items"])
+
+
+def everyone_voted_among(state: StateEvent, items: Iterable[str]) -> bool:
+    """Every participant online (one at least) holds a vote for one of `items`."""
+    if not state["participants"]:
         return False
-    items = set(runoff["items"])
-    voters = {v for item in state["items"] if item["name"] in items for v in item["voter_ids"]}
+    names = set(items)
+    voters = {v for item in state["items"] if item["name"] in names for v in item["voter_ids"]}
     return all(p["id"] in voters for p in state["participants"])
